@@ -1,0 +1,621 @@
+//! The versioned catalog: schemas, tables, and for each table an ordered list
+//! of immutable versions.
+//!
+//! The object store is the only source of truth. A commit writes data files
+//! first (the caller does that), then the version's manifest with a
+//! put-if-absent: the manifest is the commit point, so a crash before it
+//! leaves only orphan files and never a half-visible version. Two writers
+//! racing for one version number: one wins; the other re-reads the table and
+//! re-bases an append on top, or fails a create/overwrite with a conflict.
+//!
+//! The in-memory state is a cache of the store, rebuilt from it at start.
+//! This module knows nothing of SQL, Flight or Parquet encoding.
+
+mod compat;
+mod manifest;
+mod names;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parking_lot::{Mutex, RwLock};
+use tracing::{debug, info, warn};
+
+pub use compat::{schema_differences, table_schema_for, types_compatible};
+pub use manifest::{DataFile, Manifest, Operation, TableKind, MANIFEST_FORMAT};
+pub use names::{validate_name, TableRef, CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN};
+
+use crate::error::{Error, Result};
+
+const SCHEMAS_PREFIX: &str = "_catalog/schemas";
+const TABLES_PREFIX: &str = "_catalog/tables";
+/// Re-base attempts for one append before giving up with a conflict.
+const MAX_COMMIT_ATTEMPTS: usize = 1000;
+
+/// How a write treats an existing (or missing) table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The table must not exist.
+    Create,
+    /// The table must exist; rows are added.
+    Append,
+    /// The table must exist; its rows are replaced.
+    Overwrite,
+    /// Create when missing, otherwise append.
+    CreateOrAppend,
+    /// Create when missing, otherwise replace.
+    CreateOrOverwrite,
+}
+
+/// A data change to commit as one new version.
+#[derive(Debug)]
+pub struct Commit {
+    pub table: TableRef,
+    pub mode: WriteMode,
+    /// Schema of the written files.
+    pub schema: SchemaRef,
+    /// Files already written under [`data_prefix`].
+    pub files: Vec<DataFile>,
+    pub idempotency_key: Option<String>,
+}
+
+/// What a commit produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub version: u64,
+    pub rows: u64,
+    /// The idempotency key had been used: this is the earlier version and
+    /// nothing new was added.
+    pub deduplicated: bool,
+}
+
+/// Where the data files of a table live, relative to the storage root.
+pub fn data_prefix(table: &TableRef) -> Path {
+    Path::from(format!("data/{}/{}", table.schema, table.table))
+}
+
+fn manifest_path(table: &TableRef, version: u64) -> Path {
+    Path::from(format!(
+        "{TABLES_PREFIX}/{}/{}/{version:020}.json",
+        table.schema, table.table
+    ))
+}
+
+fn table_prefix(table: &TableRef) -> Path {
+    Path::from(format!("{TABLES_PREFIX}/{}/{}", table.schema, table.table))
+}
+
+fn schema_path(schema: &str) -> Path {
+    Path::from(format!("{SCHEMAS_PREFIX}/{schema}.json"))
+}
+
+#[derive(Debug)]
+struct TableState {
+    /// Newest version, which may be a drop.
+    latest: Arc<Manifest>,
+    /// Idempotency key → the version it produced, over the whole history.
+    keys: HashMap<String, u64>,
+}
+
+impl TableState {
+    fn apply(&mut self, manifest: Manifest) {
+        if let Some(key) = &manifest.idempotency_key {
+            self.keys.insert(key.clone(), manifest.version);
+        }
+        if manifest.version > self.latest.version {
+            self.latest = Arc::new(manifest);
+        }
+    }
+
+    fn live(&self) -> Option<&Arc<Manifest>> {
+        (!self.latest.is_dropped()).then_some(&self.latest)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    schemas: BTreeSet<String>,
+    tables: BTreeMap<TableRef, TableState>,
+}
+
+/// The catalog of one storage location.
+#[derive(Debug)]
+pub struct Catalog {
+    store: Arc<dyn ObjectStore>,
+    state: RwLock<State>,
+    /// Serialises commits to one table inside this process; across
+    /// processes the put-if-absent does the same job.
+    commit_locks: Mutex<HashMap<TableRef, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Catalog {
+    /// Rebuilds the catalog from everything under `_catalog/` in the store.
+    pub async fn load(store: Arc<dyn ObjectStore>) -> Result<Self> {
+        let started = std::time::Instant::now();
+        let catalog = Self {
+            store,
+            state: RwLock::new(State::default()),
+            commit_locks: Mutex::new(HashMap::new()),
+        };
+        let objects: Vec<Path> = catalog
+            .store
+            .list(Some(&Path::from("_catalog")))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("listing the catalog", e))?;
+
+        let mut schemas = BTreeSet::from([DEFAULT_SCHEMA.to_string()]);
+        let mut manifests = Vec::new();
+        for path in objects {
+            let parts: Vec<&str> = path.as_ref().split('/').collect();
+            match parts.as_slice() {
+                ["_catalog", "schemas", file] => {
+                    if let Some(name) = file.strip_suffix(".json") {
+                        schemas.insert(name.to_string());
+                    }
+                }
+                ["_catalog", "tables", _, _, file] if file.ends_with(".json") => {
+                    manifests.push(path.clone())
+                }
+                _ => debug!(%path, "ignoring unknown object under _catalog"),
+            }
+        }
+        let count = manifests.len();
+        let loaded: Vec<Manifest> = futures::stream::iter(manifests)
+            .map(|path| catalog.read_manifest(path))
+            .buffer_unordered(32)
+            .try_collect()
+            .await?;
+        {
+            let mut state = catalog.state.write();
+            for manifest in loaded {
+                schemas.insert(manifest.table.schema.clone());
+                insert_manifest(&mut state, manifest);
+            }
+            state.schemas = schemas;
+        }
+        let state = catalog.state.read();
+        info!(
+            schemas = state.schemas.len(),
+            tables = state.tables.values().filter(|t| t.live().is_some()).count(),
+            versions = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "catalog loaded"
+        );
+        drop(state);
+        Ok(catalog)
+    }
+
+    async fn read_manifest(&self, path: Path) -> Result<Manifest> {
+        let bytes = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Error::storage(format!("reading manifest {path}"), e))?
+            .bytes()
+            .await
+            .map_err(|e| Error::storage(format!("reading manifest {path}"), e))?;
+        Manifest::from_json(path.as_ref(), &bytes)
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub fn schema_names(&self) -> Vec<String> {
+        self.state.read().schemas.iter().cloned().collect()
+    }
+
+    pub fn schema_exists(&self, schema: &str) -> bool {
+        self.state.read().schemas.contains(schema)
+    }
+
+    /// The newest version of every live table in `schema`, by name.
+    pub fn tables_in(&self, schema: &str) -> Vec<Arc<Manifest>> {
+        self.state
+            .read()
+            .tables
+            .iter()
+            .filter(|(t, _)| t.schema == schema)
+            .filter_map(|(_, s)| s.live().cloned())
+            .collect()
+    }
+
+    /// The newest version of a live table.
+    pub fn table(&self, table: &TableRef) -> Result<Arc<Manifest>> {
+        let state = self.state.read();
+        match state.tables.get(table).and_then(TableState::live) {
+            Some(m) => Ok(m.clone()),
+            None if !state.schemas.contains(&table.schema) => {
+                Err(Error::SchemaNotFound(table.schema.clone()))
+            }
+            None => Err(Error::TableNotFound(table.clone())),
+        }
+    }
+
+    pub fn table_exists(&self, table: &TableRef) -> bool {
+        self.table(table).is_ok()
+    }
+
+    /// Creates a schema; with `if_not_exists`, an existing one is fine.
+    pub async fn create_schema(&self, name: &str, if_not_exists: bool) -> Result<()> {
+        validate_name("schema", name)?;
+        if self.schema_exists(name) {
+            return if if_not_exists {
+                Ok(())
+            } else {
+                Err(Error::SchemaExists(name.to_string()))
+            };
+        }
+        let body = serde_json::json!({ "name": name, "created_at": Utc::now() });
+        let put = self
+            .store
+            .put_opts(
+                &schema_path(name),
+                PutPayload::from(body.to_string().into_bytes()),
+                PutOptions::from(PutMode::Create),
+            )
+            .await;
+        match put {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) if if_not_exists => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.state.write().schemas.insert(name.to_string());
+                return Err(Error::SchemaExists(name.to_string()));
+            }
+            Err(e) => return Err(Error::storage(format!("creating schema {name:?}"), e)),
+        }
+        self.state.write().schemas.insert(name.to_string());
+        info!(schema = name, "schema created");
+        Ok(())
+    }
+
+    /// Fails fast, before any data is written, when `mode` cannot succeed
+    /// on the table as this process currently knows it. Returns the schema
+    /// of the existing table, when there is one and it will be appended to.
+    pub fn check_write(&self, table: &TableRef, mode: WriteMode) -> Result<Option<SchemaRef>> {
+        if !self.schema_exists(&table.schema) {
+            return Err(Error::SchemaNotFound(table.schema.clone()));
+        }
+        let existing = self.table(table).ok();
+        match (mode, existing) {
+            (WriteMode::Create, Some(_)) => Err(Error::TableExists(table.clone())),
+            (WriteMode::Append | WriteMode::Overwrite, None) => {
+                Err(Error::TableNotFound(table.clone()))
+            }
+            (WriteMode::Append | WriteMode::CreateOrAppend, Some(m)) => Ok(Some(m.schema.clone())),
+            _ => Ok(None),
+        }
+    }
+
+    fn commit_lock(&self, table: &TableRef) -> Arc<tokio::sync::Mutex<()>> {
+        self.commit_locks
+            .lock()
+            .entry(table.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Commits written files as the table's next version.
+    pub async fn commit(&self, commit: Commit) -> Result<Committed> {
+        let lock = self.commit_lock(&commit.table);
+        let _guard = lock.lock().await;
+        for attempt in 1..=MAX_COMMIT_ATTEMPTS {
+            if let Some(done) = self.deduplicate(&commit).await {
+                return Ok(done);
+            }
+            let previous = self.state.read().tables.get(&commit.table).map(|s| s.latest.clone());
+            let manifest = self.next_manifest(&commit, previous.as_deref())?;
+            match self.put_manifest(&manifest).await {
+                Ok(()) => {
+                    let committed = Committed {
+                        version: manifest.version,
+                        rows: manifest.rows_added,
+                        deduplicated: false,
+                    };
+                    info!(
+                        table = %commit.table,
+                        version = manifest.version,
+                        operation = manifest.operation.as_str(),
+                        rows = manifest.rows_added,
+                        files = commit.files.len(),
+                        "committed"
+                    );
+                    insert_manifest(&mut self.state.write(), manifest);
+                    return Ok(committed);
+                }
+                Err(Error::Storage { source: object_store::Error::AlreadyExists { .. }, .. }) => {
+                    debug!(table = %commit.table, attempt, "version taken by another writer; re-reading");
+                    self.refresh_table(&commit.table).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::CommitConflict {
+            table: commit.table.clone(),
+            detail: format!("gave up after {MAX_COMMIT_ATTEMPTS} attempts"),
+        })
+    }
+
+    /// When the commit's idempotency key already made a version, answers
+    /// with that version and removes the files this attempt wrote.
+    async fn deduplicate(&self, commit: &Commit) -> Option<Committed> {
+        let key = commit.idempotency_key.as_ref()?;
+        let version = *self.state.read().tables.get(&commit.table)?.keys.get(key)?;
+        let rows = self
+            .read_manifest(manifest_path(&commit.table, version))
+            .await
+            .map(|m| m.rows_added)
+            .unwrap_or(0);
+        info!(table = %commit.table, version, key, "idempotency key seen before; nothing added");
+        delete_uncommitted(self.store.as_ref(), &commit.files).await;
+        Some(Committed { version, rows, deduplicated: true })
+    }
+
+    fn next_manifest(&self, commit: &Commit, previous: Option<&Manifest>) -> Result<Manifest> {
+        let table = &commit.table;
+        let live = previous.filter(|m| !m.is_dropped());
+        let (operation, schema, mut files) = match (commit.mode, live) {
+            (WriteMode::Create, Some(_)) => return Err(Error::TableExists(table.clone())),
+            (WriteMode::Append | WriteMode::Overwrite, None) => {
+                return Err(Error::TableNotFound(table.clone()));
+            }
+            (WriteMode::Append | WriteMode::CreateOrAppend, Some(m)) => {
+                if let Some(differences) = schema_differences(&m.schema, &commit.schema) {
+                    return Err(Error::SchemaConflict { table: table.clone(), differences });
+                }
+                (Operation::Append, m.schema.clone(), m.files.clone())
+            }
+            (WriteMode::Overwrite | WriteMode::CreateOrOverwrite, Some(_)) => {
+                (Operation::Overwrite, Arc::new(table_schema_for(&commit.schema)), Vec::new())
+            }
+            (WriteMode::Create | WriteMode::CreateOrAppend | WriteMode::CreateOrOverwrite, None) => {
+                (Operation::Create, Arc::new(table_schema_for(&commit.schema)), Vec::new())
+            }
+        };
+        files.extend(commit.files.iter().cloned());
+        Ok(Manifest {
+            format: MANIFEST_FORMAT,
+            table: table.clone(),
+            version: previous.map_or(1, |m| m.version + 1),
+            kind: TableKind::Parquet,
+            operation,
+            committed_at: Utc::now(),
+            idempotency_key: commit.idempotency_key.clone(),
+            rows_added: commit.files.iter().map(|f| f.rows).sum(),
+            schema,
+            files,
+        })
+    }
+
+    /// Drops a table by committing a tombstone version; its history stays
+    /// readable until vacuumed. Returns false when `if_exists` and missing.
+    pub async fn drop_table(&self, table: &TableRef, if_exists: bool) -> Result<bool> {
+        let lock = self.commit_lock(table);
+        let _guard = lock.lock().await;
+        loop {
+            let current = match self.table(table) {
+                Ok(m) => m,
+                Err(Error::TableNotFound(_) | Error::SchemaNotFound(_)) if if_exists => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let tombstone = Manifest {
+                format: MANIFEST_FORMAT,
+                table: table.clone(),
+                version: current.version + 1,
+                kind: current.kind,
+                operation: Operation::Drop,
+                committed_at: Utc::now(),
+                idempotency_key: None,
+                rows_added: 0,
+                schema: current.schema.clone(),
+                files: Vec::new(),
+            };
+            match self.put_manifest(&tombstone).await {
+                Ok(()) => {
+                    info!(table = %table, version = tombstone.version, "table dropped");
+                    insert_manifest(&mut self.state.write(), tombstone);
+                    return Ok(true);
+                }
+                Err(Error::Storage { source: object_store::Error::AlreadyExists { .. }, .. }) => {
+                    self.refresh_table(table).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let path = manifest_path(&manifest.table, manifest.version);
+        self.store
+            .put_opts(
+                &path,
+                PutPayload::from(manifest.to_json()),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::storage(format!("writing manifest {path}"), e))
+    }
+
+    /// Reads versions of `table` that other writers committed since this
+    /// process last looked.
+    pub async fn refresh_table(&self, table: &TableRef) -> Result<()> {
+        let known = self.state.read().tables.get(table).map_or(0, |s| s.latest.version);
+        let newer: Vec<Path> = self
+            .store
+            .list(Some(&table_prefix(table)))
+            .map_ok(|meta| meta.location)
+            .try_filter(|path| {
+                let version = path
+                    .filename()
+                    .and_then(|f| f.strip_suffix(".json"))
+                    .and_then(|v| v.parse::<u64>().ok());
+                futures::future::ready(version.is_some_and(|v| v > known))
+            })
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(format!("listing versions of {table}"), e))?;
+        let manifests: Vec<Manifest> = futures::stream::iter(newer)
+            .map(|path| self.read_manifest(path))
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        let mut state = self.state.write();
+        for manifest in manifests {
+            state.schemas.insert(manifest.table.schema.clone());
+            insert_manifest(&mut state, manifest);
+        }
+        Ok(())
+    }
+}
+
+/// Best-effort removal of files that will never be committed; what is
+/// left behind is an orphan that vacuum removes.
+pub async fn delete_uncommitted(store: &dyn ObjectStore, files: &[DataFile]) {
+    for file in files {
+        if let Err(e) = store.delete(&Path::from(file.path.as_str())).await {
+            warn!(path = %file.path, error = %e, "could not remove an uncommitted file; vacuum will");
+        }
+    }
+}
+
+fn insert_manifest(state: &mut State, manifest: Manifest) {
+    match state.tables.get_mut(&manifest.table) {
+        Some(existing) => existing.apply(manifest),
+        None => {
+            let mut keys = HashMap::new();
+            if let Some(key) = &manifest.idempotency_key {
+                keys.insert(key.clone(), manifest.version);
+            }
+            state
+                .tables
+                .insert(manifest.table.clone(), TableState { latest: Arc::new(manifest), keys });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use object_store::memory::InMemory;
+
+    fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>(),
+        ))
+    }
+
+    fn commit(table: &TableRef, mode: WriteMode, rows: u64, key: Option<&str>) -> Commit {
+        Commit {
+            table: table.clone(),
+            mode,
+            schema: schema(&[("a", DataType::Int64)]),
+            files: vec![DataFile {
+                path: format!("data/{}/{}/{}.parquet", table.schema, table.table, uuid::Uuid::new_v4()),
+                rows,
+                bytes: 10,
+            }],
+            idempotency_key: key.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_accumulate_and_survive_a_reload() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store.clone()).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        assert_eq!(catalog.commit(commit(&t, WriteMode::Create, 5, None)).await.unwrap().version, 1);
+        assert_eq!(catalog.commit(commit(&t, WriteMode::Append, 7, None)).await.unwrap().version, 2);
+        let reloaded = Catalog::load(store).await.unwrap();
+        let m = reloaded.table(&t).unwrap();
+        assert_eq!((m.version, m.total_rows(), m.files.len()), (2, 12, 2));
+    }
+
+    #[tokio::test]
+    async fn modes_are_enforced() {
+        let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        assert!(matches!(
+            catalog.commit(commit(&t, WriteMode::Append, 1, None)).await,
+            Err(Error::TableNotFound(_))
+        ));
+        catalog.commit(commit(&t, WriteMode::Create, 1, None)).await.unwrap();
+        assert!(matches!(
+            catalog.commit(commit(&t, WriteMode::Create, 1, None)).await,
+            Err(Error::TableExists(_))
+        ));
+        let replaced = catalog.commit(commit(&t, WriteMode::Overwrite, 3, None)).await.unwrap();
+        assert_eq!(catalog.table(&t).unwrap().total_rows(), 3);
+        assert_eq!(replaced.version, 2);
+    }
+
+    #[tokio::test]
+    async fn schema_drift_names_the_columns() {
+        let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        catalog.commit(commit(&t, WriteMode::Create, 1, None)).await.unwrap();
+        let mut drift = commit(&t, WriteMode::Append, 1, None);
+        drift.schema = schema(&[("a", DataType::Utf8), ("b", DataType::Int32)]);
+        let err = catalog.commit(drift).await.unwrap_err().to_string();
+        assert!(err.contains("added columns: b (Int32)") && err.contains("retyped columns: a"), "{err}");
+        assert_eq!(catalog.table(&t).unwrap().version, 1);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_adds_rows_once() {
+        let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        let first = catalog.commit(commit(&t, WriteMode::CreateOrAppend, 4, Some("k"))).await.unwrap();
+        let again = catalog.commit(commit(&t, WriteMode::CreateOrAppend, 4, Some("k"))).await.unwrap();
+        assert_eq!(again, Committed { version: first.version, rows: 4, deduplicated: true });
+        assert_eq!(catalog.table(&t).unwrap().total_rows(), 4);
+    }
+
+    #[tokio::test]
+    async fn two_catalogs_on_one_store_rebase_appends() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let one = Catalog::load(store.clone()).await.unwrap();
+        let two = Catalog::load(store.clone()).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        one.commit(commit(&t, WriteMode::Create, 1, None)).await.unwrap();
+        two.refresh_table(&t).await.unwrap();
+        one.commit(commit(&t, WriteMode::Append, 2, None)).await.unwrap();
+        let v = two.commit(commit(&t, WriteMode::Append, 3, None)).await.unwrap();
+        assert_eq!(v.version, 3);
+        assert_eq!(two.table(&t).unwrap().total_rows(), 6);
+    }
+
+    #[tokio::test]
+    async fn dropped_tables_disappear_and_can_be_recreated() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store.clone()).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        catalog.commit(commit(&t, WriteMode::Create, 1, None)).await.unwrap();
+        assert!(catalog.drop_table(&t, false).await.unwrap());
+        assert!(matches!(catalog.table(&t), Err(Error::TableNotFound(_))));
+        assert!(!catalog.drop_table(&t, true).await.unwrap());
+        let again = catalog.commit(commit(&t, WriteMode::Create, 2, None)).await.unwrap();
+        assert_eq!(again.version, 3);
+        assert!(Catalog::load(store).await.unwrap().table_exists(&t));
+    }
+
+    #[tokio::test]
+    async fn schemas_persist_and_unknown_schemas_are_named() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store.clone()).await.unwrap();
+        catalog.create_schema("sales", false).await.unwrap();
+        assert!(matches!(catalog.create_schema("sales", false).await, Err(Error::SchemaExists(_))));
+        catalog.create_schema("sales", true).await.unwrap();
+        assert!(Catalog::load(store).await.unwrap().schema_exists("sales"));
+        let t = TableRef::new(Some("nope"), "t").unwrap();
+        assert!(matches!(catalog.check_write(&t, WriteMode::Create), Err(Error::SchemaNotFound(_))));
+    }
+}

@@ -1,0 +1,89 @@
+//! Names of schemas and tables, validated once at the edge.
+//!
+//! Names become parts of object-store paths, so a name that passes here can
+//! never reach outside its own prefix: no separators, no dots, no control
+//! characters, bounded length.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// The one catalog this server serves.
+pub const CATALOG_NAME: &str = "lakehouse";
+/// The schema used when a request names none.
+pub const DEFAULT_SCHEMA: &str = "public";
+/// Longest schema or table name accepted.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// A validated `schema.table` pair.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct TableRef {
+    pub schema: String,
+    pub table: String,
+}
+
+impl TableRef {
+    /// Validates both parts; `schema` defaults to [`DEFAULT_SCHEMA`].
+    pub fn new(schema: Option<&str>, table: &str) -> Result<Self> {
+        let schema = match schema {
+            Some(s) if !s.is_empty() => s,
+            _ => DEFAULT_SCHEMA,
+        };
+        validate_name("schema", schema)?;
+        validate_name("table", table)?;
+        Ok(Self {
+            schema: schema.to_string(),
+            table: table.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// Checks a schema or table name: a letter or `_` first, then letters,
+/// digits, `_` or `-`, at most [`MAX_NAME_LEN`] bytes.
+pub fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "{kind} name {name:?} is longer than {MAX_NAME_LEN} characters"
+        )));
+    }
+    if !first_ok || !rest_ok {
+        return Err(Error::invalid(format!(
+            "{kind} name {name:?} is not valid: use a letter or '_' first, then letters, digits, '_' or '-'"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names_and_defaults_the_schema() {
+        let t = TableRef::new(None, "Trips_2024").unwrap();
+        assert_eq!(t.to_string(), "public.Trips_2024");
+        assert_eq!(TableRef::new(Some("sales"), "t-1").unwrap().schema, "sales");
+    }
+
+    #[test]
+    fn refuses_names_that_could_escape_their_prefix() {
+        for bad in ["", "../x", "a/b", "a.b", "1abc", "a b", "é", "a\0b", "..", "a\\b"] {
+            let err = TableRef::new(None, bad).unwrap_err().to_string();
+            assert!(err.contains("table name"), "{bad:?}: {err}");
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        assert!(TableRef::new(None, &long).is_err());
+        assert!(TableRef::new(Some("x/y"), "t").unwrap_err().to_string().contains("schema name"));
+    }
+}

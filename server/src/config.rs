@@ -1,0 +1,180 @@
+//! Server configuration: command-line flags, each also read from a
+//! `LAKEHOUSE_*` environment variable, over an optional TOML file, over
+//! defaults. A flag or variable wins over the file; the file wins over the
+//! default.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+use crate::ingest::FileLayout;
+use crate::query::QueryOptions;
+
+/// Default address: loopback only, the conventional Flight SQL port.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default storage: a directory beside where the server starts.
+pub const DEFAULT_STORAGE: &str = "./data";
+/// Largest gRPC message accepted by default (one uploaded record batch).
+pub const DEFAULT_MAX_MESSAGE_MB: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `lakehouse serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to serve Flight SQL on, e.g. 0.0.0.0:50051 (port 0 picks a free port)
+    #[arg(long, env = "LAKEHOUSE_LISTEN")]
+    pub listen: Option<String>,
+    /// Where tables live: a directory, file://DIR, s3://bucket/prefix or memory://
+    #[arg(long, env = "LAKEHOUSE_STORAGE")]
+    pub storage: Option<String>,
+    /// TOML file with any of these settings (flags and variables win over it)
+    #[arg(long, env = "LAKEHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter in tracing's syntax, e.g. "info" or "lakehouse_server=debug"
+    #[arg(long, env = "LAKEHOUSE_LOG_FILTER")]
+    pub log_filter: Option<String>,
+    /// Log line format
+    #[arg(long, env = "LAKEHOUSE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Send Utf8View/BinaryView/list views to clients as they are instead of
+    /// as Utf8/Binary/List (JDBC and some ADBC drivers cannot read views)
+    #[arg(long, env = "LAKEHOUSE_KEEP_VIEW_TYPES")]
+    pub keep_view_types: Option<bool>,
+    /// Ingest closes a Parquet file once it reaches this many MiB
+    #[arg(long, env = "LAKEHOUSE_TARGET_FILE_MB")]
+    pub target_file_mb: Option<usize>,
+    /// Rows per Parquet row group written by ingest
+    #[arg(long, env = "LAKEHOUSE_ROW_GROUP_ROWS")]
+    pub row_group_rows: Option<usize>,
+    /// Partitions a query is split into (default: number of cores)
+    #[arg(long, env = "LAKEHOUSE_TARGET_PARTITIONS")]
+    pub target_partitions: Option<usize>,
+    /// Largest gRPC message accepted, in MiB
+    #[arg(long, env = "LAKEHOUSE_MAX_MESSAGE_MB")]
+    pub max_message_mb: Option<usize>,
+}
+
+/// The same settings, as a TOML file spells them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    storage: Option<String>,
+    log_filter: Option<String>,
+    log_format: Option<LogFormat>,
+    keep_view_types: Option<bool>,
+    target_file_mb: Option<usize>,
+    row_group_rows: Option<usize>,
+    target_partitions: Option<usize>,
+    max_message_mb: Option<usize>,
+}
+
+/// Resolved configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub storage: String,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub query: QueryOptions,
+    pub layout: FileLayout,
+    pub max_message_bytes: usize,
+}
+
+impl ServeArgs {
+    /// Merges flags and variables over the config file over defaults.
+    pub fn resolve(self) -> Result<ServerConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?
+            }
+            None => FileConfig::default(),
+        };
+        let defaults_layout = FileLayout::default();
+        let defaults_query = QueryOptions::default();
+        let positive = |name: &str, value: Option<usize>| match value {
+            Some(0) => Err(ConfigError::Invalid(format!("{name} must be greater than 0"))),
+            other => Ok(other),
+        };
+        let target_file_mb = positive("target_file_mb", self.target_file_mb.or(file.target_file_mb))?;
+        let row_group_rows = positive("row_group_rows", self.row_group_rows.or(file.row_group_rows))?;
+        let partitions = positive("target_partitions", self.target_partitions.or(file.target_partitions))?;
+        let max_message_mb = positive("max_message_mb", self.max_message_mb.or(file.max_message_mb))?;
+        Ok(ServerConfig {
+            listen: self.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            storage: self.storage.or(file.storage).unwrap_or_else(|| DEFAULT_STORAGE.into()),
+            log_filter: self.log_filter.or(file.log_filter).unwrap_or_else(|| "info".into()),
+            log_format: self.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            query: QueryOptions {
+                classic_types: !self.keep_view_types.or(file.keep_view_types).unwrap_or(false),
+                target_partitions: partitions.unwrap_or(defaults_query.target_partitions),
+            },
+            layout: FileLayout {
+                target_file_bytes: target_file_mb
+                    .map_or(defaults_layout.target_file_bytes, |mb| mb * 1024 * 1024),
+                row_group_rows: row_group_rows.unwrap_or(defaults_layout.row_group_rows),
+            },
+            max_message_bytes: max_message_mb.unwrap_or(DEFAULT_MAX_MESSAGE_MB) * 1024 * 1024,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = ServeArgs::default().resolve().unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.storage, DEFAULT_STORAGE);
+        assert!(config.query.classic_types);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lakehouse.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:1\"\nstorage = \"/srv/x\"\nrow_group_rows = 1000\n").unwrap();
+        let args = ServeArgs { config: Some(path), listen: Some("127.0.0.1:0".into()), ..Default::default() };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.listen, "127.0.0.1:0");
+        assert_eq!(config.storage, "/srv/x");
+        assert_eq!(config.layout.row_group_rows, 1000);
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_sizes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let err = ServeArgs { row_group_rows: Some(0), ..Default::default() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("row_group_rows"), "{err}");
+    }
+}

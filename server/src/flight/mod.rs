@@ -1,0 +1,564 @@
+//! The Flight SQL service: decodes commands, calls the query engine, the
+//! ingest path and the catalog, and encodes results.
+//!
+//! This is the only layer that knows about gRPC. Every error crosses into a
+//! `tonic::Status` through the one mapping in [`status`].
+
+mod prepared;
+mod schema_service;
+mod sql_info;
+mod status;
+mod tickets;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::metadata::{GetDbSchemasBuilder, GetTablesBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
+    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
+    SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
+};
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+pub use schema_service::LakehouseFlightService;
+
+use crate::catalog::{Catalog, TableRef, CATALOG_NAME};
+use crate::error::{Error, Result};
+use crate::ingest::{Ingest, IngestRequest};
+use crate::query::{Planned, QueryEngine};
+use crate::types::cast_batch;
+use prepared::{PreparedStatement, PreparedStatements};
+use sql_info::{SQL_INFO, XDBC_TYPE_INFO};
+use tickets::{ingest_mode, StatementTicket, KEY_SCHEMA, PRIMARY_KEY_SCHEMA, TABLE_TYPES};
+
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+
+/// The Flight SQL protocol over the query engine, catalog and ingest.
+#[derive(Debug)]
+pub struct FlightSql {
+    engine: Arc<QueryEngine>,
+    catalog: Arc<Catalog>,
+    ingest: Ingest,
+    prepared: PreparedStatements,
+}
+
+impl FlightSql {
+    pub fn new(engine: Arc<QueryEngine>, catalog: Arc<Catalog>, ingest: Ingest) -> Self {
+        Self { engine, catalog, ingest, prepared: PreparedStatements::default() }
+    }
+
+    /// Plans `sql` and, for queries, returns the output schema; updates sent
+    /// as queries run now and report their row count.
+    async fn plan_statement(&self, sql: &str) -> Result<(SchemaRef, StatementTicket)> {
+        let plan = self.engine.plan(sql).await?;
+        match self.engine.classify(plan)? {
+            Planned::Query(plan) => Ok((
+                self.engine.output_schema(&plan),
+                StatementTicket::Query { sql: sql.to_string() },
+            )),
+            Planned::Update(update) => {
+                let rows = self.engine.execute_update(update).await?;
+                Ok((StatementTicket::affected_schema(), StatementTicket::Affected { rows }))
+            }
+        }
+    }
+
+    /// Runs a planned query and encodes it, in classic types when asked.
+    async fn stream_query(&self, plan: datafusion::logical_expr::LogicalPlan) -> Result<DoGetStream> {
+        let schema = self.engine.output_schema(&plan);
+        let batches = self.engine.execute_query(plan).await?;
+        Ok(encode(schema, batches.map_err(Error::from_datafusion)))
+    }
+
+    /// Runs a prepared query once per bound parameter row, in order.
+    async fn stream_prepared(&self, statement: PreparedStatement) -> Result<DoGetStream> {
+        if statement.parameters.is_empty() {
+            return self.stream_query(statement.plan).await;
+        }
+        let schema = self.engine.output_schema(&statement.plan);
+        let mut plans = Vec::new();
+        for batch in &statement.parameters {
+            for row in 0..batch.num_rows() {
+                plans.push(self.engine.bind(&statement.plan, batch, row)?);
+            }
+        }
+        let engine = self.engine.clone();
+        let batches = futures::stream::iter(plans)
+            .then(move |plan| {
+                let engine = engine.clone();
+                async move { engine.execute_query(plan).await }
+            })
+            .map_ok(|stream| stream.map_err(Error::from_datafusion))
+            .try_flatten();
+        Ok(encode(schema, batches))
+    }
+
+    async fn run_prepared_update(&self, statement: &PreparedStatement) -> Result<i64> {
+        let mut plans = Vec::new();
+        if statement.parameters.is_empty() {
+            plans.push(statement.plan.clone());
+        }
+        for batch in &statement.parameters {
+            for row in 0..batch.num_rows() {
+                plans.push(self.engine.bind(&statement.plan, batch, row)?);
+            }
+        }
+        let mut total = 0;
+        for plan in plans {
+            match self.engine.classify(plan)? {
+                Planned::Update(update) => total += self.engine.execute_update(update).await?,
+                Planned::Query(_) => {
+                    return Err(Error::invalid(format!(
+                        "{:?} is a query: execute it with a query, not an update",
+                        statement.sql
+                    )));
+                }
+            }
+        }
+        Ok(total as i64)
+    }
+}
+
+/// Encodes a stream of batches as Flight data with `schema`.
+fn encode<S>(schema: SchemaRef, batches: S) -> DoGetStream
+where
+    S: Stream<Item = Result<RecordBatch>> + Send + 'static,
+{
+    let target = schema.clone();
+    let batches = batches
+        .and_then(move |batch| {
+            let target = target.clone();
+            async move { Ok(cast_batch(&batch, &target)?) }
+        })
+        .map_err(|e| FlightError::Tonic(Box::new(Status::from(e))));
+    Box::pin(
+        FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(Status::from),
+    )
+}
+
+fn one_batch(batch: RecordBatch) -> DoGetStream {
+    let schema = batch.schema();
+    encode(schema, futures::stream::once(async { Ok(batch) }))
+}
+
+fn flight_info(schema: &Schema, ticket: Bytes, descriptor: FlightDescriptor) -> Result<FlightInfo> {
+    Ok(FlightInfo::new()
+        .try_with_schema(schema)?
+        .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
+        .with_descriptor(descriptor))
+}
+
+/// FlightInfo for a metadata command: the ticket is the command itself.
+fn metadata_info(command: impl ProstMessageExt, schema: &Schema, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+    let ticket = command.as_any().encode_to_vec().into();
+    Ok(Response::new(flight_info(schema, ticket, request.into_inner())?))
+}
+
+fn schema_bytes(schema: &Schema) -> Result<Bytes> {
+    let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default()).try_into()?;
+    Ok(message.0)
+}
+
+fn metadata_error(e: FlightError) -> Error {
+    Error::Internal(format!("building a metadata result: {e}"))
+}
+
+fn check_catalog(catalog: Option<&str>) -> Result<()> {
+    match catalog {
+        Some(c) if !c.is_empty() && c != CATALOG_NAME => Err(Error::invalid(format!(
+            "catalog {c:?} does not exist; this server has one catalog, {CATALOG_NAME:?}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Decodes an uploaded Arrow stream; returns its schema and batches.
+async fn decode_upload(
+    request: Request<PeekableFlightDataStream>,
+) -> Result<(SchemaRef, impl Stream<Item = Result<RecordBatch>> + Send)> {
+    let flight_data = request.into_inner().into_inner().map_err(FlightError::from);
+    let mut batches = FlightRecordBatchStream::new_from_flight_data(flight_data);
+    let first = batches.next().await.transpose().map_err(upload_error)?;
+    let schema = match (&first, batches.schema()) {
+        (Some(batch), _) => batch.schema(),
+        (None, Some(schema)) => schema.clone(),
+        (None, None) => return Err(Error::invalid("the upload carried no Arrow schema")),
+    };
+    let rest = batches.map_err(upload_error);
+    Ok((schema, futures::stream::iter(first.map(Ok)).chain(rest)))
+}
+
+fn upload_error(e: FlightError) -> Error {
+    match e {
+        FlightError::Tonic(status) => Error::invalid(format!("the upload stopped: {}", status.message())),
+        other => Error::invalid(format!("the upload is not a valid Arrow stream: {other}")),
+    }
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSql {
+    type FlightService = FlightSql;
+
+    async fn do_handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+        let response = HandshakeResponse { protocol_version: 0, payload: Bytes::new() };
+        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(response) }))))
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let (schema, ticket) = self.plan_statement(&query.query).await?;
+        let ticket = TicketStatementQuery { statement_handle: ticket.encode() };
+        let ticket = ticket.as_any().encode_to_vec().into();
+        Ok(Response::new(flight_info(&schema, ticket, request.into_inner())?))
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let statement = self.prepared.get(&cmd.prepared_statement_handle)?;
+        let schema = self.engine.output_schema(&statement.plan);
+        let ticket = cmd.as_any().encode_to_vec().into();
+        Ok(Response::new(flight_info(&schema, ticket, request.into_inner())?))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        metadata_info(query, &schema, request)
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        metadata_info(query, &schema, request)
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        metadata_info(query, &schema, request)
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        metadata_info(query, &schema, request)
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(query, &SQL_INFO.schema(), request)
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(query, &PRIMARY_KEY_SCHEMA, request)
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(query, &KEY_SCHEMA, request)
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(query, &KEY_SCHEMA, request)
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(query, &KEY_SCHEMA, request)
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        metadata_info(query, &XDBC_TYPE_INFO.schema(), request)
+    }
+
+    async fn do_get_fallback(&self, _request: Request<Ticket>, message: Any) -> Result<Response<DoGetStream>, Status> {
+        Err(Error::invalid(format!("the ticket holds an unknown command {:?}", message.type_url)).into())
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let stream = match StatementTicket::decode(&ticket.statement_handle)? {
+            StatementTicket::Query { sql } => {
+                let plan = self.engine.plan(&sql).await?;
+                match self.engine.classify(plan)? {
+                    Planned::Query(plan) => self.stream_query(plan).await?,
+                    Planned::Update(_) => {
+                        return Err(Error::invalid("this ticket no longer names a query").into());
+                    }
+                }
+            }
+            StatementTicket::Affected { rows } => one_batch(StatementTicket::affected_batch(rows)?),
+        };
+        Ok(Response::new(stream))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let statement = self.prepared.get(&query.prepared_statement_handle)?;
+        if !statement.is_query {
+            return Err(Error::invalid(format!(
+                "{:?} is an update: execute it with an update, not a query",
+                statement.sql
+            ))
+            .into());
+        }
+        Ok(Response::new(self.stream_prepared(statement).await?))
+    }
+
+    async fn do_get_catalogs(&self, query: CommandGetCatalogs, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        builder.append(CATALOG_NAME);
+        Ok(Response::new(one_batch(builder.build().map_err(metadata_error)?)))
+    }
+
+    async fn do_get_schemas(&self, query: CommandGetDbSchemas, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let mut builder: GetDbSchemasBuilder = query.into_builder();
+        for schema in self.catalog.schema_names() {
+            builder.append(CATALOG_NAME, schema);
+        }
+        Ok(Response::new(one_batch(builder.build().map_err(metadata_error)?)))
+    }
+
+    async fn do_get_tables(&self, query: CommandGetTables, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let mut builder: GetTablesBuilder = query.into_builder();
+        for schema in self.catalog.schema_names() {
+            for table in self.catalog.tables_in(&schema) {
+                let arrow_schema = crate::types::classic_schema(&table.schema);
+                builder
+                    .append(CATALOG_NAME, &schema, &table.table.table, TABLE_TYPES[0], &arrow_schema)
+                    .map_err(metadata_error)?;
+            }
+        }
+        Ok(Response::new(one_batch(builder.build().map_err(metadata_error)?)))
+    }
+
+    async fn do_get_table_types(&self, query: CommandGetTableTypes, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        for table_type in TABLE_TYPES {
+            builder.append(table_type);
+        }
+        Ok(Response::new(one_batch(builder.build().map_err(metadata_error)?)))
+    }
+
+    async fn do_get_sql_info(&self, query: CommandGetSqlInfo, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let batch = query.into_builder(&SQL_INFO).build().map_err(metadata_error)?;
+        Ok(Response::new(one_batch(batch)))
+    }
+
+    async fn do_get_primary_keys(&self, _query: CommandGetPrimaryKeys, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        Ok(Response::new(one_batch(RecordBatch::new_empty(PRIMARY_KEY_SCHEMA.clone()))))
+    }
+
+    async fn do_get_exported_keys(&self, _query: CommandGetExportedKeys, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        Ok(Response::new(one_batch(RecordBatch::new_empty(KEY_SCHEMA.clone()))))
+    }
+
+    async fn do_get_imported_keys(&self, _query: CommandGetImportedKeys, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        Ok(Response::new(one_batch(RecordBatch::new_empty(KEY_SCHEMA.clone()))))
+    }
+
+    async fn do_get_cross_reference(&self, _query: CommandGetCrossReference, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        Ok(Response::new(one_batch(RecordBatch::new_empty(KEY_SCHEMA.clone()))))
+    }
+
+    async fn do_get_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let batch = query.into_builder(&XDBC_TYPE_INFO).build().map_err(metadata_error)?;
+        Ok(Response::new(one_batch(batch)))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let plan = self.engine.plan(&command.query).await?;
+        match self.engine.classify(plan)? {
+            Planned::Update(update) => Ok(self.engine.execute_update(update).await? as i64),
+            Planned::Query(_) => Err(Error::invalid(format!(
+                "{:?} is a query: execute it with a query, not an update",
+                command.query
+            ))
+            .into()),
+        }
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        check_catalog(command.catalog.as_deref())?;
+        if command.temporary {
+            return Err(Error::NotSupported("temporary tables".into()).into());
+        }
+        if command.transaction_id.is_some() {
+            return Err(Error::NotSupported("transactions".into()).into());
+        }
+        let table = TableRef::new(command.schema.as_deref(), &command.table)?;
+        let mode = ingest_mode(command.table_definition_options.as_ref())?;
+        let idempotency_key = command.options.get("lakehouse.idempotency_key").cloned();
+        let (schema, batches) = decode_upload(request).await?;
+        let request = IngestRequest { table, mode, idempotency_key };
+        let committed = self.ingest.write(request, schema, batches).await?;
+        Ok(committed.rows as i64)
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let (_, batches) = decode_upload(request).await?;
+        let parameters: Vec<RecordBatch> = batches.try_collect().await?;
+        self.prepared.bind(&query.prepared_statement_handle, parameters)?;
+        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(query.prepared_statement_handle) })
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let (_, batches) = decode_upload(request).await?;
+        let parameters: Vec<RecordBatch> = batches.try_collect().await?;
+        let mut statement = self.prepared.get(&query.prepared_statement_handle)?;
+        if !parameters.is_empty() {
+            statement.parameters = parameters;
+        }
+        Ok(self.run_prepared_update(&statement).await?)
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        _request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        if query.transaction_id.is_some() {
+            return Err(Error::NotSupported("transactions".into()).into());
+        }
+        let plan = self.engine.plan(&query.query).await?;
+        let parameter_schema = self.engine.parameter_schema(&plan)?;
+        let is_query = matches!(self.engine.classify(plan.clone())?, Planned::Query(_));
+        let dataset_schema = if is_query {
+            schema_bytes(&self.engine.output_schema(&plan))?
+        } else {
+            Bytes::new()
+        };
+        let handle = self.prepared.insert(PreparedStatement {
+            sql: query.query,
+            plan,
+            is_query,
+            parameters: Vec::new(),
+        })?;
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle,
+            dataset_schema,
+            parameter_schema: schema_bytes(&parameter_schema)?,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        _request: Request<arrow_flight::Action>,
+    ) -> Result<(), Status> {
+        Ok(self.prepared.close(&query.prepared_statement_handle)?)
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+impl FlightSql {
+    /// The schema a descriptor's results will have, for `GetSchema`.
+    pub async fn schema_for(&self, descriptor: &FlightDescriptor) -> Result<SchemaRef> {
+        let any = Any::decode(descriptor.cmd.clone())
+            .map_err(|e| Error::invalid(format!("the descriptor is not a Flight SQL command: {e}")))?;
+        if let Some(query) = any.unpack::<CommandStatementQuery>()? {
+            let plan = self.engine.plan(&query.query).await?;
+            return match self.engine.classify(plan)? {
+                Planned::Query(plan) => Ok(self.engine.output_schema(&plan)),
+                Planned::Update(_) => Ok(StatementTicket::affected_schema()),
+            };
+        }
+        if let Some(query) = any.unpack::<CommandPreparedStatementQuery>()? {
+            let statement = self.prepared.get(&query.prepared_statement_handle)?;
+            return Ok(self.engine.output_schema(&statement.plan));
+        }
+        Err(Error::NotSupported(format!("GetSchema for {}", any.type_url)))
+    }
+
+    /// The tonic service: this protocol plus `GetSchema` and `PollFlightInfo`.
+    pub fn into_service(self) -> LakehouseFlightService {
+        LakehouseFlightService::new(Arc::new(self))
+    }
+}

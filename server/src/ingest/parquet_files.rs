@@ -1,0 +1,141 @@
+//! Streams record batches into zstd Parquet files under one table's data
+//! prefix, rolling to a new file at a size bound.
+//!
+//! Memory is bounded by the row group being encoded plus the upload buffer,
+//! never by the size of the whole upload: data leaves for the store as row
+//! groups complete, through multipart uploads.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use parquet::arrow::async_writer::ParquetObjectWriter;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use tracing::{debug, warn};
+
+use crate::catalog::{delete_uncommitted, DataFile};
+use crate::error::{Error, Result};
+
+/// How ingest lays out files.
+#[derive(Debug, Clone)]
+pub struct FileLayout {
+    /// A file is closed once its encoded size reaches this many bytes.
+    pub target_file_bytes: usize,
+    /// Rows per Parquet row group: the unit of pruning and of parallel scans.
+    pub row_group_rows: usize,
+}
+
+impl Default for FileLayout {
+    fn default() -> Self {
+        Self {
+            target_file_bytes: 256 * 1024 * 1024,
+            row_group_rows: 256 * 1024,
+        }
+    }
+}
+
+impl FileLayout {
+    fn writer_properties(&self) -> WriterProperties {
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
+            .set_max_row_group_row_count(Some(self.row_group_rows))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_created_by(format!("lakehouse {}", env!("CARGO_PKG_VERSION")))
+            .build()
+    }
+}
+
+struct OpenFile {
+    path: Path,
+    writer: AsyncArrowWriter<ParquetObjectWriter>,
+}
+
+/// Writes one upload's files; nothing is visible until the caller commits
+/// the returned [`DataFile`]s to the catalog.
+pub struct ParquetFiles {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    schema: SchemaRef,
+    layout: FileLayout,
+    properties: WriterProperties,
+    open: Option<OpenFile>,
+    done: Vec<DataFile>,
+}
+
+impl ParquetFiles {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path, schema: SchemaRef, layout: FileLayout) -> Self {
+        let properties = layout.writer_properties();
+        Self { store, prefix, schema, layout, properties, open: None, done: Vec::new() }
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let file = match &mut self.open {
+            Some(file) => file,
+            None => self.open.insert(self.open_file()?),
+        };
+        if let Err(e) = file.writer.write(batch).await {
+            return Err(Error::Internal(format!("writing Parquet file {}: {e}", file.path)));
+        }
+        let size = file.writer.bytes_written() + file.writer.in_progress_size();
+        if size >= self.layout.target_file_bytes {
+            self.close_file().await?;
+        }
+        Ok(())
+    }
+
+    fn open_file(&self) -> Result<OpenFile> {
+        let path = self.prefix.clone().join(format!("{}.parquet", uuid::Uuid::new_v4()));
+        let sink = ParquetObjectWriter::new(self.store.clone(), path.clone());
+        let writer = AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(self.properties.clone()))?;
+        debug!(%path, "opened data file");
+        Ok(OpenFile { path, writer })
+    }
+
+    async fn close_file(&mut self) -> Result<()> {
+        let Some(mut file) = self.open.take() else {
+            return Ok(());
+        };
+        let metadata = match file.writer.finish().await {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                let message = format!("finishing Parquet file {}: {e}", file.path);
+                self.open = Some(file);
+                return Err(Error::Internal(message));
+            }
+        };
+        let data_file = DataFile {
+            path: file.path.to_string(),
+            rows: metadata.file_metadata().num_rows() as u64,
+            bytes: file.writer.bytes_written() as u64,
+        };
+        debug!(path = %data_file.path, rows = data_file.rows, bytes = data_file.bytes, "closed data file");
+        self.done.push(data_file);
+        Ok(())
+    }
+
+    /// Closes the open file and returns every file written.
+    pub async fn finish(mut self) -> Result<Vec<DataFile>> {
+        if let Err(e) = self.close_file().await {
+            self.abort().await;
+            return Err(e);
+        }
+        Ok(std::mem::take(&mut self.done))
+    }
+
+    /// Removes everything this writer put in the store.
+    pub async fn abort(mut self) {
+        if let Some(file) = self.open.take() {
+            if let Err(e) = file.writer.into_inner().into_inner().abort().await {
+                warn!(path = %file.path, error = %e, "could not abort an unfinished upload");
+            }
+        }
+        delete_uncommitted(self.store.as_ref(), &self.done).await;
+    }
+}

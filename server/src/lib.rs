@@ -1,0 +1,19 @@
+//! Lakehouse: a Flight SQL server over a versioned catalog of Parquet tables.
+//!
+//! Data flows one way: a client reaches [`flight`], which hands uploads to
+//! [`ingest`] (Parquet files, then one [`catalog`] commit) and SQL to
+//! [`query`] (DataFusion over a catalog snapshot, reading through
+//! [`storage`]). Nothing below `flight` knows about gRPC; nothing below
+//! `query` knows about Flight.
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod flight;
+pub mod ingest;
+pub mod query;
+pub mod server;
+pub mod storage;
+pub mod types;
+
+pub use error::{Error, Result};

@@ -1,0 +1,248 @@
+//! Query: SQL in, a checked DataFusion plan out, then either a stream of
+//! record batches (queries) or a catalog commit (updates).
+//!
+//! One DataFusion session serves every request; the catalog is read live
+//! through [`provider::LakehouseCatalog`], and each table is planned at the
+//! version current when the statement is planned. Nothing here knows about
+//! Flight.
+
+mod provider;
+mod statement;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::planner::object_name_to_table_reference;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use futures::TryStreamExt;
+use url::Url;
+
+pub use statement::{Planned, Update};
+
+use crate::catalog::{Catalog, TableRef, WriteMode, CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::error::{Error, Result};
+use crate::ingest::{Ingest, IngestRequest};
+use crate::storage::{Storage, STORE_URL};
+use crate::types::classic_schema;
+use provider::LakehouseCatalog;
+use statement::{classify, looks_like_path, number_question_marks, refuse_dangerous, table_ref};
+
+/// How queries run.
+#[derive(Debug, Clone)]
+pub struct QueryOptions {
+    /// Send Utf8View, BinaryView and list views out as their classic forms.
+    pub classic_types: bool,
+    /// Partitions a scan is split into; defaults to the number of cores.
+    pub target_partitions: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        Self {
+            classic_types: true,
+            target_partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Plans and runs SQL against the catalog.
+pub struct QueryEngine {
+    catalog: Arc<Catalog>,
+    ingest: Ingest,
+    ctx: SessionContext,
+    options: QueryOptions,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    pub fn new(storage: &Storage, catalog: Arc<Catalog>, ingest: Ingest, options: QueryOptions) -> Result<Self> {
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_target_partitions(options.target_partitions);
+        if options.classic_types {
+            let opts = config.options_mut();
+            opts.execution.parquet.schema_force_view_types = false;
+            opts.sql_parser.map_string_types_to_utf8view = false;
+        }
+        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+        let url = Url::parse(STORE_URL).map_err(|e| Error::Internal(e.to_string()))?;
+        runtime.register_object_store(&url, storage.store.clone());
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_catalog(CATALOG_NAME, Arc::new(LakehouseCatalog::new(catalog.clone())));
+        Ok(Self { catalog, ingest, ctx, options })
+    }
+
+    /// Parses, checks and plans one SQL statement. Placeholders (`$1` or
+    /// `?`) stay in the plan until [`Self::bind`].
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        let dialect = state.config_options().sql_parser.dialect;
+        let mut statement = state
+            .sql_to_statement(sql, &dialect)
+            .map_err(|e| Error::invalid(format!("SQL parse error: {}", e.strip_backtrace())))?;
+        refuse_dangerous(&statement)?;
+        number_question_marks(&mut statement);
+        self.check_references(&state, &statement)?;
+        state
+            .statement_to_plan(statement)
+            .await
+            .map_err(Error::from_datafusion)
+    }
+
+    /// Every table a statement reads must be a catalog table that exists;
+    /// names that look like files or URLs are refused with the reason.
+    fn check_references(
+        &self,
+        state: &datafusion::execution::SessionState,
+        statement: &DFStatement,
+    ) -> Result<()> {
+        let normalize = state.config_options().sql_parser.enable_ident_normalization;
+        let created = match statement {
+            DFStatement::Statement(s) => match s.as_ref() {
+                SqlStatement::CreateTable(create) => {
+                    Some(object_name_to_table_reference(create.name.clone(), normalize)?)
+                }
+                SqlStatement::Drop { .. } => return Ok(()),
+                _ => None,
+            },
+            _ => None,
+        };
+        for reference in state.resolve_table_references(statement)? {
+            let name = reference.table();
+            if looks_like_path(name) {
+                return Err(Error::Refused(format!(
+                    "reading files or URLs by path ({name:?}) is disabled: load data into a table \
+                     with bulk ingest and query it by name"
+                )));
+            }
+            if reference.schema() == Some("information_schema") || Some(&reference) == created.as_ref() {
+                continue;
+            }
+            self.catalog.table(&table_ref(&reference)?)?;
+        }
+        Ok(())
+    }
+
+    /// Sorts a plan into a query or an update.
+    pub fn classify(&self, plan: LogicalPlan) -> Result<Planned> {
+        classify(plan)
+    }
+
+    /// The schema a query's results leave the server with.
+    pub fn output_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+        let schema: Schema = plan.schema().as_arrow().clone();
+        if self.options.classic_types {
+            classic_schema(&schema)
+        } else {
+            Arc::new(schema)
+        }
+    }
+
+    /// The parameters a plan expects, as a schema of fields `$1..$n`
+    /// (type Null where DataFusion cannot infer one).
+    pub fn parameter_schema(&self, plan: &LogicalPlan) -> Result<SchemaRef> {
+        let fields = plan.get_parameter_fields().map_err(Error::from_datafusion)?;
+        let mut indexed: Vec<(usize, Field)> = fields
+            .into_iter()
+            .map(|(name, field)| {
+                let index = name.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX);
+                let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
+                (index, Field::new(name, data_type, true))
+            })
+            .collect();
+        indexed.sort_by_key(|(i, _)| *i);
+        Ok(Arc::new(Schema::new(indexed.into_iter().map(|(_, f)| f).collect::<Vec<_>>())))
+    }
+
+    /// Substitutes one row of parameter values into a plan, casting each
+    /// value to the type the plan expects where it knows one.
+    pub fn bind(&self, plan: &LogicalPlan, row: &RecordBatch, index: usize) -> Result<LogicalPlan> {
+        let expected = self.parameter_schema(plan)?;
+        if row.num_columns() != expected.fields().len() {
+            return Err(Error::invalid(format!(
+                "the statement takes {} parameter(s) but {} were bound",
+                expected.fields().len(),
+                row.num_columns()
+            )));
+        }
+        let values = row
+            .columns()
+            .iter()
+            .zip(expected.fields())
+            .map(|(column, field)| {
+                let value = ScalarValue::try_from_array(column, index)?;
+                match field.data_type() {
+                    DataType::Null => Ok(value),
+                    t if t == &value.data_type() => Ok(value),
+                    t => value.cast_to(t).map_err(|e| {
+                        Error::invalid(format!(
+                            "parameter {} cannot be used as {t}: {}",
+                            field.name(),
+                            e.strip_backtrace()
+                        ))
+                    }),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        plan.clone()
+            .with_param_values(ParamValues::from(values))
+            .map_err(Error::from_datafusion)
+    }
+
+    /// Runs a query plan, streaming its batches.
+    pub async fn execute_query(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+        let frame = self.ctx.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
+        frame.execute_stream().await.map_err(Error::from_datafusion)
+    }
+
+    /// Runs an update; returns the rows it wrote.
+    pub async fn execute_update(&self, update: Update) -> Result<u64> {
+        match update {
+            Update::CreateSchema { name, if_not_exists } => {
+                self.catalog.create_schema(&name, if_not_exists).await?;
+                Ok(0)
+            }
+            Update::DropTable { table, if_exists } => {
+                self.catalog.drop_table(&table, if_exists).await?;
+                Ok(0)
+            }
+            Update::CreateTable { table, input, if_not_exists, or_replace } => {
+                if if_not_exists && self.catalog.table_exists(&table) {
+                    return Ok(0);
+                }
+                let mode = if or_replace { WriteMode::CreateOrOverwrite } else { WriteMode::Create };
+                self.write_plan(table, mode, input).await
+            }
+            Update::Insert { table, input, overwrite } => {
+                let mode = if overwrite { WriteMode::Overwrite } else { WriteMode::Append };
+                self.write_plan(table, mode, input).await
+            }
+        }
+    }
+
+    async fn write_plan(&self, table: TableRef, mode: WriteMode, input: LogicalPlan) -> Result<u64> {
+        self.catalog.check_write(&table, mode)?;
+        let schema: SchemaRef = Arc::new(input.schema().as_arrow().clone());
+        let stream = self.execute_query(input).await?;
+        let request = IngestRequest { table, mode, idempotency_key: None };
+        let committed = self
+            .ingest
+            .write(request, schema, stream.map_err(Error::from_datafusion))
+            .await?;
+        Ok(committed.rows)
+    }
+}

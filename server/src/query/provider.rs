@@ -1,0 +1,172 @@
+//! The catalog as DataFusion sees it: one catalog provider, a schema
+//! provider per schema, and a table provider per table version.
+//!
+//! A table is read through its manifest's file list, sizes and row counts:
+//! no directory listing and no HEAD requests at query time. Filters are
+//! reported inexact so DataFusion keeps them and pushes them into the Parquet
+//! scan for row-group and page pruning.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, Session};
+use datafusion::common::stats::Precision;
+use datafusion::common::{ColumnStatistics, Statistics};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result as DFResult;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::catalog::{Catalog, Manifest, TableRef};
+use crate::storage::STORE_URL;
+
+/// The server's one catalog, read live from [`Catalog`].
+#[derive(Debug)]
+pub struct LakehouseCatalog {
+    catalog: Arc<Catalog>,
+}
+
+impl LakehouseCatalog {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self { catalog }
+    }
+}
+
+impl CatalogProvider for LakehouseCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        self.catalog.schema_names()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.catalog.schema_exists(name).then(|| {
+            Arc::new(LakehouseSchema { catalog: self.catalog.clone(), schema: name.to_string() })
+                as Arc<dyn SchemaProvider>
+        })
+    }
+}
+
+#[derive(Debug)]
+struct LakehouseSchema {
+    catalog: Arc<Catalog>,
+    schema: String,
+}
+
+#[async_trait]
+impl SchemaProvider for LakehouseSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.catalog
+            .tables_in(&self.schema)
+            .iter()
+            .map(|m| m.table.table.clone())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        let Ok(table) = TableRef::new(Some(&self.schema), name) else {
+            return Ok(None);
+        };
+        Ok(self
+            .catalog
+            .table(&table)
+            .ok()
+            .map(|manifest| Arc::new(ParquetTable::new(manifest)) as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TableRef::new(Some(&self.schema), name).is_ok_and(|t| self.catalog.table_exists(&t))
+    }
+}
+
+/// One version of a Parquet table.
+#[derive(Debug)]
+pub struct ParquetTable {
+    manifest: Arc<Manifest>,
+}
+
+impl ParquetTable {
+    pub fn new(manifest: Arc<Manifest>) -> Self {
+        Self { manifest }
+    }
+
+    fn file_statistics(schema: &SchemaRef, rows: u64, bytes: u64) -> Statistics {
+        Statistics {
+            num_rows: Precision::Exact(rows as usize),
+            total_byte_size: Precision::Inexact(bytes as usize),
+            column_statistics: vec![ColumnStatistics::new_unknown(); schema.fields().len()],
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for ParquetTable {
+    fn schema(&self) -> SchemaRef {
+        self.manifest.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let schema = self.schema();
+        if self.manifest.files.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema,
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        let files: Vec<PartitionedFile> = self
+            .manifest
+            .files
+            .iter()
+            .map(|f| {
+                PartitionedFile::new(f.path.clone(), f.bytes)
+                    .with_statistics(Arc::new(Self::file_statistics(&schema, f.rows, f.bytes)))
+            })
+            .collect();
+        let groups = FileGroup::new(files).split_files(state.config().target_partitions());
+        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+        let source = format.file_source(TableSchema::from_file_schema(schema.clone()));
+        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source)
+            .with_file_groups(groups)
+            .with_statistics(Self::file_statistics(
+                &schema,
+                self.manifest.total_rows(),
+                self.manifest.total_bytes(),
+            ))
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        Some(Self::file_statistics(
+            &self.manifest.schema,
+            self.manifest.total_rows(),
+            self.manifest.total_bytes(),
+        ))
+    }
+}

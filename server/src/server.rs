@@ -1,0 +1,90 @@
+//! Wiring: storage, catalog, ingest, query engine and the Flight service,
+//! bound to a listener and served until shutdown.
+//!
+//! Shutdown is graceful: the listener stops accepting, in-flight requests
+//! run to completion, and since a version only exists once its manifest is
+//! written, stopping can never leave a half-made version.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+use crate::catalog::Catalog;
+use crate::config::ServerConfig;
+use crate::error::Error;
+use crate::flight::{FlightSql, LakehouseFlightService};
+use crate::ingest::Ingest;
+use crate::query::QueryEngine;
+use crate::storage::Storage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {address}: {source}{hint}")]
+    Bind {
+        address: String,
+        hint: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start on storage {location}: {source}")]
+    Storage {
+        location: String,
+        #[source]
+        source: Error,
+    },
+    #[error("the Flight server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A server that is bound and loaded, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    service: LakehouseFlightService,
+    max_message_bytes: usize,
+}
+
+impl Server {
+    /// Opens storage, loads the catalog and binds the listener.
+    pub async fn start(config: &ServerConfig) -> Result<Self, ServeError> {
+        let storage_error = |source| ServeError::Storage { location: config.storage.clone(), source };
+        let storage = Storage::open(&config.storage).await.map_err(storage_error)?;
+        let catalog = Arc::new(Catalog::load(storage.store.clone()).await.map_err(storage_error)?);
+        let ingest = Ingest::new(catalog.clone(), config.layout.clone());
+        let engine = QueryEngine::new(&storage, catalog.clone(), ingest.clone(), config.query.clone())
+            .map_err(storage_error)?;
+        let service = FlightSql::new(Arc::new(engine), catalog, ingest).into_service();
+        let listener = TcpListener::bind(&config.listen).await.map_err(|source| ServeError::Bind {
+            address: config.listen.clone(),
+            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                " (is another server running there? choose another address with --listen)"
+            } else {
+                ""
+            },
+            source,
+        })?;
+        info!(storage = %storage.location, "storage opened");
+        Ok(Self { listener, service, max_message_bytes: config.max_message_bytes })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let service = FlightServiceServer::new(self.service)
+            .max_decoding_message_size(self.max_message_bytes)
+            .max_encoding_message_size(self.max_message_bytes);
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await?;
+        info!("server stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! Storage: one `ObjectStore` built from a URL, the only source of truth.
+//!
+//! Everything the server keeps (catalog manifests and data files) lives under
+//! the store's root, so a restart, or a second server on the same bucket,
+//! sees the same tables. This module knows nothing about tables; it only
+//! turns a location into a store and proves the store is usable.
+
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// The URL under which the store is registered with DataFusion's runtime.
+pub const STORE_URL: &str = "lakehouse://store/";
+
+/// An opened storage location.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// Rooted at the configured location: paths are relative to it.
+    pub store: Arc<dyn ObjectStore>,
+    /// The location as the operator gave it, for logs and errors.
+    pub location: String,
+}
+
+impl Storage {
+    /// Opens `location`: a directory path, `file://`, `memory://` or
+    /// `s3://bucket/prefix` (endpoint, region and credentials from the usual
+    /// `AWS_*` variables), then checks it can be written.
+    pub async fn open(location: &str) -> Result<Self> {
+        let store = build_store(location)?;
+        let storage = Self {
+            store,
+            location: location.to_string(),
+        };
+        storage.check_writable().await?;
+        Ok(storage)
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        let probe = Path::from(format!("_tmp/probe-{}", uuid::Uuid::new_v4()));
+        let context = || format!("checking that storage {} is writable", self.location);
+        self.store
+            .put(&probe, PutPayload::from_static(b"ok"))
+            .await
+            .map_err(|e| Error::storage(context(), e))?;
+        self.store
+            .delete(&probe)
+            .await
+            .map_err(|e| Error::storage(context(), e))?;
+        Ok(())
+    }
+}
+
+fn build_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
+    let unusable = |detail: String| Error::invalid(format!("storage {location:?}: {detail}"));
+    if location == "memory://" || location == "memory:" {
+        return Ok(Arc::new(InMemory::new()));
+    }
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(unusable("an s3 URL needs a bucket: s3://bucket/prefix".into()));
+        }
+        let s3 = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| unusable(e.to_string()))?;
+        let s3: Arc<dyn ObjectStore> = Arc::new(s3);
+        let prefix = prefix.trim_matches('/');
+        return Ok(if prefix.is_empty() {
+            s3
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        });
+    }
+    if location.contains("://") && !location.starts_with("file://") {
+        return Err(unusable(
+            "unknown scheme; use a directory path, file://, s3:// or memory://".into(),
+        ));
+    }
+    let dir = location.strip_prefix("file://").unwrap_or(location);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| unusable(format!("cannot create directory: {e}")))?;
+    let local = LocalFileSystem::new_with_prefix(dir)
+        .map_err(|e| unusable(e.to_string()))?
+        .with_automatic_cleanup(true);
+    Ok(Arc::new(local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_a_new_directory_and_proves_it_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("nested/data");
+        let storage = Storage::open(location.to_str().unwrap()).await.unwrap();
+        assert!(location.is_dir());
+        assert!(storage.location.ends_with("nested/data"));
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_schemes_with_the_location_named() {
+        let err = Storage::open("ftp://host/x").await.unwrap_err().to_string();
+        assert!(err.contains("ftp://host/x") && err.contains("unknown scheme"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn rejects_an_unwritable_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = Storage::open(file.to_str().unwrap()).await.unwrap_err().to_string();
+        assert!(err.contains("not-a-dir"), "{err}");
+    }
+}
