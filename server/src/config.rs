@@ -17,6 +17,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_STORAGE: &str = "./data";
 /// Largest gRPC message accepted by default (one uploaded record batch).
 pub const DEFAULT_MAX_MESSAGE_MB: usize = 512;
+/// How long a stopping server lets in-flight requests finish.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -73,6 +75,9 @@ pub struct ServeArgs {
     /// Largest gRPC message accepted, in MiB
     #[arg(long, env = "LAKEHOUSE_MAX_MESSAGE_MB")]
     pub max_message_mb: Option<usize>,
+    /// Seconds a stopping server waits for in-flight requests
+    #[arg(long, env = "LAKEHOUSE_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// The same settings, as a TOML file spells them.
@@ -88,6 +93,7 @@ struct FileConfig {
     row_group_rows: Option<usize>,
     target_partitions: Option<usize>,
     max_message_mb: Option<usize>,
+    shutdown_grace_secs: Option<u64>,
 }
 
 /// Resolved configuration.
@@ -100,6 +106,7 @@ pub struct ServerConfig {
     pub query: QueryOptions,
     pub layout: FileLayout,
     pub max_message_bytes: usize,
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -139,6 +146,11 @@ impl ServeArgs {
                 row_group_rows: row_group_rows.unwrap_or(defaults_layout.row_group_rows),
             },
             max_message_bytes: max_message_mb.unwrap_or(DEFAULT_MAX_MESSAGE_MB) * 1024 * 1024,
+            shutdown_grace: std::time::Duration::from_secs(
+                self.shutdown_grace_secs
+                    .or(file.shutdown_grace_secs)
+                    .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
+            ),
         })
     }
 }

@@ -8,11 +8,12 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::catalog::Catalog;
 use crate::config::ServerConfig;
@@ -46,6 +47,7 @@ pub struct Server {
     listener: TcpListener,
     service: LakehouseFlightService,
     max_message_bytes: usize,
+    shutdown_grace: Duration,
 }
 
 impl Server {
@@ -68,22 +70,43 @@ impl Server {
             source,
         })?;
         info!(storage = %storage.location, "storage opened");
-        Ok(Self { listener, service, max_message_bytes: config.max_message_bytes })
+        Ok(Self {
+            listener,
+            service,
+            max_message_bytes: config.max_message_bytes,
+            shutdown_grace: config.shutdown_grace,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests.
+    /// Serves until `shutdown` completes, then drains in-flight requests for
+    /// at most the configured grace period; idle client connections (a BI
+    /// tool left open) cannot hold the process up past it.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let service = FlightServiceServer::new(self.service)
             .max_decoding_message_size(self.max_message_bytes)
             .max_encoding_message_size(self.max_message_bytes);
-        tonic::transport::Server::builder()
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let server = tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
-            .await?;
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
+                let _ = stop_rx.changed().await;
+            });
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result?,
+            () = shutdown => {
+                let _ = stop_tx.send(true);
+                info!(grace_secs = self.shutdown_grace.as_secs(), "stopped accepting; draining in-flight requests");
+                match tokio::time::timeout(self.shutdown_grace, &mut server).await {
+                    Ok(result) => result?,
+                    Err(_) => warn!("grace period over; closing the connections still open"),
+                }
+            }
+        }
         info!("server stopped");
         Ok(())
     }

@@ -1,0 +1,177 @@
+//! Rust client for a lakehouse server, over Flight SQL.
+//!
+//! A thin layer on arrow-flight's `FlightSqlServiceClient` that does the
+//! round trips a caller always needs (GetFlightInfo then DoGet on every
+//! endpoint; bulk ingest with a mode) and keeps gRPC status codes visible in
+//! its errors. Used by the CLI, the end-to-end tests and the benchmarks; it
+//! depends on nothing of the server.
+
+use std::collections::HashMap;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::client::{FlightSqlServiceClient, PreparedStatement};
+use arrow_flight::sql::{
+    CommandStatementIngest, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
+};
+use arrow_flight::FlightInfo;
+use futures::TryStreamExt;
+use tonic::transport::{Channel, Endpoint};
+
+/// Option key of `CommandStatementIngest` carrying an idempotency key.
+pub const IDEMPOTENCY_KEY_OPTION: &str = "lakehouse.idempotency_key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("{0}")]
+    Flight(#[from] FlightError),
+    #[error("{0}")]
+    Arrow(#[from] ArrowError),
+}
+
+impl ClientError {
+    /// The gRPC status the server answered with, when the error is one.
+    pub fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            ClientError::Flight(FlightError::Tonic(status)) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// The gRPC code, when the error is a server status.
+    pub fn code(&self) -> Option<tonic::Code> {
+        self.status().map(tonic::Status::code)
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// How a bulk ingest treats an existing or missing table (ADBC's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestMode {
+    /// Fail if the table exists.
+    Create,
+    /// Fail if the table is missing.
+    Append,
+    /// Create the table, or replace its rows.
+    Replace,
+    /// Create the table, or append to it.
+    CreateAppend,
+}
+
+impl IngestMode {
+    fn options(self) -> TableDefinitionOptions {
+        let (if_not_exist, if_exists) = match self {
+            IngestMode::Create => (TableNotExistOption::Create, TableExistsOption::Fail),
+            IngestMode::Append => (TableNotExistOption::Fail, TableExistsOption::Append),
+            IngestMode::Replace => (TableNotExistOption::Create, TableExistsOption::Replace),
+            IngestMode::CreateAppend => (TableNotExistOption::Create, TableExistsOption::Append),
+        };
+        TableDefinitionOptions { if_not_exist: if_not_exist.into(), if_exists: if_exists.into() }
+    }
+}
+
+/// One bulk ingest request.
+#[derive(Debug, Clone)]
+pub struct Ingest<'a> {
+    pub table: &'a str,
+    pub schema: Option<&'a str>,
+    pub mode: IngestMode,
+    pub idempotency_key: Option<&'a str>,
+}
+
+impl<'a> Ingest<'a> {
+    pub fn new(table: &'a str, mode: IngestMode) -> Self {
+        Self { table, schema: None, mode, idempotency_key: None }
+    }
+}
+
+/// A connection to one server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    sql: FlightSqlServiceClient<Channel>,
+}
+
+impl Client {
+    /// Connects to `address` (`host:port` or `http://host:port`).
+    pub async fn connect(address: &str) -> Result<Self> {
+        let url = if address.contains("://") {
+            address.to_string()
+        } else {
+            format!("http://{address}")
+        };
+        let connect_error = |source| ClientError::Connect { address: address.to_string(), source };
+        let channel = Endpoint::from_shared(url)
+            .map_err(connect_error)?
+            .connect()
+            .await
+            .map_err(connect_error)?;
+        Ok(Self { sql: FlightSqlServiceClient::new(channel) })
+    }
+
+    /// The underlying Flight SQL client, for calls this type does not wrap.
+    pub fn flight_sql(&mut self) -> &mut FlightSqlServiceClient<Channel> {
+        &mut self.sql
+    }
+
+    /// Runs a query and collects every batch of every endpoint.
+    pub async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let info = self.sql.execute(sql.to_string(), None).await?;
+        self.fetch(info).await
+    }
+
+    /// Runs a query; returns the schema the server announced and the batches.
+    pub async fn query_with_schema(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let info = self.sql.execute(sql.to_string(), None).await?;
+        let schema = std::sync::Arc::new(info.clone().try_decode_schema()?);
+        Ok((schema, self.fetch(info).await?))
+    }
+
+    /// Reads every endpoint of a `FlightInfo`, in order.
+    pub async fn fetch(&mut self, info: FlightInfo) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        for endpoint in info.endpoint {
+            let Some(ticket) = endpoint.ticket else { continue };
+            let stream = self.sql.do_get(ticket).await?;
+            batches.extend(stream.try_collect::<Vec<_>>().await?);
+        }
+        Ok(batches)
+    }
+
+    /// Runs a statement that writes; returns the rows it wrote.
+    pub async fn update(&mut self, sql: &str) -> Result<i64> {
+        Ok(self.sql.execute_update(sql.to_string(), None).await?)
+    }
+
+    /// Prepares a statement.
+    pub async fn prepare(&mut self, sql: &str) -> Result<PreparedStatement<Channel>> {
+        Ok(self.sql.prepare(sql.to_string(), None).await?)
+    }
+
+    /// Bulk-ingests batches into a table; returns the rows written.
+    pub async fn ingest(&mut self, request: Ingest<'_>, batches: Vec<RecordBatch>) -> Result<i64> {
+        let mut options = HashMap::new();
+        if let Some(key) = request.idempotency_key {
+            options.insert(IDEMPOTENCY_KEY_OPTION.to_string(), key.to_string());
+        }
+        let command = CommandStatementIngest {
+            table_definition_options: Some(request.mode.options()),
+            table: request.table.to_string(),
+            schema: request.schema.map(str::to_string),
+            catalog: None,
+            temporary: false,
+            transaction_id: None,
+            options,
+        };
+        let stream = futures::stream::iter(batches.into_iter().map(Ok));
+        Ok(self.sql.execute_ingest(command, stream).await?)
+    }
+}

@@ -194,20 +194,31 @@ fn check_catalog(catalog: Option<&str>) -> Result<()> {
     }
 }
 
-/// Decodes an uploaded Arrow stream; returns its schema and batches.
+/// Decodes an uploaded Arrow stream; returns its schema (absent when the
+/// client sent only the command) and batches. Messages without an IPC
+/// header, such as a descriptor-only first message, carry no data.
 async fn decode_upload(
     request: Request<PeekableFlightDataStream>,
-) -> Result<(SchemaRef, impl Stream<Item = Result<RecordBatch>> + Send)> {
-    let flight_data = request.into_inner().into_inner().map_err(FlightError::from);
+) -> Result<(Option<SchemaRef>, impl Stream<Item = Result<RecordBatch>> + Send)> {
+    let flight_data = request
+        .into_inner()
+        .into_peekable()
+        .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
+        .map_err(FlightError::from);
     let mut batches = FlightRecordBatchStream::new_from_flight_data(flight_data);
     let first = batches.next().await.transpose().map_err(upload_error)?;
-    let schema = match (&first, batches.schema()) {
-        (Some(batch), _) => batch.schema(),
-        (None, Some(schema)) => schema.clone(),
-        (None, None) => return Err(Error::invalid("the upload carried no Arrow schema")),
+    let schema = match &first {
+        Some(batch) => Some(batch.schema()),
+        None => batches.schema().cloned(),
     };
     let rest = batches.map_err(upload_error);
     Ok((schema, futures::stream::iter(first.map(Ok)).chain(rest)))
+}
+
+/// The parameter rows a client bound, if any.
+async fn decode_parameters(request: Request<PeekableFlightDataStream>) -> Result<Vec<RecordBatch>> {
+    let (_, batches) = decode_upload(request).await?;
+    batches.try_collect().await
 }
 
 fn upload_error(e: FlightError) -> Error {
@@ -468,6 +479,7 @@ impl FlightSqlService for FlightSql {
         let mode = ingest_mode(command.table_definition_options.as_ref())?;
         let idempotency_key = command.options.get("lakehouse.idempotency_key").cloned();
         let (schema, batches) = decode_upload(request).await?;
+        let schema = schema.ok_or_else(|| Error::invalid("the upload carried no Arrow schema"))?;
         let request = IngestRequest { table, mode, idempotency_key };
         let committed = self.ingest.write(request, schema, batches).await?;
         Ok(committed.rows as i64)
@@ -478,8 +490,7 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let (_, batches) = decode_upload(request).await?;
-        let parameters: Vec<RecordBatch> = batches.try_collect().await?;
+        let parameters = decode_parameters(request).await?;
         self.prepared.bind(&query.prepared_statement_handle, parameters)?;
         Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(query.prepared_statement_handle) })
     }
@@ -489,8 +500,7 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let (_, batches) = decode_upload(request).await?;
-        let parameters: Vec<RecordBatch> = batches.try_collect().await?;
+        let parameters = decode_parameters(request).await?;
         let mut statement = self.prepared.get(&query.prepared_statement_handle)?;
         if !parameters.is_empty() {
             statement.parameters = parameters;

@@ -74,13 +74,24 @@ pub fn refuse_dangerous(statement: &DFStatement) -> Result<()> {
     }
 }
 
-/// Numbers `?` placeholders `$1, $2, ...` in textual order, so JDBC- and
-/// ODBC-style parameters work alongside PostgreSQL-style ones.
+/// Numbers `?` placeholders in textual order, so JDBC- and ODBC-style
+/// parameters work alongside PostgreSQL-style ones: they become `$1, $2, ...`,
+/// or, when the text also uses `$n`, continue after the highest `n`.
 pub fn number_question_marks(statement: &mut DFStatement) {
     let DFStatement::Statement(inner) = statement else {
         return;
     };
-    let mut next = 1;
+    let mut highest = 0;
+    let _ = visit_expressions_mut(inner.as_mut(), |expr| {
+        if let SqlExpr::Value(v) = expr
+            && let Value::Placeholder(p) = &v.value
+            && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+        {
+            highest = highest.max(n);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let mut next = highest + 1;
     let _ = visit_expressions_mut(inner.as_mut(), |expr| {
         if let SqlExpr::Value(v) = expr
             && let Value::Placeholder(p) = &mut v.value
@@ -192,9 +203,12 @@ mod tests {
 
     #[test]
     fn question_marks_are_numbered_in_order() {
-        let mut s = parse("SELECT ? AS a FROM t WHERE b = ? AND c IN (?, $9)");
+        let mut s = parse("SELECT ? AS a FROM t WHERE b = ? AND c IN (?, 4)");
         number_question_marks(&mut s);
-        assert_eq!(s.to_string(), "SELECT $1 AS a FROM t WHERE b = $2 AND c IN ($3, $9)");
+        assert_eq!(s.to_string(), "SELECT $1 AS a FROM t WHERE b = $2 AND c IN ($3, 4)");
+        let mut mixed = parse("SELECT * FROM t WHERE a = $2 AND b = ?");
+        number_question_marks(&mut mixed);
+        assert_eq!(mixed.to_string(), "SELECT * FROM t WHERE a = $2 AND b = $3");
     }
 
     #[test]

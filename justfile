@@ -1,0 +1,44 @@
+# Lakehouse tasks. `./dev RECIPE` installs prerequisites first; with them in
+# place (`.venv/bin` on PATH), `just RECIPE` works directly.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME") / ".cache/lakehouse/target")
+export LAKEHOUSE_BIN := CARGO_TARGET_DIR / "debug/lakehouse"
+python := justfile_directory() / ".venv/bin/python"
+
+# List the recipes
+default:
+    @just --list
+
+# Build (release) and serve Flight SQL on 127.0.0.1:50051 over ./data
+run *ARGS:
+    cargo build --release -p lakehouse-server --bin lakehouse
+    "$CARGO_TARGET_DIR/release/lakehouse" serve {{ARGS}}
+
+# Build the debug server binary the tests drive
+build:
+    cargo build -p lakehouse-server --bin lakehouse
+
+# Run the whole test suite: Rust unit and end-to-end tests, then Python clients
+test: build
+    cargo test --workspace
+    {{python}} -m pytest -q tests/python
+
+# Only the Python client tests (ADBC, pyarrow.flight)
+test-python: build
+    {{python}} -m pytest -q tests/python
+
+# Check the prerequisites and print the fix for each missing one (--json for machines)
+doctor *ARGS:
+    scripts/doctor.sh {{ARGS}}
+
+# Ingest and full-scan figures through ADBC against a release build
+bench-ingest ROWS="1000000":
+    cargo build --release -p lakehouse-server --bin lakehouse
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/ingest_scan.py --rows {{ROWS}}
+
+# Format and lint
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
