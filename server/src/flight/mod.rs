@@ -257,6 +257,15 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let statement = self.prepared.get(&cmd.prepared_statement_handle)?;
+        if !statement.is_query {
+            // An update executed as a query (ADBC's dbapi does this for DDL):
+            // it runs now, once, and its ticket reports the row count.
+            let rows = self.run_prepared_update(&statement).await? as u64;
+            let ticket = TicketStatementQuery { statement_handle: StatementTicket::Affected { rows }.encode() };
+            let ticket = ticket.as_any().encode_to_vec().into();
+            let schema = StatementTicket::affected_schema();
+            return Ok(Response::new(flight_info(&schema, ticket, request.into_inner())?));
+        }
         let schema = self.engine.output_schema(&statement.plan);
         let ticket = cmd.as_any().encode_to_vec().into();
         Ok(Response::new(flight_info(&schema, ticket, request.into_inner())?))
@@ -348,6 +357,14 @@ impl FlightSqlService for FlightSql {
 
     async fn do_get_fallback(&self, _request: Request<Ticket>, message: Any) -> Result<Response<DoGetStream>, Status> {
         Err(Error::invalid(format!("the ticket holds an unknown command {:?}", message.type_url)).into())
+    }
+
+    async fn get_flight_info_fallback(
+        &self,
+        command: arrow_flight::sql::Command,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Err(Error::invalid(format!("the descriptor holds an unknown command {:?}", command.type_url())).into())
     }
 
     async fn do_get_statement(

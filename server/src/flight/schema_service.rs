@@ -13,6 +13,8 @@ use arrow_flight::{
     Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, PollInfo, SchemaAsIpc, SchemaResult, Ticket,
 };
+use arrow_flight::sql::Any;
+use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::FlightSql;
@@ -30,6 +32,14 @@ impl LakehouseFlightService {
     pub fn new(inner: Arc<FlightSql>) -> Self {
         Self { inner }
     }
+}
+
+/// Refuses bytes that are not a protobuf `Any` with a message that says
+/// what was expected, before arrow-flight's terse decode error would.
+fn check_any(bytes: &[u8], what: &str) -> Result<(), Status> {
+    Any::decode(bytes)
+        .map(|_| ())
+        .map_err(|e| Error::invalid(format!("{what} (a protobuf Any): {e}")).into())
 }
 
 #[tonic::async_trait]
@@ -60,6 +70,7 @@ impl FlightService for LakehouseFlightService {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        check_any(&request.get_ref().cmd, "the descriptor is not a Flight SQL command")?;
         FlightService::get_flight_info(self.inner.as_ref(), request).await
     }
 
@@ -89,6 +100,7 @@ impl FlightService for LakehouseFlightService {
     }
 
     async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        check_any(&request.get_ref().ticket, "the ticket is not a Flight SQL ticket")?;
         FlightService::do_get(self.inner.as_ref(), request).await
     }
 

@@ -1,0 +1,88 @@
+"""Fixtures: the real lakehouse binary on port 0 over temporary storage.
+
+The server prints `lakehouse listening on HOST:PORT` once it is ready; the
+fixture waits for that line (no sleeps, no fixed ports) and kills the server
+at the end. The binary is $LAKEHOUSE_BIN, else the debug build in the
+default target directory.
+"""
+
+import os
+import pathlib
+import queue
+import subprocess
+import threading
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pytest
+
+READY_PREFIX = "lakehouse listening on "
+START_TIMEOUT_S = 60
+
+
+def server_binary() -> pathlib.Path:
+    if "LAKEHOUSE_BIN" in os.environ:
+        return pathlib.Path(os.environ["LAKEHOUSE_BIN"])
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/lakehouse/target"))
+    return pathlib.Path(target) / "debug" / "lakehouse"
+
+
+class Server:
+    def __init__(self, storage: pathlib.Path, *extra: str):
+        binary = server_binary()
+        if not binary.exists():
+            raise RuntimeError(f"{binary} not found: run `just build` or set LAKEHOUSE_BIN")
+        self.storage = storage
+        self.process = subprocess.Popen(
+            [str(binary), "serve", "--listen", "127.0.0.1:0", "--storage", str(storage), *extra],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "LAKEHOUSE_LOG_FILTER": os.environ.get("LAKEHOUSE_TEST_LOG", "warn")},
+        )
+        lines: "queue.Queue[str | None]" = queue.Queue()
+
+        def pump():
+            for line in self.process.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        while True:
+            try:
+                line = lines.get(timeout=START_TIMEOUT_S)
+            except queue.Empty:
+                self.kill()
+                raise RuntimeError("the server did not become ready")
+            if line is None:
+                raise RuntimeError(f"the server exited early with {self.process.wait()}")
+            if line.startswith(READY_PREFIX):
+                self.address = line[len(READY_PREFIX):].strip()
+                break
+
+    @property
+    def uri(self) -> str:
+        return f"grpc://{self.address}"
+
+    def connect(self):
+        # The server has no transactions; autocommit=True says so up front.
+        return flightsql.connect(self.uri, autocommit=True)
+
+    def stop(self) -> int:
+        self.process.terminate()
+        return self.process.wait(timeout=60)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path / "data")
+    yield s
+    s.kill()
+
+
+@pytest.fixture
+def conn(server):
+    with server.connect() as c:
+        yield c
