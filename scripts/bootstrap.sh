@@ -15,26 +15,38 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-if ! command -v protoc >/dev/null 2>&1; then
+apt_install() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing protobuf-compiler (protoc)"
+    say "installing $*"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   else
-    say "protoc is missing: install it (Debian: sudo apt-get install protobuf-compiler)"
+    say "missing: $* (Debian: sudo apt-get install $*)"
     exit 1
   fi
+}
+
+if ! command -v protoc >/dev/null 2>&1; then
+  apt_install protobuf-compiler
+fi
+
+if ! command -v python3 >/dev/null 2>&1; then
+  apt_install python3 python3-venv
 fi
 
 if [ ! -x "$venv/bin/python" ]; then
   say "creating the Python venv in .venv"
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian's python3 ships venv without ensurepip until python3-venv is in.
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
 fi
 
 wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
   say "installing Python packages from tests/python/requirements.txt"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   echo "$wanted" > "$stamp"
 fi

@@ -1,5 +1,7 @@
 //! The `lakehouse` binary: `lakehouse serve` runs the Flight SQL server.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lakehouse_server::config::{LogFormat, ServeArgs, ServerConfig};
@@ -23,7 +25,10 @@ enum Command {
 fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.log_filter)
         .with_context(|| format!("invalid --log-filter {:?}", config.log_filter))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -91,6 +91,7 @@ impl Server {
             .max_encoding_message_size(self.max_message_bytes);
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let server = tonic::transport::Server::builder()
+            .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
                 let _ = stop_rx.changed().await;

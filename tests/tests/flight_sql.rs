@@ -330,3 +330,26 @@ async fn bad_requests_get_their_codes_and_the_server_keeps_serving() {
     // After all of that, the server still answers.
     assert_eq!(rows(&client.query("SELECT count(*) FROM people").await.unwrap()), vec!["2"]);
 }
+
+#[tokio::test]
+async fn overwrite_information_schema_and_statistics() {
+    let server = TestServer::start();
+    let mut client = server.client().await;
+    client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[1, 2, 3])]).await.unwrap();
+
+    assert_eq!(client.update("INSERT OVERWRITE people SELECT * FROM people WHERE id = 2").await.unwrap(), 1);
+    assert_eq!(rows(&client.query("SELECT id FROM people").await.unwrap()), vec!["2"]);
+
+    let tables = client
+        .query("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        .await
+        .unwrap();
+    assert_eq!(rows(&tables), vec!["public|people"]);
+    let shown = client.query("SHOW TABLES").await.unwrap();
+    assert!(rows(&shown).iter().any(|r| r.contains("|people|")), "{:?}", rows(&shown));
+
+    // Row counts come from the manifest: COUNT(*) needs no scan.
+    let plan = client.query("EXPLAIN SELECT count(*) FROM people").await.unwrap();
+    let text = rows(&plan).join("\n");
+    assert!(!text.contains("DataSourceExec"), "{text}");
+}

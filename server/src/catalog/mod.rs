@@ -167,19 +167,8 @@ impl Catalog {
             }
         }
         let count = manifests.len();
-        let loaded: Vec<Manifest> = futures::stream::iter(manifests)
-            .map(|path| catalog.read_manifest(path))
-            .buffer_unordered(32)
-            .try_collect()
-            .await?;
-        {
-            let mut state = catalog.state.write();
-            for manifest in loaded {
-                schemas.insert(manifest.table.schema.clone());
-                insert_manifest(&mut state, manifest);
-            }
-            state.schemas = schemas;
-        }
+        catalog.state.write().schemas = schemas;
+        catalog.apply_manifests(manifests).await?;
         let state = catalog.state.read();
         info!(
             schemas = state.schemas.len(),
@@ -462,9 +451,14 @@ impl Catalog {
             .try_collect()
             .await
             .map_err(|e| Error::storage(format!("listing versions of {table}"), e))?;
-        let manifests: Vec<Manifest> = futures::stream::iter(newer)
+        self.apply_manifests(newer).await
+    }
+
+    /// Reads manifests (32 at a time) and folds them into the state.
+    async fn apply_manifests(&self, paths: Vec<Path>) -> Result<()> {
+        let manifests: Vec<Manifest> = futures::stream::iter(paths)
             .map(|path| self.read_manifest(path))
-            .buffer_unordered(16)
+            .buffer_unordered(32)
             .try_collect()
             .await?;
         let mut state = self.state.write();
