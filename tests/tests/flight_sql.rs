@@ -353,3 +353,18 @@ async fn overwrite_information_schema_and_statistics() {
     let text = rows(&plan).join("\n");
     assert!(!text.contains("DataSourceExec"), "{text}");
 }
+
+#[tokio::test]
+async fn manifest_statistics_prune_whole_files() {
+    let server = TestServer::start();
+    let mut client = server.client().await;
+    for k in 0..3 {
+        let ids: Vec<i64> = (k * 100..k * 100 + 100).collect();
+        client.ingest(Ingest::new("people", IngestMode::CreateAppend), vec![people(&ids)]).await.unwrap();
+    }
+    let plan = client.query("EXPLAIN ANALYZE SELECT count(*) FROM people WHERE id >= 250").await.unwrap();
+    let text = rows(&plan).join("\n");
+    assert!(text.contains("files_ranges_pruned_statistics=3 total → 1 matched"), "{text}");
+    let counted = client.query("SELECT count(*), min(name), max(id) FROM people WHERE id >= 250").await.unwrap();
+    assert_eq!(rows(&counted), vec!["50|p251|299"]);
+}

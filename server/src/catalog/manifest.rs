@@ -56,6 +56,21 @@ pub struct DataFile {
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
+    /// Per-column statistics, for columns that have them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnStats>,
+}
+
+/// Statistics of one column in one data file. Bounds are text that parses
+/// back to the exact value in the column's type; absent when unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    pub name: String,
+    pub null_count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<String>,
 }
 
 /// One version of one table.
@@ -155,7 +170,12 @@ mod tests {
             idempotency_key: Some("k1".into()),
             rows_added: 10,
             schema: schema.clone(),
-            files: vec![DataFile { path: "data/public/t/a.parquet".into(), rows: 10, bytes: 99 }],
+            files: vec![DataFile {
+                path: "data/public/t/a.parquet".into(),
+                rows: 10,
+                bytes: 99,
+                columns: vec![ColumnStats { name: "id".into(), null_count: 0, min: Some("1".into()), max: None }],
+            }],
         };
         let back = Manifest::from_json("m", &manifest.to_json()).unwrap();
         assert_eq!(back.schema, schema);

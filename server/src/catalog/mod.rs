@@ -27,7 +27,7 @@ use parking_lot::{Mutex, RwLock};
 use tracing::{debug, info, warn};
 
 pub use compat::{schema_differences, table_schema_for, types_compatible};
-pub use manifest::{DataFile, Manifest, Operation, TableKind, MANIFEST_FORMAT};
+pub use manifest::{ColumnStats, DataFile, Manifest, Operation, TableKind, MANIFEST_FORMAT};
 pub use names::{validate_name, TableRef, CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN};
 
 use crate::error::{Error, Result};
@@ -516,6 +516,7 @@ mod tests {
                 path: format!("data/{}/{}/{}.parquet", table.schema, table.table, uuid::Uuid::new_v4()),
                 rows,
                 bytes: 10,
+                columns: vec![],
             }],
             idempotency_key: key.map(str::to_string),
         }

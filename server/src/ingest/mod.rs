@@ -6,6 +6,7 @@
 //! memory stays bounded by a few batches. Anything that fails before the
 //! commit removes the files it wrote: nothing half-done becomes visible.
 
+mod file_stats;
 mod parquet_files;
 
 use std::sync::Arc;

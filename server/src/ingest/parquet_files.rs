@@ -17,6 +17,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use tracing::{debug, warn};
 
+use super::file_stats::column_stats;
 use crate::catalog::{delete_uncommitted, DataFile};
 use crate::error::{Error, Result};
 
@@ -114,6 +115,7 @@ impl ParquetFiles {
             path: file.path.to_string(),
             rows: metadata.file_metadata().num_rows() as u64,
             bytes: file.writer.bytes_written() as u64,
+            columns: column_stats(&self.schema, &metadata),
         };
         debug!(path = %data_file.path, rows = data_file.rows, bytes = data_file.bytes, "closed data file");
         self.done.push(data_file);

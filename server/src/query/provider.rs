@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session};
 use datafusion::common::stats::Precision;
-use datafusion::common::{ColumnStatistics, Statistics};
+use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::PartitionedFile;
@@ -25,7 +25,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::catalog::{Catalog, Manifest, TableRef};
+use crate::catalog::{Catalog, DataFile, Manifest, TableRef};
 use crate::storage::STORE_URL;
 
 /// The server's one catalog, read live from [`Catalog`].
@@ -96,12 +96,43 @@ impl ParquetTable {
         Self { manifest }
     }
 
-    fn file_statistics(schema: &SchemaRef, rows: u64, bytes: u64) -> Statistics {
+    /// What the manifest knows of one file: exact rows, and per column the
+    /// null count and bounds recorded at ingest.
+    fn file_statistics(schema: &SchemaRef, file: &DataFile) -> Statistics {
+        let column_statistics = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let Some(stats) = file.columns.iter().find(|c| &c.name == field.name()) else {
+                    return ColumnStatistics::new_unknown();
+                };
+                let bound = |text: &Option<String>| {
+                    text.as_ref()
+                        .and_then(|t| ScalarValue::try_from_string(t.clone(), field.data_type()).ok())
+                        .map_or(Precision::Absent, Precision::Exact)
+                };
+                ColumnStatistics::new_unknown()
+                    .with_null_count(Precision::Exact(stats.null_count as usize))
+                    .with_min_value(bound(&stats.min))
+                    .with_max_value(bound(&stats.max))
+            })
+            .collect();
         Statistics {
-            num_rows: Precision::Exact(rows as usize),
-            total_byte_size: Precision::Inexact(bytes as usize),
-            column_statistics: vec![ColumnStatistics::new_unknown(); schema.fields().len()],
+            num_rows: Precision::Exact(file.rows as usize),
+            total_byte_size: Precision::Inexact(file.bytes as usize),
+            column_statistics,
         }
+    }
+
+    /// The table's statistics: the files' merged.
+    fn table_statistics(&self, files: &[Statistics]) -> Statistics {
+        let schema = &self.manifest.schema;
+        if files.is_empty() {
+            let mut empty = Statistics::new_unknown(schema);
+            empty.num_rows = Precision::Exact(0);
+            return empty;
+        }
+        Statistics::try_merge_iter(files, schema).unwrap_or_else(|_| Statistics::new_unknown(schema))
     }
 }
 
@@ -137,25 +168,21 @@ impl TableProvider for ParquetTable {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
+        let statistics: Vec<Statistics> =
+            self.manifest.files.iter().map(|f| Self::file_statistics(&schema, f)).collect();
         let files: Vec<PartitionedFile> = self
             .manifest
             .files
             .iter()
-            .map(|f| {
-                PartitionedFile::new(f.path.clone(), f.bytes)
-                    .with_statistics(Arc::new(Self::file_statistics(&schema, f.rows, f.bytes)))
-            })
+            .zip(&statistics)
+            .map(|(f, stats)| PartitionedFile::new(f.path.clone(), f.bytes).with_statistics(Arc::new(stats.clone())))
             .collect();
         let groups = FileGroup::new(files).split_files(state.config().target_partitions());
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let source = format.file_source(TableSchema::from_file_schema(schema.clone()));
         let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source)
             .with_file_groups(groups)
-            .with_statistics(Self::file_statistics(
-                &schema,
-                self.manifest.total_rows(),
-                self.manifest.total_bytes(),
-            ))
+            .with_statistics(self.table_statistics(&statistics))
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
@@ -163,10 +190,9 @@ impl TableProvider for ParquetTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        Some(Self::file_statistics(
-            &self.manifest.schema,
-            self.manifest.total_rows(),
-            self.manifest.total_bytes(),
-        ))
+        let schema = &self.manifest.schema;
+        let files: Vec<Statistics> =
+            self.manifest.files.iter().map(|f| Self::file_statistics(schema, f)).collect();
+        Some(self.table_statistics(&files))
     }
 }
