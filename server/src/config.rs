@@ -114,30 +114,63 @@ impl ServeArgs {
     pub fn resolve(self) -> Result<ServerConfig, ConfigError> {
         let file = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
             }
             None => FileConfig::default(),
         };
         let defaults_layout = FileLayout::default();
         let defaults_query = QueryOptions::default();
         let positive = |name: &str, value: Option<usize>| match value {
-            Some(0) => Err(ConfigError::Invalid(format!("{name} must be greater than 0"))),
+            Some(0) => Err(ConfigError::Invalid(format!(
+                "{name} must be greater than 0"
+            ))),
             other => Ok(other),
         };
-        let target_file_mb = positive("target_file_mb", self.target_file_mb.or(file.target_file_mb))?;
-        let row_group_rows = positive("row_group_rows", self.row_group_rows.or(file.row_group_rows))?;
-        let partitions = positive("target_partitions", self.target_partitions.or(file.target_partitions))?;
-        let max_message_mb = positive("max_message_mb", self.max_message_mb.or(file.max_message_mb))?;
+        let target_file_mb = positive(
+            "target_file_mb",
+            self.target_file_mb.or(file.target_file_mb),
+        )?;
+        let row_group_rows = positive(
+            "row_group_rows",
+            self.row_group_rows.or(file.row_group_rows),
+        )?;
+        let partitions = positive(
+            "target_partitions",
+            self.target_partitions.or(file.target_partitions),
+        )?;
+        let max_message_mb = positive(
+            "max_message_mb",
+            self.max_message_mb.or(file.max_message_mb),
+        )?;
         Ok(ServerConfig {
-            listen: self.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
-            storage: self.storage.or(file.storage).unwrap_or_else(|| DEFAULT_STORAGE.into()),
-            log_filter: self.log_filter.or(file.log_filter).unwrap_or_else(|| "info".into()),
-            log_format: self.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            storage: self
+                .storage
+                .or(file.storage)
+                .unwrap_or_else(|| DEFAULT_STORAGE.into()),
+            log_filter: self
+                .log_filter
+                .or(file.log_filter)
+                .unwrap_or_else(|| "info".into()),
+            log_format: self
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
             query: QueryOptions {
-                classic_types: !self.keep_view_types.or(file.keep_view_types).unwrap_or(false),
+                classic_types: !self
+                    .keep_view_types
+                    .or(file.keep_view_types)
+                    .unwrap_or(false),
                 target_partitions: partitions.unwrap_or(defaults_query.target_partitions),
             },
             layout: FileLayout {
@@ -171,8 +204,16 @@ mod tests {
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lakehouse.toml");
-        std::fs::write(&path, "listen = \"0.0.0.0:1\"\nstorage = \"/srv/x\"\nrow_group_rows = 1000\n").unwrap();
-        let args = ServeArgs { config: Some(path), listen: Some("127.0.0.1:0".into()), ..Default::default() };
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:1\"\nstorage = \"/srv/x\"\nrow_group_rows = 1000\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        };
         let config = args.resolve().unwrap();
         assert_eq!(config.listen, "127.0.0.1:0");
         assert_eq!(config.storage, "/srv/x");
@@ -184,9 +225,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
+        let err = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
-        let err = ServeArgs { row_group_rows: Some(0), ..Default::default() }.resolve().unwrap_err();
+        let err = ServeArgs {
+            row_group_rows: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
         assert!(err.to_string().contains("row_group_rows"), "{err}");
     }
 }

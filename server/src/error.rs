@@ -41,7 +41,10 @@ pub enum Error {
 
     /// Appending data whose columns differ from the table's.
     #[error("schema of the data does not match table {table}: {differences}")]
-    SchemaConflict { table: TableRef, differences: String },
+    SchemaConflict {
+        table: TableRef,
+        differences: String,
+    },
 
     /// Another writer committed a version this request could not be
     /// re-based onto (overwrite or create racing another writer).

@@ -10,7 +10,11 @@ use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "lakehouse", version, about = "A Flight SQL server over a versioned Parquet catalog")]
+#[command(
+    name = "lakehouse",
+    version,
+    about = "A Flight SQL server over a versioned Parquet catalog"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -53,22 +53,39 @@ pub struct Server {
 impl Server {
     /// Opens storage, loads the catalog and binds the listener.
     pub async fn start(config: &ServerConfig) -> Result<Self, ServeError> {
-        let storage_error = |source| ServeError::Storage { location: config.storage.clone(), source };
-        let storage = Storage::open(&config.storage).await.map_err(storage_error)?;
-        let catalog = Arc::new(Catalog::load(storage.store.clone()).await.map_err(storage_error)?);
-        let ingest = Ingest::new(catalog.clone(), config.layout.clone());
-        let engine = QueryEngine::new(&storage, catalog.clone(), ingest.clone(), config.query.clone())
-            .map_err(storage_error)?;
-        let service = FlightSql::new(Arc::new(engine), catalog, ingest).into_service();
-        let listener = TcpListener::bind(&config.listen).await.map_err(|source| ServeError::Bind {
-            address: config.listen.clone(),
-            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
-                " (is another server running there? choose another address with --listen)"
-            } else {
-                ""
-            },
+        let storage_error = |source| ServeError::Storage {
+            location: config.storage.clone(),
             source,
-        })?;
+        };
+        let storage = Storage::open(&config.storage)
+            .await
+            .map_err(storage_error)?;
+        let catalog = Arc::new(
+            Catalog::load(storage.store.clone())
+                .await
+                .map_err(storage_error)?,
+        );
+        let ingest = Ingest::new(catalog.clone(), config.layout.clone());
+        let engine = QueryEngine::new(
+            &storage,
+            catalog.clone(),
+            ingest.clone(),
+            config.query.clone(),
+        )
+        .map_err(storage_error)?;
+        let service = FlightSql::new(Arc::new(engine), catalog, ingest).into_service();
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    address: config.listen.clone(),
+                    hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                        " (is another server running there? choose another address with --listen)"
+                    } else {
+                        ""
+                    },
+                    source,
+                })?;
         info!(storage = %storage.location, "storage opened");
         Ok(Self {
             listener,

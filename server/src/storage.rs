@@ -65,7 +65,9 @@ fn build_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
     if let Some(rest) = location.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(unusable("an s3 URL needs a bucket: s3://bucket/prefix".into()));
+            return Err(unusable(
+                "an s3 URL needs a bucket: s3://bucket/prefix".into(),
+            ));
         }
         let s3 = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
@@ -85,8 +87,7 @@ fn build_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
         ));
     }
     let dir = location.strip_prefix("file://").unwrap_or(location);
-    std::fs::create_dir_all(dir)
-        .map_err(|e| unusable(format!("cannot create directory: {e}")))?;
+    std::fs::create_dir_all(dir).map_err(|e| unusable(format!("cannot create directory: {e}")))?;
     let local = LocalFileSystem::new_with_prefix(dir)
         .map_err(|e| unusable(e.to_string()))?
         .with_automatic_cleanup(true);
@@ -109,7 +110,10 @@ mod tests {
     #[tokio::test]
     async fn rejects_unknown_schemes_with_the_location_named() {
         let err = Storage::open("ftp://host/x").await.unwrap_err().to_string();
-        assert!(err.contains("ftp://host/x") && err.contains("unknown scheme"), "{err}");
+        assert!(
+            err.contains("ftp://host/x") && err.contains("unknown scheme"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -117,7 +121,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, b"x").unwrap();
-        let err = Storage::open(file.to_str().unwrap()).await.unwrap_err().to_string();
+        let err = Storage::open(file.to_str().unwrap())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not-a-dir"), "{err}");
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::{cast_with_options, CastOptions};
+use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, FieldRef, Fields, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
@@ -18,7 +18,9 @@ pub fn classic_type(t: &DataType) -> DataType {
         DataType::Utf8View => DataType::Utf8,
         DataType::BinaryView => DataType::Binary,
         DataType::ListView(f) | DataType::List(f) => DataType::List(classic_field(f)),
-        DataType::LargeListView(f) | DataType::LargeList(f) => DataType::LargeList(classic_field(f)),
+        DataType::LargeListView(f) | DataType::LargeList(f) => {
+            DataType::LargeList(classic_field(f))
+        }
         DataType::FixedSizeList(f, n) => DataType::FixedSizeList(classic_field(f), *n),
         DataType::Struct(fields) => DataType::Struct(classic_fields(fields)),
         DataType::Map(f, sorted) => DataType::Map(classic_field(f), *sorted),
@@ -28,7 +30,11 @@ pub fn classic_type(t: &DataType) -> DataType {
 }
 
 fn classic_field(f: &FieldRef) -> FieldRef {
-    Arc::new(f.as_ref().clone().with_data_type(classic_type(f.data_type())))
+    Arc::new(
+        f.as_ref()
+            .clone()
+            .with_data_type(classic_type(f.data_type())),
+    )
 }
 
 fn classic_fields(fields: &Fields) -> Fields {
@@ -45,16 +51,25 @@ pub fn classic_schema(schema: &Schema) -> SchemaRef {
 
 /// True when the schema has nothing [`classic_type`] would change.
 pub fn is_classic(schema: &Schema) -> bool {
-    schema.fields().iter().all(|f| &classic_type(f.data_type()) == f.data_type())
+    schema
+        .fields()
+        .iter()
+        .all(|f| &classic_type(f.data_type()) == f.data_type())
 }
 
 /// Casts `batch` column by column to `target` (same column count, same
 /// order). Columns already of the target type are shared, not copied.
 pub fn cast_batch(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     if batch.schema().fields() == target.fields() {
-        return Ok(batch.clone().with_schema(target.clone()).unwrap_or_else(|_| batch.clone()));
+        return Ok(batch
+            .clone()
+            .with_schema(target.clone())
+            .unwrap_or_else(|_| batch.clone()));
     }
-    let options = CastOptions { safe: false, ..Default::default() };
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
     let columns = batch
         .columns()
         .iter()
@@ -79,7 +94,11 @@ mod tests {
     #[test]
     fn views_become_classic_recursively() {
         let inner = Arc::new(Field::new("item", DataType::Utf8View, true));
-        let t = DataType::Struct(Fields::from(vec![Field::new("l", DataType::ListView(inner), true)]));
+        let t = DataType::Struct(Fields::from(vec![Field::new(
+            "l",
+            DataType::ListView(inner),
+            true,
+        )]));
         let expected = DataType::Struct(Fields::from(vec![Field::new(
             "l",
             DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
@@ -93,7 +112,11 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, true)]));
         let batch = RecordBatch::try_new(
             schema.clone(),
-            vec![Arc::new(StringViewArray::from(vec![Some("a"), None, Some("a longer string than twelve")]))],
+            vec![Arc::new(StringViewArray::from(vec![
+                Some("a"),
+                None,
+                Some("a longer string than twelve"),
+            ]))],
         )
         .unwrap();
         assert!(!is_classic(&schema));

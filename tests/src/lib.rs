@@ -24,7 +24,10 @@ pub fn server_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     profile_dir.join("lakehouse")
 }
 
@@ -58,7 +61,10 @@ impl TestServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--storage"])
             .arg(storage)
             .args(extra)
-            .env("LAKEHOUSE_LOG_FILTER", std::env::var("LAKEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "LAKEHOUSE_LOG_FILTER",
+                std::env::var("LAKEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -67,10 +73,10 @@ impl TestServer {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            let address = lines
-                .by_ref()
-                .map_while(Result::ok)
-                .find_map(|line| line.strip_prefix("lakehouse listening on ").map(str::to_string));
+            let address = lines.by_ref().map_while(Result::ok).find_map(|line| {
+                line.strip_prefix("lakehouse listening on ")
+                    .map(str::to_string)
+            });
             let _ = tx.send(address);
             // Keep draining so the server never blocks on a full pipe.
             for _ in lines {}
@@ -79,21 +85,34 @@ impl TestServer {
             Ok(Some(address)) => address,
             other => {
                 let _ = child.kill();
-                panic!("server did not become ready: {other:?} (exit: {:?})", child.wait());
+                panic!(
+                    "server did not become ready: {other:?} (exit: {:?})",
+                    child.wait()
+                );
             }
         };
-        Self { child: Some(child), address, storage: storage.to_path_buf(), _dir: None }
+        Self {
+            child: Some(child),
+            address,
+            storage: storage.to_path_buf(),
+            _dir: None,
+        }
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect(&self.address).await.expect("connect to the test server")
+        Client::connect(&self.address)
+            .await
+            .expect("connect to the test server")
     }
 
     /// Asks the server to stop (SIGTERM) and waits for it to exit, without
     /// blocking the runtime that drives this process's client connections.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("a running server");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         tokio::task::spawn_blocking(move || child.wait().expect("server exit status"))
             .await
             .expect("waiting for the server")

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use lakehouse_tests::client::{Ingest, IngestMode};
-use lakehouse_tests::{rows, TestServer};
+use lakehouse_tests::{TestServer, rows};
 
 fn ids(range: std::ops::Range<i64>) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
@@ -28,25 +28,66 @@ async fn a_restart_keeps_every_table_and_version() {
     let mut first = TestServer::start();
     let dir = first.take_storage().unwrap();
     let mut client = first.client().await;
-    client.ingest(Ingest::new("a", IngestMode::Create), vec![ids(0..1000)]).await.unwrap();
-    client.ingest(Ingest::new("a", IngestMode::Append), vec![ids(1000..1500)]).await.unwrap();
+    client
+        .ingest(Ingest::new("a", IngestMode::Create), vec![ids(0..1000)])
+        .await
+        .unwrap();
+    client
+        .ingest(Ingest::new("a", IngestMode::Append), vec![ids(1000..1500)])
+        .await
+        .unwrap();
     client.update("CREATE SCHEMA s").await.unwrap();
-    client.update("CREATE TABLE s.b AS SELECT id * 2 AS twice FROM a WHERE id < 10").await.unwrap();
-    client.update("CREATE TABLE gone AS SELECT 1 AS x").await.unwrap();
+    client
+        .update("CREATE TABLE s.b AS SELECT id * 2 AS twice FROM a WHERE id < 10")
+        .await
+        .unwrap();
+    client
+        .update("CREATE TABLE gone AS SELECT 1 AS x")
+        .await
+        .unwrap();
     client.update("DROP TABLE gone").await.unwrap();
-    let before_a = rows(&client.query("SELECT count(*), sum(id) FROM a").await.unwrap());
-    let before_b = rows(&client.query("SELECT twice FROM s.b ORDER BY twice").await.unwrap());
+    let before_a = rows(
+        &client
+            .query("SELECT count(*), sum(id) FROM a")
+            .await
+            .unwrap(),
+    );
+    let before_b = rows(
+        &client
+            .query("SELECT twice FROM s.b ORDER BY twice")
+            .await
+            .unwrap(),
+    );
     drop(client);
     assert!(first.stop().await.success(), "graceful stop exits 0");
 
     let second = TestServer::start_on(dir.path(), &[]);
     let mut client = second.client().await;
-    assert_eq!(rows(&client.query("SELECT count(*), sum(id) FROM a").await.unwrap()), before_a);
-    assert_eq!(rows(&client.query("SELECT twice FROM s.b ORDER BY twice").await.unwrap()), before_b);
+    assert_eq!(
+        rows(
+            &client
+                .query("SELECT count(*), sum(id) FROM a")
+                .await
+                .unwrap()
+        ),
+        before_a
+    );
+    assert_eq!(
+        rows(
+            &client
+                .query("SELECT twice FROM s.b ORDER BY twice")
+                .await
+                .unwrap()
+        ),
+        before_b
+    );
     assert!(client.query("SELECT * FROM gone").await.is_err());
     assert_eq!(version_files(dir.path(), "a").len(), 2);
     // History continues where it stopped.
-    client.ingest(Ingest::new("a", IngestMode::Append), vec![ids(0..1)]).await.unwrap();
+    client
+        .ingest(Ingest::new("a", IngestMode::Append), vec![ids(0..1)])
+        .await
+        .unwrap();
     assert_eq!(version_files(dir.path(), "a").len(), 3);
 }
 
@@ -65,7 +106,13 @@ async fn concurrent_appends_all_land_with_consecutive_versions() {
         tasks.push(tokio::spawn(async move {
             for a in 0..APPENDS {
                 let start = (c * APPENDS + a) * ROWS;
-                client.ingest(Ingest::new("t", IngestMode::Append), vec![ids(start..start + ROWS)]).await.unwrap();
+                client
+                    .ingest(
+                        Ingest::new("t", IngestMode::Append),
+                        vec![ids(start..start + ROWS)],
+                    )
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -73,11 +120,19 @@ async fn concurrent_appends_all_land_with_consecutive_versions() {
         task.await.unwrap();
     }
     let total = CLIENTS * APPENDS * ROWS;
-    let result = client.query("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM t").await.unwrap();
-    assert_eq!(rows(&result), vec![format!("{total}|{total}|0|{}", total - 1)]);
+    let result = client
+        .query("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM t")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&result),
+        vec![format!("{total}|{total}|0|{}", total - 1)]
+    );
 
     let versions = version_files(&server.storage, "t");
-    let expected: Vec<String> = (1..=(1 + CLIENTS * APPENDS) as u64).map(|v| format!("{v:020}.json")).collect();
+    let expected: Vec<String> = (1..=(1 + CLIENTS * APPENDS) as u64)
+        .map(|v| format!("{v:020}.json"))
+        .collect();
     assert_eq!(versions, expected);
 }
 
@@ -87,9 +142,18 @@ async fn an_idempotency_key_adds_rows_once() {
     let mut client = server.client().await;
     let mut request = Ingest::new("t", IngestMode::CreateAppend);
     request.idempotency_key = Some("load-2024-06-01");
-    assert_eq!(client.ingest(request.clone(), vec![ids(0..10)]).await.unwrap(), 10);
+    assert_eq!(
+        client
+            .ingest(request.clone(), vec![ids(0..10)])
+            .await
+            .unwrap(),
+        10
+    );
     assert_eq!(client.ingest(request, vec![ids(0..10)]).await.unwrap(), 10);
-    assert_eq!(rows(&client.query("SELECT count(*) FROM t").await.unwrap()), vec!["10"]);
+    assert_eq!(
+        rows(&client.query("SELECT count(*) FROM t").await.unwrap()),
+        vec!["10"]
+    );
     assert_eq!(version_files(&server.storage, "t").len(), 1);
 }
 
@@ -103,7 +167,10 @@ async fn a_busy_port_and_unusable_storage_are_clear_errors() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot listen on") && stderr.contains("--listen"), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains("--listen"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     let file = tempfile::NamedTempFile::new().unwrap();

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
 use arrow_flight::FlightDescriptor;
 use arrow_flight::sql::{Any, CommandGetPrimaryKeys, CommandStatementQuery, ProstMessageExt};
+use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
 use lakehouse_tests::client::{Ingest, IngestMode};
-use lakehouse_tests::{count, rows, TestServer};
+use lakehouse_tests::{TestServer, count, rows};
 use prost::Message;
 use tonic::Code;
 
@@ -20,14 +20,21 @@ fn people(ids: &[i64]) -> RecordBatch {
         Field::new("score", DataType::Float64, true),
         Field::new("active", DataType::Boolean, true),
     ]));
-    let names: Vec<Option<String>> = ids.iter().map(|i| (i % 5 != 0).then(|| format!("p{i}"))).collect();
+    let names: Vec<Option<String>> = ids
+        .iter()
+        .map(|i| (i % 5 != 0).then(|| format!("p{i}")))
+        .collect();
     RecordBatch::try_new(
         schema,
         vec![
             Arc::new(Int64Array::from(ids.to_vec())),
             Arc::new(StringArray::from(names)),
-            Arc::new(Float64Array::from(ids.iter().map(|i| *i as f64 / 2.0).collect::<Vec<_>>())),
-            Arc::new(BooleanArray::from(ids.iter().map(|i| i % 2 == 0).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(
+                ids.iter().map(|i| *i as f64 / 2.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(BooleanArray::from(
+                ids.iter().map(|i| i % 2 == 0).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
@@ -38,21 +45,63 @@ async fn ingest_modes_and_queries() {
     let server = TestServer::start();
     let mut client = server.client().await;
 
-    let written = client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[1, 2, 3]), people(&[4, 5])]).await.unwrap();
+    let written = client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[1, 2, 3]), people(&[4, 5])],
+        )
+        .await
+        .unwrap();
     assert_eq!(written, 5);
-    let err = client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[9])]).await.unwrap_err();
+    let err = client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[9])],
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(Code::AlreadyExists), "{err}");
 
-    client.ingest(Ingest::new("people", IngestMode::Append), vec![people(&[6])]).await.unwrap();
-    client.ingest(Ingest::new("people", IngestMode::CreateAppend), vec![people(&[7])]).await.unwrap();
-    let batches = client.query("SELECT count(*) AS n, sum(id) AS s FROM people").await.unwrap();
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Append),
+            vec![people(&[6])],
+        )
+        .await
+        .unwrap();
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::CreateAppend),
+            vec![people(&[7])],
+        )
+        .await
+        .unwrap();
+    let batches = client
+        .query("SELECT count(*) AS n, sum(id) AS s FROM people")
+        .await
+        .unwrap();
     assert_eq!(rows(&batches), vec!["7|28"]);
 
-    client.ingest(Ingest::new("people", IngestMode::Replace), vec![people(&[10, 20])]).await.unwrap();
-    let batches = client.query("SELECT id, name, active FROM people ORDER BY id").await.unwrap();
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Replace),
+            vec![people(&[10, 20])],
+        )
+        .await
+        .unwrap();
+    let batches = client
+        .query("SELECT id, name, active FROM people ORDER BY id")
+        .await
+        .unwrap();
     assert_eq!(rows(&batches), vec!["10||true", "20||true"]);
 
-    let err = client.ingest(Ingest::new("missing", IngestMode::Append), vec![people(&[1])]).await.unwrap_err();
+    let err = client
+        .ingest(
+            Ingest::new("missing", IngestMode::Append),
+            vec![people(&[1])],
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(Code::NotFound), "{err}");
 }
 
@@ -60,9 +109,17 @@ async fn ingest_modes_and_queries() {
 async fn strings_leave_as_classic_utf8() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[1, 2])]).await.unwrap();
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[1, 2])],
+        )
+        .await
+        .unwrap();
     let (schema, batches) = client
-        .query_with_schema("SELECT name, upper(name) AS u, arrow_cast('x', 'Utf8View') AS v FROM people")
+        .query_with_schema(
+            "SELECT name, upper(name) AS u, arrow_cast('x', 'Utf8View') AS v FROM people",
+        )
         .await
         .unwrap();
     for field in schema.fields() {
@@ -79,20 +136,59 @@ async fn strings_leave_as_classic_utf8() {
 async fn updates_commit_to_the_catalog() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[1, 2, 3, 4])]).await.unwrap();
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[1, 2, 3, 4])],
+        )
+        .await
+        .unwrap();
 
-    assert_eq!(client.update("CREATE TABLE evens AS SELECT id, name FROM people WHERE active").await.unwrap(), 2);
-    assert_eq!(client.update("INSERT INTO evens VALUES (100, 'x'), (101, 'y')").await.unwrap(), 2);
-    assert_eq!(client.update("INSERT INTO evens SELECT id, name FROM people WHERE id = 1").await.unwrap(), 1);
-    let batches = client.query("SELECT id FROM evens ORDER BY id").await.unwrap();
+    assert_eq!(
+        client
+            .update("CREATE TABLE evens AS SELECT id, name FROM people WHERE active")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        client
+            .update("INSERT INTO evens VALUES (100, 'x'), (101, 'y')")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        client
+            .update("INSERT INTO evens SELECT id, name FROM people WHERE id = 1")
+            .await
+            .unwrap(),
+        1
+    );
+    let batches = client
+        .query("SELECT id FROM evens ORDER BY id")
+        .await
+        .unwrap();
     assert_eq!(rows(&batches), vec!["1", "2", "4", "100", "101"]);
 
-    client.update("CREATE TABLE empty_one (a INT, b VARCHAR)").await.unwrap();
-    assert_eq!(count(&client.query("SELECT * FROM empty_one").await.unwrap()), 0);
+    client
+        .update("CREATE TABLE empty_one (a INT, b VARCHAR)")
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&client.query("SELECT * FROM empty_one").await.unwrap()),
+        0
+    );
 
     client.update("CREATE SCHEMA sales").await.unwrap();
-    client.update("CREATE TABLE sales.orders AS SELECT 1 AS id").await.unwrap();
-    assert_eq!(rows(&client.query("SELECT id FROM sales.orders").await.unwrap()), vec!["1"]);
+    client
+        .update("CREATE TABLE sales.orders AS SELECT 1 AS id")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&client.query("SELECT id FROM sales.orders").await.unwrap()),
+        vec!["1"]
+    );
     let err = client.update("CREATE SCHEMA sales").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::AlreadyExists), "{err}");
 
@@ -103,11 +199,23 @@ async fn updates_commit_to_the_catalog() {
     let err = client.update("DROP TABLE evens").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::NotFound), "{err}");
 
-    let err = client.update("CREATE TABLE people AS SELECT 1").await.unwrap_err();
+    let err = client
+        .update("CREATE TABLE people AS SELECT 1")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(Code::AlreadyExists), "{err}");
-    client.update("CREATE TABLE IF NOT EXISTS people AS SELECT 1").await.unwrap();
-    client.update("CREATE OR REPLACE TABLE people AS SELECT 7 AS only").await.unwrap();
-    assert_eq!(rows(&client.query("SELECT * FROM people").await.unwrap()), vec!["7"]);
+    client
+        .update("CREATE TABLE IF NOT EXISTS people AS SELECT 1")
+        .await
+        .unwrap();
+    client
+        .update("CREATE OR REPLACE TABLE people AS SELECT 7 AS only")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&client.query("SELECT * FROM people").await.unwrap()),
+        vec!["7"]
+    );
 
     let err = client.update("DELETE FROM people").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::Unimplemented), "{err}");
@@ -117,19 +225,34 @@ async fn updates_commit_to_the_catalog() {
 async fn an_update_sent_as_a_query_runs_once_and_reports_its_rows() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    let batches = client.query("CREATE TABLE t AS SELECT * FROM (VALUES (1), (2)) AS v(a)").await.unwrap();
+    let batches = client
+        .query("CREATE TABLE t AS SELECT * FROM (VALUES (1), (2)) AS v(a)")
+        .await
+        .unwrap();
     assert_eq!(rows(&batches), vec!["2"]);
-    assert_eq!(rows(&client.query("SELECT count(*) FROM t").await.unwrap()), vec!["2"]);
+    assert_eq!(
+        rows(&client.query("SELECT count(*) FROM t").await.unwrap()),
+        vec!["2"]
+    );
 }
 
 #[tokio::test]
 async fn prepared_statements_bind_parameters() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[1, 2, 3, 4, 5, 6])]).await.unwrap();
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[1, 2, 3, 4, 5, 6])],
+        )
+        .await
+        .unwrap();
 
     // As the JDBC driver does it: every query prepared, dataset schema read first.
-    let mut statement = client.prepare("SELECT id, name FROM people WHERE id > $1 AND active = ? ORDER BY id").await.unwrap();
+    let mut statement = client
+        .prepare("SELECT id, name FROM people WHERE id > $1 AND active = ? ORDER BY id")
+        .await
+        .unwrap();
     let dataset = statement.dataset_schema().unwrap().clone();
     assert_eq!(dataset.fields().len(), 2);
     assert_eq!(dataset.field(0).data_type(), &DataType::Int64);
@@ -144,7 +267,10 @@ async fn prepared_statements_bind_parameters() {
             Field::new("$1", DataType::Int64, false),
             Field::new("$2", DataType::Boolean, false),
         ])),
-        vec![Arc::new(Int64Array::from(vec![3, 0])), Arc::new(BooleanArray::from(vec![true, false]))],
+        vec![
+            Arc::new(Int64Array::from(vec![3, 0])),
+            Arc::new(BooleanArray::from(vec![true, false])),
+        ],
     )
     .unwrap();
     statement.set_parameters(bind).unwrap();
@@ -153,31 +279,46 @@ async fn prepared_statements_bind_parameters() {
     assert_eq!(rows(&batches), vec!["4|p4", "6|p6", "1|p1", "3|p3", "5|"]);
 
     // A parameter of another integer width is cast to what the plan expects.
-    let mut statement = client.prepare("SELECT count(*) FROM people WHERE id <= ?").await.unwrap();
+    let mut statement = client
+        .prepare("SELECT count(*) FROM people WHERE id <= ?")
+        .await
+        .unwrap();
     let bind = RecordBatch::try_new(
         Arc::new(Schema::new(vec![Field::new("p", DataType::Int32, false)])),
         vec![Arc::new(arrow::array::Int32Array::from(vec![2]))],
     )
     .unwrap();
     statement.set_parameters(bind).unwrap();
-    let batches = client.fetch(statement.execute().await.unwrap()).await.unwrap();
+    let batches = client
+        .fetch(statement.execute().await.unwrap())
+        .await
+        .unwrap();
     assert_eq!(rows(&batches), vec!["2"]);
     statement.close().await.unwrap();
 
     // An update prepared has an empty dataset schema and runs as an update.
-    let mut insert = client.prepare("INSERT INTO people (id, name) VALUES ($1, $2)").await.unwrap();
+    let mut insert = client
+        .prepare("INSERT INTO people (id, name) VALUES ($1, $2)")
+        .await
+        .unwrap();
     assert!(insert.dataset_schema().unwrap().fields().is_empty());
     let bind = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("$1", DataType::Int64, false),
             Field::new("$2", DataType::Utf8, false),
         ])),
-        vec![Arc::new(Int64Array::from(vec![70, 71])), Arc::new(StringArray::from(vec!["a", "b"]))],
+        vec![
+            Arc::new(Int64Array::from(vec![70, 71])),
+            Arc::new(StringArray::from(vec!["a", "b"])),
+        ],
     )
     .unwrap();
     insert.set_parameters(bind).unwrap();
     assert_eq!(insert.execute_update().await.unwrap(), 2);
-    let batches = client.query("SELECT name FROM people WHERE id >= 70 ORDER BY id").await.unwrap();
+    let batches = client
+        .query("SELECT name FROM people WHERE id >= 70 ORDER BY id")
+        .await
+        .unwrap();
     assert_eq!(rows(&batches), vec!["a", "b"]);
 }
 
@@ -185,9 +326,18 @@ async fn prepared_statements_bind_parameters() {
 async fn metadata_commands_answer() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[1])]).await.unwrap();
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[1])],
+        )
+        .await
+        .unwrap();
     client.update("CREATE SCHEMA sales").await.unwrap();
-    client.update("CREATE TABLE sales.orders AS SELECT 1 AS id").await.unwrap();
+    client
+        .update("CREATE TABLE sales.orders AS SELECT 1 AS id")
+        .await
+        .unwrap();
     let sql = client.flight_sql();
 
     let info = sql.get_catalogs().await.unwrap();
@@ -196,10 +346,16 @@ async fn metadata_commands_answer() {
 
     let info = client
         .flight_sql()
-        .get_db_schemas(CommandGetDbSchemas { catalog: None, db_schema_filter_pattern: Some("sal%".into()) })
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: None,
+            db_schema_filter_pattern: Some("sal%".into()),
+        })
         .await
         .unwrap();
-    assert_eq!(rows(&client.fetch(info).await.unwrap()), vec!["lakehouse|sales"]);
+    assert_eq!(
+        rows(&client.fetch(info).await.unwrap()),
+        vec!["lakehouse|sales"]
+    );
 
     let info = client
         .flight_sql()
@@ -216,11 +372,20 @@ async fn metadata_commands_answer() {
     assert_eq!(count(&tables), 2);
     assert_eq!(
         rows(&[tables[0].project(&[0, 1, 2, 3]).unwrap()]),
-        vec!["lakehouse|public|people|TABLE", "lakehouse|sales|orders|TABLE"]
+        vec![
+            "lakehouse|public|people|TABLE",
+            "lakehouse|sales|orders|TABLE"
+        ]
     );
-    let schema_column = tables[0].column_by_name("table_schema").expect("include_schema");
+    let schema_column = tables[0]
+        .column_by_name("table_schema")
+        .expect("include_schema");
     let people_schema = arrow::ipc::convert::try_schema_from_ipc_buffer(
-        schema_column.as_any().downcast_ref::<arrow::array::BinaryArray>().unwrap().value(0),
+        schema_column
+            .as_any()
+            .downcast_ref::<arrow::array::BinaryArray>()
+            .unwrap()
+            .value(0),
     )
     .unwrap();
     assert_eq!(people_schema.field(1).name(), "name");
@@ -228,23 +393,44 @@ async fn metadata_commands_answer() {
     let info = client.flight_sql().get_table_types().await.unwrap();
     assert_eq!(rows(&client.fetch(info).await.unwrap()), vec!["TABLE"]);
 
-    let info = client.flight_sql().get_sql_info(vec![SqlInfo::FlightSqlServerName, SqlInfo::SqlIdentifierQuoteChar]).await.unwrap();
+    let info = client
+        .flight_sql()
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::SqlIdentifierQuoteChar,
+        ])
+        .await
+        .unwrap();
     assert_eq!(count(&client.fetch(info).await.unwrap()), 2);
     let info = client.flight_sql().get_sql_info(vec![]).await.unwrap();
     assert!(count(&client.fetch(info).await.unwrap()) > 80);
 
-    let info = client.flight_sql().get_xdbc_type_info(Default::default()).await.unwrap();
+    let info = client
+        .flight_sql()
+        .get_xdbc_type_info(Default::default())
+        .await
+        .unwrap();
     assert!(count(&client.fetch(info).await.unwrap()) >= 10);
 
     let info = client
         .flight_sql()
-        .get_primary_keys(CommandGetPrimaryKeys { catalog: None, db_schema: None, table: "people".into() })
+        .get_primary_keys(CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: None,
+            table: "people".into(),
+        })
         .await
         .unwrap();
     assert_eq!(count(&client.fetch(info).await.unwrap()), 0);
-    let info = client.flight_sql().get_exported_keys(arrow_flight::sql::CommandGetExportedKeys {
-        catalog: None, db_schema: None, table: "people".into(),
-    }).await.unwrap();
+    let info = client
+        .flight_sql()
+        .get_exported_keys(arrow_flight::sql::CommandGetExportedKeys {
+            catalog: None,
+            db_schema: None,
+            table: "people".into(),
+        })
+        .await
+        .unwrap();
     assert_eq!(count(&client.fetch(info).await.unwrap()), 0);
 }
 
@@ -252,13 +438,34 @@ async fn metadata_commands_answer() {
 async fn get_schema_and_poll_flight_info_are_served() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[1])]).await.unwrap();
-    let command = CommandStatementQuery { query: "SELECT id, name FROM people".into(), transaction_id: None };
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[1])],
+        )
+        .await
+        .unwrap();
+    let command = CommandStatementQuery {
+        query: "SELECT id, name FROM people".into(),
+        transaction_id: None,
+    };
     let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-    let result = client.flight_sql().inner_mut().get_schema(descriptor.clone()).await.unwrap().into_inner();
+    let result = client
+        .flight_sql()
+        .inner_mut()
+        .get_schema(descriptor.clone())
+        .await
+        .unwrap()
+        .into_inner();
     let schema = Schema::try_from(&result).unwrap();
     assert_eq!(schema.fields().len(), 2);
-    let poll = client.flight_sql().inner_mut().poll_flight_info(descriptor).await.unwrap().into_inner();
+    let poll = client
+        .flight_sql()
+        .inner_mut()
+        .poll_flight_info(descriptor)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(poll.progress, Some(1.0));
     assert!(poll.info.is_some());
 }
@@ -267,7 +474,13 @@ async fn get_schema_and_poll_flight_info_are_served() {
 async fn bad_requests_get_their_codes_and_the_server_keeps_serving() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[1, 2])]).await.unwrap();
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[1, 2])],
+        )
+        .await
+        .unwrap();
 
     let err = client.query("SELEC nonsense").await.unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
@@ -293,18 +506,34 @@ async fn bad_requests_get_their_codes_and_the_server_keeps_serving() {
     }
 
     let drift = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true), Field::new("extra", DataType::Int64, true)])),
-        vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(Int64Array::from(vec![1]))],
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("extra", DataType::Int64, true),
+        ])),
+        vec![
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(Int64Array::from(vec![1])),
+        ],
     )
     .unwrap();
-    let err = client.ingest(Ingest::new("people", IngestMode::Append), vec![drift]).await.unwrap_err();
+    let err = client
+        .ingest(Ingest::new("people", IngestMode::Append), vec![drift])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
     let text = err.to_string();
-    assert!(text.contains("added columns: extra") && text.contains("missing columns: name"), "{text}");
+    assert!(
+        text.contains("added columns: extra") && text.contains("missing columns: name"),
+        "{text}"
+    );
     assert!(text.contains("retyped columns: id"), "{text}");
 
     let ticket = arrow_flight::Ticket::new(b"\x0a\x03bad".to_vec());
-    let err = client.flight_sql().do_get(ticket).await.err().expect("a malformed ticket is refused");
+    let err = client
+        .flight_sql()
+        .do_get(ticket)
+        .await
+        .expect_err("a malformed ticket is refused");
     let status = match err {
         arrow_flight::error::FlightError::Tonic(status) => status,
         other => panic!("{other}"),
@@ -312,10 +541,14 @@ async fn bad_requests_get_their_codes_and_the_server_keeps_serving() {
     assert_ne!(status.code(), Code::Ok);
     assert_ne!(status.code(), Code::Internal, "{status}");
 
-    let foreign = arrow_flight::sql::TicketStatementQuery { statement_handle: b"not json".to_vec().into() };
+    let foreign = arrow_flight::sql::TicketStatementQuery {
+        statement_handle: b"not json".to_vec().into(),
+    };
     let ticket = arrow_flight::Ticket::new(foreign.as_any().encode_to_vec());
     match client.flight_sql().do_get(ticket).await {
-        Err(arrow_flight::error::FlightError::Tonic(status)) => assert_eq!(status.code(), Code::InvalidArgument),
+        Err(arrow_flight::error::FlightError::Tonic(status)) => {
+            assert_eq!(status.code(), Code::InvalidArgument)
+        }
         Err(other) => panic!("{other}"),
         Ok(stream) => {
             let result: Result<Vec<_>, _> = futures::TryStreamExt::try_collect(stream).await;
@@ -323,22 +556,48 @@ async fn bad_requests_get_their_codes_and_the_server_keeps_serving() {
         }
     }
 
-    let any = Any { type_url: "type.googleapis.com/unknown".into(), value: vec![].into() };
-    let err = client.flight_sql().do_get(arrow_flight::Ticket::new(any.encode_to_vec())).await.err().unwrap();
+    let any = Any {
+        type_url: "type.googleapis.com/unknown".into(),
+        value: vec![].into(),
+    };
+    let err = client
+        .flight_sql()
+        .do_get(arrow_flight::Ticket::new(any.encode_to_vec()))
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("unknown"), "{err}");
 
     // After all of that, the server still answers.
-    assert_eq!(rows(&client.query("SELECT count(*) FROM people").await.unwrap()), vec!["2"]);
+    assert_eq!(
+        rows(&client.query("SELECT count(*) FROM people").await.unwrap()),
+        vec!["2"]
+    );
 }
 
 #[tokio::test]
 async fn overwrite_information_schema_and_statistics() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    client.ingest(Ingest::new("people", IngestMode::Create), vec![people(&[1, 2, 3])]).await.unwrap();
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[1, 2, 3])],
+        )
+        .await
+        .unwrap();
 
-    assert_eq!(client.update("INSERT OVERWRITE people SELECT * FROM people WHERE id = 2").await.unwrap(), 1);
-    assert_eq!(rows(&client.query("SELECT id FROM people").await.unwrap()), vec!["2"]);
+    assert_eq!(
+        client
+            .update("INSERT OVERWRITE people SELECT * FROM people WHERE id = 2")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        rows(&client.query("SELECT id FROM people").await.unwrap()),
+        vec!["2"]
+    );
 
     let tables = client
         .query("SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'public'")
@@ -346,10 +605,17 @@ async fn overwrite_information_schema_and_statistics() {
         .unwrap();
     assert_eq!(rows(&tables), vec!["public|people"]);
     let shown = client.query("SHOW TABLES").await.unwrap();
-    assert!(rows(&shown).iter().any(|r| r.contains("|people|")), "{:?}", rows(&shown));
+    assert!(
+        rows(&shown).iter().any(|r| r.contains("|people|")),
+        "{:?}",
+        rows(&shown)
+    );
 
     // Row counts come from the manifest: COUNT(*) needs no scan.
-    let plan = client.query("EXPLAIN SELECT count(*) FROM people").await.unwrap();
+    let plan = client
+        .query("EXPLAIN SELECT count(*) FROM people")
+        .await
+        .unwrap();
     let text = rows(&plan).join("\n");
     assert!(!text.contains("DataSourceExec"), "{text}");
 }
@@ -360,11 +626,26 @@ async fn manifest_statistics_prune_whole_files() {
     let mut client = server.client().await;
     for k in 0..3 {
         let ids: Vec<i64> = (k * 100..k * 100 + 100).collect();
-        client.ingest(Ingest::new("people", IngestMode::CreateAppend), vec![people(&ids)]).await.unwrap();
+        client
+            .ingest(
+                Ingest::new("people", IngestMode::CreateAppend),
+                vec![people(&ids)],
+            )
+            .await
+            .unwrap();
     }
-    let plan = client.query("EXPLAIN ANALYZE SELECT count(*) FROM people WHERE id >= 250").await.unwrap();
+    let plan = client
+        .query("EXPLAIN ANALYZE SELECT count(*) FROM people WHERE id >= 250")
+        .await
+        .unwrap();
     let text = rows(&plan).join("\n");
-    assert!(text.contains("files_ranges_pruned_statistics=3 total → 1 matched"), "{text}");
-    let counted = client.query("SELECT count(*), min(name), max(id) FROM people WHERE id >= 250").await.unwrap();
+    assert!(
+        text.contains("files_ranges_pruned_statistics=3 total → 1 matched"),
+        "{text}"
+    );
+    let counted = client
+        .query("SELECT count(*), min(name), max(id) FROM people WHERE id >= 250")
+        .await
+        .unwrap();
     assert_eq!(rows(&counted), vec!["50|p251|299"]);
 }

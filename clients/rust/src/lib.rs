@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
+use arrow_flight::FlightInfo;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::{FlightSqlServiceClient, PreparedStatement};
 use arrow_flight::sql::{
     CommandStatementIngest, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
 };
-use arrow_flight::FlightInfo;
 use futures::TryStreamExt;
 use tonic::transport::{Channel, Endpoint};
 
@@ -75,7 +75,10 @@ impl IngestMode {
             IngestMode::Replace => (TableNotExistOption::Create, TableExistsOption::Replace),
             IngestMode::CreateAppend => (TableNotExistOption::Create, TableExistsOption::Append),
         };
-        TableDefinitionOptions { if_not_exist: if_not_exist.into(), if_exists: if_exists.into() }
+        TableDefinitionOptions {
+            if_not_exist: if_not_exist.into(),
+            if_exists: if_exists.into(),
+        }
     }
 }
 
@@ -90,7 +93,12 @@ pub struct Ingest<'a> {
 
 impl<'a> Ingest<'a> {
     pub fn new(table: &'a str, mode: IngestMode) -> Self {
-        Self { table, schema: None, mode, idempotency_key: None }
+        Self {
+            table,
+            schema: None,
+            mode,
+            idempotency_key: None,
+        }
     }
 }
 
@@ -108,13 +116,18 @@ impl Client {
         } else {
             format!("http://{address}")
         };
-        let connect_error = |source| ClientError::Connect { address: address.to_string(), source };
+        let connect_error = |source| ClientError::Connect {
+            address: address.to_string(),
+            source,
+        };
         let channel = Endpoint::from_shared(url)
             .map_err(connect_error)?
             .connect()
             .await
             .map_err(connect_error)?;
-        Ok(Self { sql: FlightSqlServiceClient::new(channel) })
+        Ok(Self {
+            sql: FlightSqlServiceClient::new(channel),
+        })
     }
 
     /// The underlying Flight SQL client, for calls this type does not wrap.
@@ -139,7 +152,9 @@ impl Client {
     pub async fn fetch(&mut self, info: FlightInfo) -> Result<Vec<RecordBatch>> {
         let mut batches = Vec::new();
         for endpoint in info.endpoint {
-            let Some(ticket) = endpoint.ticket else { continue };
+            let Some(ticket) = endpoint.ticket else {
+                continue;
+            };
             let stream = self.sql.do_get(ticket).await?;
             batches.extend(stream.try_collect::<Vec<_>>().await?);
         }

@@ -13,7 +13,8 @@ use crate::types::classic_schema;
 /// True when values of `data` can be stored in a column of `table` by a
 /// lossless representation change.
 pub fn types_compatible(table: &DataType, data: &DataType) -> bool {
-    table == data || logical_family(table) == logical_family(data) && logical_family(table).is_some()
+    table == data
+        || logical_family(table) == logical_family(data) && logical_family(table).is_some()
 }
 
 fn logical_family(t: &DataType) -> Option<&'static str> {
@@ -45,7 +46,12 @@ pub fn schema_differences(table: &Schema, data: &Schema) -> Option<String> {
         .filter_map(|t| {
             let d = data.field_with_name(t.name()).ok()?;
             (!types_compatible(t.data_type(), d.data_type())).then(|| {
-                format!("{} (table has {}, data has {})", t.name(), t.data_type(), d.data_type())
+                format!(
+                    "{} (table has {}, data has {})",
+                    t.name(),
+                    t.data_type(),
+                    d.data_type()
+                )
             })
         })
         .collect();
@@ -74,7 +80,11 @@ mod tests {
     use super::*;
 
     fn schema(cols: &[(&str, DataType)]) -> Schema {
-        Schema::new(cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>())
+        Schema::new(
+            cols.iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
@@ -86,8 +96,16 @@ mod tests {
 
     #[test]
     fn lists_every_added_missing_and_retyped_column() {
-        let table = schema(&[("a", DataType::Int64), ("b", DataType::Utf8), ("c", DataType::Float64)]);
-        let data = schema(&[("a", DataType::Utf8), ("c", DataType::Float64), ("d", DataType::Boolean)]);
+        let table = schema(&[
+            ("a", DataType::Int64),
+            ("b", DataType::Utf8),
+            ("c", DataType::Float64),
+        ]);
+        let data = schema(&[
+            ("a", DataType::Utf8),
+            ("c", DataType::Float64),
+            ("d", DataType::Boolean),
+        ]);
         let text = schema_differences(&table, &data).unwrap();
         assert_eq!(
             text,

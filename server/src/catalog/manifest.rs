@@ -157,7 +157,11 @@ mod tests {
     fn round_trips_through_json_with_its_schema() {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
-            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
             Field::new("price", DataType::Decimal128(12, 2), true),
         ]));
         let manifest = Manifest {
@@ -174,7 +178,12 @@ mod tests {
                 path: "data/public/t/a.parquet".into(),
                 rows: 10,
                 bytes: 99,
-                columns: vec![ColumnStats { name: "id".into(), null_count: 0, min: Some("1".into()), max: None }],
+                columns: vec![ColumnStats {
+                    name: "id".into(),
+                    null_count: 0,
+                    min: Some("1".into()),
+                    max: None,
+                }],
             }],
         };
         let back = Manifest::from_json("m", &manifest.to_json()).unwrap();
@@ -186,7 +195,9 @@ mod tests {
 
     #[test]
     fn names_the_object_when_a_manifest_is_corrupt() {
-        let err = Manifest::from_json("_catalog/x/1.json", b"{nope").unwrap_err().to_string();
+        let err = Manifest::from_json("_catalog/x/1.json", b"{nope")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("_catalog/x/1.json"), "{err}");
     }
 }

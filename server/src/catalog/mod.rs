@@ -27,8 +27,8 @@ use parking_lot::{Mutex, RwLock};
 use tracing::{debug, info, warn};
 
 pub use compat::{schema_differences, table_schema_for, types_compatible};
-pub use manifest::{ColumnStats, DataFile, Manifest, Operation, TableKind, MANIFEST_FORMAT};
-pub use names::{validate_name, TableRef, CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN};
+pub use manifest::{ColumnStats, DataFile, MANIFEST_FORMAT, Manifest, Operation, TableKind};
+pub use names::{CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN, TableRef, validate_name};
 
 use crate::error::{Error, Result};
 
@@ -299,7 +299,12 @@ impl Catalog {
             if let Some(done) = self.deduplicate(&commit).await {
                 return Ok(done);
             }
-            let previous = self.state.read().tables.get(&commit.table).map(|s| s.latest.clone());
+            let previous = self
+                .state
+                .read()
+                .tables
+                .get(&commit.table)
+                .map(|s| s.latest.clone());
             let manifest = self.next_manifest(&commit, previous.as_deref())?;
             match self.put_manifest(&manifest).await {
                 Ok(()) => {
@@ -319,7 +324,10 @@ impl Catalog {
                     insert_manifest(&mut self.state.write(), manifest);
                     return Ok(committed);
                 }
-                Err(Error::Storage { source: object_store::Error::AlreadyExists { .. }, .. }) => {
+                Err(Error::Storage {
+                    source: object_store::Error::AlreadyExists { .. },
+                    ..
+                }) => {
                     debug!(table = %commit.table, attempt, "version taken by another writer; re-reading");
                     self.refresh_table(&commit.table).await?;
                 }
@@ -344,7 +352,11 @@ impl Catalog {
             .unwrap_or(0);
         info!(table = %commit.table, version, key, "idempotency key seen before; nothing added");
         delete_uncommitted(self.store.as_ref(), &commit.files).await;
-        Some(Committed { version, rows, deduplicated: true })
+        Some(Committed {
+            version,
+            rows,
+            deduplicated: true,
+        })
     }
 
     fn next_manifest(&self, commit: &Commit, previous: Option<&Manifest>) -> Result<Manifest> {
@@ -357,16 +369,26 @@ impl Catalog {
             }
             (WriteMode::Append | WriteMode::CreateOrAppend, Some(m)) => {
                 if let Some(differences) = schema_differences(&m.schema, &commit.schema) {
-                    return Err(Error::SchemaConflict { table: table.clone(), differences });
+                    return Err(Error::SchemaConflict {
+                        table: table.clone(),
+                        differences,
+                    });
                 }
                 (Operation::Append, m.schema.clone(), m.files.clone())
             }
-            (WriteMode::Overwrite | WriteMode::CreateOrOverwrite, Some(_)) => {
-                (Operation::Overwrite, Arc::new(table_schema_for(&commit.schema)), Vec::new())
-            }
-            (WriteMode::Create | WriteMode::CreateOrAppend | WriteMode::CreateOrOverwrite, None) => {
-                (Operation::Create, Arc::new(table_schema_for(&commit.schema)), Vec::new())
-            }
+            (WriteMode::Overwrite | WriteMode::CreateOrOverwrite, Some(_)) => (
+                Operation::Overwrite,
+                Arc::new(table_schema_for(&commit.schema)),
+                Vec::new(),
+            ),
+            (
+                WriteMode::Create | WriteMode::CreateOrAppend | WriteMode::CreateOrOverwrite,
+                None,
+            ) => (
+                Operation::Create,
+                Arc::new(table_schema_for(&commit.schema)),
+                Vec::new(),
+            ),
         };
         files.extend(commit.files.iter().cloned());
         Ok(Manifest {
@@ -391,7 +413,9 @@ impl Catalog {
         loop {
             let current = match self.table(table) {
                 Ok(m) => m,
-                Err(Error::TableNotFound(_) | Error::SchemaNotFound(_)) if if_exists => return Ok(false),
+                Err(Error::TableNotFound(_) | Error::SchemaNotFound(_)) if if_exists => {
+                    return Ok(false);
+                }
                 Err(e) => return Err(e),
             };
             let tombstone = Manifest {
@@ -412,7 +436,10 @@ impl Catalog {
                     insert_manifest(&mut self.state.write(), tombstone);
                     return Ok(true);
                 }
-                Err(Error::Storage { source: object_store::Error::AlreadyExists { .. }, .. }) => {
+                Err(Error::Storage {
+                    source: object_store::Error::AlreadyExists { .. },
+                    ..
+                }) => {
                     self.refresh_table(table).await?;
                 }
                 Err(e) => return Err(e),
@@ -436,7 +463,12 @@ impl Catalog {
     /// Reads versions of `table` that other writers committed since this
     /// process last looked.
     pub async fn refresh_table(&self, table: &TableRef) -> Result<()> {
-        let known = self.state.read().tables.get(table).map_or(0, |s| s.latest.version);
+        let known = self
+            .state
+            .read()
+            .tables
+            .get(table)
+            .map_or(0, |s| s.latest.version);
         let newer: Vec<Path> = self
             .store
             .list(Some(&table_prefix(table)))
@@ -488,9 +520,13 @@ fn insert_manifest(state: &mut State, manifest: Manifest) {
             if let Some(key) = &manifest.idempotency_key {
                 keys.insert(key.clone(), manifest.version);
             }
-            state
-                .tables
-                .insert(manifest.table.clone(), TableState { latest: Arc::new(manifest), keys });
+            state.tables.insert(
+                manifest.table.clone(),
+                TableState {
+                    latest: Arc::new(manifest),
+                    keys,
+                },
+            );
         }
     }
 }
@@ -503,7 +539,9 @@ mod tests {
 
     fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
         Arc::new(Schema::new(
-            cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>(),
+            cols.iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
         ))
     }
 
@@ -513,7 +551,12 @@ mod tests {
             mode,
             schema: schema(&[("a", DataType::Int64)]),
             files: vec![DataFile {
-                path: format!("data/{}/{}/{}.parquet", table.schema, table.table, uuid::Uuid::new_v4()),
+                path: format!(
+                    "data/{}/{}/{}.parquet",
+                    table.schema,
+                    table.table,
+                    uuid::Uuid::new_v4()
+                ),
                 rows,
                 bytes: 10,
                 columns: vec![],
@@ -527,8 +570,22 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let catalog = Catalog::load(store.clone()).await.unwrap();
         let t = TableRef::new(None, "t").unwrap();
-        assert_eq!(catalog.commit(commit(&t, WriteMode::Create, 5, None)).await.unwrap().version, 1);
-        assert_eq!(catalog.commit(commit(&t, WriteMode::Append, 7, None)).await.unwrap().version, 2);
+        assert_eq!(
+            catalog
+                .commit(commit(&t, WriteMode::Create, 5, None))
+                .await
+                .unwrap()
+                .version,
+            1
+        );
+        assert_eq!(
+            catalog
+                .commit(commit(&t, WriteMode::Append, 7, None))
+                .await
+                .unwrap()
+                .version,
+            2
+        );
         let reloaded = Catalog::load(store).await.unwrap();
         let m = reloaded.table(&t).unwrap();
         assert_eq!((m.version, m.total_rows(), m.files.len()), (2, 12, 2));
@@ -542,12 +599,18 @@ mod tests {
             catalog.commit(commit(&t, WriteMode::Append, 1, None)).await,
             Err(Error::TableNotFound(_))
         ));
-        catalog.commit(commit(&t, WriteMode::Create, 1, None)).await.unwrap();
+        catalog
+            .commit(commit(&t, WriteMode::Create, 1, None))
+            .await
+            .unwrap();
         assert!(matches!(
             catalog.commit(commit(&t, WriteMode::Create, 1, None)).await,
             Err(Error::TableExists(_))
         ));
-        let replaced = catalog.commit(commit(&t, WriteMode::Overwrite, 3, None)).await.unwrap();
+        let replaced = catalog
+            .commit(commit(&t, WriteMode::Overwrite, 3, None))
+            .await
+            .unwrap();
         assert_eq!(catalog.table(&t).unwrap().total_rows(), 3);
         assert_eq!(replaced.version, 2);
     }
@@ -556,11 +619,17 @@ mod tests {
     async fn schema_drift_names_the_columns() {
         let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
         let t = TableRef::new(None, "t").unwrap();
-        catalog.commit(commit(&t, WriteMode::Create, 1, None)).await.unwrap();
+        catalog
+            .commit(commit(&t, WriteMode::Create, 1, None))
+            .await
+            .unwrap();
         let mut drift = commit(&t, WriteMode::Append, 1, None);
         drift.schema = schema(&[("a", DataType::Utf8), ("b", DataType::Int32)]);
         let err = catalog.commit(drift).await.unwrap_err().to_string();
-        assert!(err.contains("added columns: b (Int32)") && err.contains("retyped columns: a"), "{err}");
+        assert!(
+            err.contains("added columns: b (Int32)") && err.contains("retyped columns: a"),
+            "{err}"
+        );
         assert_eq!(catalog.table(&t).unwrap().version, 1);
     }
 
@@ -568,9 +637,22 @@ mod tests {
     async fn an_idempotency_key_adds_rows_once() {
         let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
         let t = TableRef::new(None, "t").unwrap();
-        let first = catalog.commit(commit(&t, WriteMode::CreateOrAppend, 4, Some("k"))).await.unwrap();
-        let again = catalog.commit(commit(&t, WriteMode::CreateOrAppend, 4, Some("k"))).await.unwrap();
-        assert_eq!(again, Committed { version: first.version, rows: 4, deduplicated: true });
+        let first = catalog
+            .commit(commit(&t, WriteMode::CreateOrAppend, 4, Some("k")))
+            .await
+            .unwrap();
+        let again = catalog
+            .commit(commit(&t, WriteMode::CreateOrAppend, 4, Some("k")))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Committed {
+                version: first.version,
+                rows: 4,
+                deduplicated: true
+            }
+        );
         assert_eq!(catalog.table(&t).unwrap().total_rows(), 4);
     }
 
@@ -580,10 +662,17 @@ mod tests {
         let one = Catalog::load(store.clone()).await.unwrap();
         let two = Catalog::load(store.clone()).await.unwrap();
         let t = TableRef::new(None, "t").unwrap();
-        one.commit(commit(&t, WriteMode::Create, 1, None)).await.unwrap();
+        one.commit(commit(&t, WriteMode::Create, 1, None))
+            .await
+            .unwrap();
         two.refresh_table(&t).await.unwrap();
-        one.commit(commit(&t, WriteMode::Append, 2, None)).await.unwrap();
-        let v = two.commit(commit(&t, WriteMode::Append, 3, None)).await.unwrap();
+        one.commit(commit(&t, WriteMode::Append, 2, None))
+            .await
+            .unwrap();
+        let v = two
+            .commit(commit(&t, WriteMode::Append, 3, None))
+            .await
+            .unwrap();
         assert_eq!(v.version, 3);
         assert_eq!(two.table(&t).unwrap().total_rows(), 6);
     }
@@ -593,11 +682,17 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let catalog = Catalog::load(store.clone()).await.unwrap();
         let t = TableRef::new(None, "t").unwrap();
-        catalog.commit(commit(&t, WriteMode::Create, 1, None)).await.unwrap();
+        catalog
+            .commit(commit(&t, WriteMode::Create, 1, None))
+            .await
+            .unwrap();
         assert!(catalog.drop_table(&t, false).await.unwrap());
         assert!(matches!(catalog.table(&t), Err(Error::TableNotFound(_))));
         assert!(!catalog.drop_table(&t, true).await.unwrap());
-        let again = catalog.commit(commit(&t, WriteMode::Create, 2, None)).await.unwrap();
+        let again = catalog
+            .commit(commit(&t, WriteMode::Create, 2, None))
+            .await
+            .unwrap();
         assert_eq!(again.version, 3);
         assert!(Catalog::load(store).await.unwrap().table_exists(&t));
     }
@@ -607,10 +702,16 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let catalog = Catalog::load(store.clone()).await.unwrap();
         catalog.create_schema("sales", false).await.unwrap();
-        assert!(matches!(catalog.create_schema("sales", false).await, Err(Error::SchemaExists(_))));
+        assert!(matches!(
+            catalog.create_schema("sales", false).await,
+            Err(Error::SchemaExists(_))
+        ));
         catalog.create_schema("sales", true).await.unwrap();
         assert!(Catalog::load(store).await.unwrap().schema_exists("sales"));
         let t = TableRef::new(Some("nope"), "t").unwrap();
-        assert!(matches!(catalog.check_write(&t, WriteMode::Create), Err(Error::SchemaNotFound(_))));
+        assert!(matches!(
+            catalog.check_write(&t, WriteMode::Create),
+            Err(Error::SchemaNotFound(_))
+        ));
     }
 }

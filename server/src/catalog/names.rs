@@ -16,7 +16,9 @@ pub const DEFAULT_SCHEMA: &str = "public";
 pub const MAX_NAME_LEN: usize = 128;
 
 /// A validated `schema.table` pair.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TableRef {
     pub schema: String,
     pub table: String,
@@ -78,12 +80,19 @@ mod tests {
 
     #[test]
     fn refuses_names_that_could_escape_their_prefix() {
-        for bad in ["", "../x", "a/b", "a.b", "1abc", "a b", "é", "a\0b", "..", "a\\b"] {
+        for bad in [
+            "", "../x", "a/b", "a.b", "1abc", "a b", "é", "a\0b", "..", "a\\b",
+        ] {
             let err = TableRef::new(None, bad).unwrap_err().to_string();
             assert!(err.contains("table name"), "{bad:?}: {err}");
         }
         let long = "a".repeat(MAX_NAME_LEN + 1);
         assert!(TableRef::new(None, &long).is_err());
-        assert!(TableRef::new(Some("x/y"), "t").unwrap_err().to_string().contains("schema name"));
+        assert!(
+            TableRef::new(Some("x/y"), "t")
+                .unwrap_err()
+                .to_string()
+                .contains("schema name")
+        );
     }
 }

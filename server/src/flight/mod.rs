@@ -31,8 +31,8 @@ use arrow_flight::sql::{
     SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
-    IpcMessage, SchemaAsIpc, Ticket,
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -41,16 +41,17 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub use schema_service::LakehouseFlightService;
 
-use crate::catalog::{Catalog, TableRef, CATALOG_NAME};
+use crate::catalog::{CATALOG_NAME, Catalog, TableRef};
 use crate::error::{Error, Result};
 use crate::ingest::{Ingest, IngestRequest};
 use crate::query::{Planned, QueryEngine};
 use crate::types::cast_batch;
 use prepared::{PreparedStatement, PreparedStatements};
 use sql_info::{SQL_INFO, XDBC_TYPE_INFO};
-use tickets::{ingest_mode, StatementTicket, KEY_SCHEMA, PRIMARY_KEY_SCHEMA, TABLE_TYPES};
+use tickets::{KEY_SCHEMA, PRIMARY_KEY_SCHEMA, StatementTicket, TABLE_TYPES, ingest_mode};
 
-type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+type DoGetStream =
+    Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
 /// The Flight SQL protocol over the query engine, catalog and ingest.
 #[derive(Debug)]
@@ -63,7 +64,12 @@ pub struct FlightSql {
 
 impl FlightSql {
     pub fn new(engine: Arc<QueryEngine>, catalog: Arc<Catalog>, ingest: Ingest) -> Self {
-        Self { engine, catalog, ingest, prepared: PreparedStatements::default() }
+        Self {
+            engine,
+            catalog,
+            ingest,
+            prepared: PreparedStatements::default(),
+        }
     }
 
     /// Plans `sql` and, for queries, returns the output schema; updates sent
@@ -73,17 +79,25 @@ impl FlightSql {
         match self.engine.classify(plan)? {
             Planned::Query(plan) => Ok((
                 self.engine.output_schema(&plan),
-                StatementTicket::Query { sql: sql.to_string() },
+                StatementTicket::Query {
+                    sql: sql.to_string(),
+                },
             )),
             Planned::Update(update) => {
                 let rows = self.engine.execute_update(update).await?;
-                Ok((StatementTicket::affected_schema(), StatementTicket::Affected { rows }))
+                Ok((
+                    StatementTicket::affected_schema(),
+                    StatementTicket::Affected { rows },
+                ))
             }
         }
     }
 
     /// Runs a planned query and encodes it, in classic types when asked.
-    async fn stream_query(&self, plan: datafusion::logical_expr::LogicalPlan) -> Result<DoGetStream> {
+    async fn stream_query(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+    ) -> Result<DoGetStream> {
         let schema = self.engine.output_schema(&plan);
         let batches = self.engine.execute_query(plan).await?;
         Ok(encode(schema, batches.map_err(Error::from_datafusion)))
@@ -171,9 +185,17 @@ fn flight_info(schema: &Schema, ticket: Bytes, descriptor: FlightDescriptor) -> 
 }
 
 /// FlightInfo for a metadata command: the ticket is the command itself.
-fn metadata_info(command: impl ProstMessageExt, schema: &Schema, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+fn metadata_info(
+    command: impl ProstMessageExt,
+    schema: &Schema,
+    request: Request<FlightDescriptor>,
+) -> Result<Response<FlightInfo>, Status> {
     let ticket = command.as_any().encode_to_vec().into();
-    Ok(Response::new(flight_info(schema, ticket, request.into_inner())?))
+    Ok(Response::new(flight_info(
+        schema,
+        ticket,
+        request.into_inner(),
+    )?))
 }
 
 fn schema_bytes(schema: &Schema) -> Result<Bytes> {
@@ -199,7 +221,10 @@ fn check_catalog(catalog: Option<&str>) -> Result<()> {
 /// header, such as a descriptor-only first message, carry no data.
 async fn decode_upload(
     request: Request<PeekableFlightDataStream>,
-) -> Result<(Option<SchemaRef>, impl Stream<Item = Result<RecordBatch>> + Send)> {
+) -> Result<(
+    Option<SchemaRef>,
+    impl Stream<Item = Result<RecordBatch>> + Send,
+)> {
     let flight_data = request
         .into_inner()
         .into_peekable()
@@ -223,7 +248,9 @@ async fn decode_parameters(request: Request<PeekableFlightDataStream>) -> Result
 
 fn upload_error(e: FlightError) -> Error {
     match e {
-        FlightError::Tonic(status) => Error::invalid(format!("the upload stopped: {}", status.message())),
+        FlightError::Tonic(status) => {
+            Error::invalid(format!("the upload stopped: {}", status.message()))
+        }
         other => Error::invalid(format!("the upload is not a valid Arrow stream: {other}")),
     }
 }
@@ -235,9 +262,17 @@ impl FlightSqlService for FlightSql {
     async fn do_handshake(
         &self,
         _request: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
-        let response = HandshakeResponse { protocol_version: 0, payload: Bytes::new() };
-        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(response) }))))
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let response = HandshakeResponse {
+            protocol_version: 0,
+            payload: Bytes::new(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(response)
+        }))))
     }
 
     async fn get_flight_info_statement(
@@ -246,9 +281,15 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let (schema, ticket) = self.plan_statement(&query.query).await?;
-        let ticket = TicketStatementQuery { statement_handle: ticket.encode() };
+        let ticket = TicketStatementQuery {
+            statement_handle: ticket.encode(),
+        };
         let ticket = ticket.as_any().encode_to_vec().into();
-        Ok(Response::new(flight_info(&schema, ticket, request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &schema,
+            ticket,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_prepared_statement(
@@ -261,14 +302,24 @@ impl FlightSqlService for FlightSql {
             // An update executed as a query (ADBC's dbapi does this for DDL):
             // it runs now, once, and its ticket reports the row count.
             let rows = self.run_prepared_update(&statement).await? as u64;
-            let ticket = TicketStatementQuery { statement_handle: StatementTicket::Affected { rows }.encode() };
+            let ticket = TicketStatementQuery {
+                statement_handle: StatementTicket::Affected { rows }.encode(),
+            };
             let ticket = ticket.as_any().encode_to_vec().into();
             let schema = StatementTicket::affected_schema();
-            return Ok(Response::new(flight_info(&schema, ticket, request.into_inner())?));
+            return Ok(Response::new(flight_info(
+                &schema,
+                ticket,
+                request.into_inner(),
+            )?));
         }
         let schema = self.engine.output_schema(&statement.plan);
         let ticket = cmd.as_any().encode_to_vec().into();
-        Ok(Response::new(flight_info(&schema, ticket, request.into_inner())?))
+        Ok(Response::new(flight_info(
+            &schema,
+            ticket,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_flight_info_catalogs(
@@ -276,7 +327,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         metadata_info(query, &schema, request)
     }
 
@@ -303,7 +354,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         metadata_info(query, &schema, request)
     }
 
@@ -355,8 +406,16 @@ impl FlightSqlService for FlightSql {
         metadata_info(query, &XDBC_TYPE_INFO.schema(), request)
     }
 
-    async fn do_get_fallback(&self, _request: Request<Ticket>, message: Any) -> Result<Response<DoGetStream>, Status> {
-        Err(Error::invalid(format!("the ticket holds an unknown command {:?}", message.type_url)).into())
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<DoGetStream>, Status> {
+        Err(Error::invalid(format!(
+            "the ticket holds an unknown command {:?}",
+            message.type_url
+        ))
+        .into())
     }
 
     async fn get_flight_info_fallback(
@@ -364,7 +423,11 @@ impl FlightSqlService for FlightSql {
         command: arrow_flight::sql::Command,
         _request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Err(Error::invalid(format!("the descriptor holds an unknown command {:?}", command.type_url())).into())
+        Err(Error::invalid(format!(
+            "the descriptor holds an unknown command {:?}",
+            command.type_url()
+        ))
+        .into())
     }
 
     async fn do_get_statement(
@@ -403,64 +466,132 @@ impl FlightSqlService for FlightSql {
         Ok(Response::new(self.stream_prepared(statement).await?))
     }
 
-    async fn do_get_catalogs(&self, query: CommandGetCatalogs, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
         let mut builder = query.into_builder();
         builder.append(CATALOG_NAME);
-        Ok(Response::new(one_batch(builder.build().map_err(metadata_error)?)))
+        Ok(Response::new(one_batch(
+            builder.build().map_err(metadata_error)?,
+        )))
     }
 
-    async fn do_get_schemas(&self, query: CommandGetDbSchemas, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
         let mut builder: GetDbSchemasBuilder = query.into_builder();
         for schema in self.catalog.schema_names() {
             builder.append(CATALOG_NAME, schema);
         }
-        Ok(Response::new(one_batch(builder.build().map_err(metadata_error)?)))
+        Ok(Response::new(one_batch(
+            builder.build().map_err(metadata_error)?,
+        )))
     }
 
-    async fn do_get_tables(&self, query: CommandGetTables, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
         let mut builder: GetTablesBuilder = query.into_builder();
         for schema in self.catalog.schema_names() {
             for table in self.catalog.tables_in(&schema) {
                 let arrow_schema = crate::types::classic_schema(&table.schema);
                 builder
-                    .append(CATALOG_NAME, &schema, &table.table.table, TABLE_TYPES[0], &arrow_schema)
+                    .append(
+                        CATALOG_NAME,
+                        &schema,
+                        &table.table.table,
+                        TABLE_TYPES[0],
+                        &arrow_schema,
+                    )
                     .map_err(metadata_error)?;
             }
         }
-        Ok(Response::new(one_batch(builder.build().map_err(metadata_error)?)))
+        Ok(Response::new(one_batch(
+            builder.build().map_err(metadata_error)?,
+        )))
     }
 
-    async fn do_get_table_types(&self, query: CommandGetTableTypes, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
         let mut builder = query.into_builder();
         for table_type in TABLE_TYPES {
             builder.append(table_type);
         }
-        Ok(Response::new(one_batch(builder.build().map_err(metadata_error)?)))
+        Ok(Response::new(one_batch(
+            builder.build().map_err(metadata_error)?,
+        )))
     }
 
-    async fn do_get_sql_info(&self, query: CommandGetSqlInfo, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        let batch = query.into_builder(&SQL_INFO).build().map_err(metadata_error)?;
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let batch = query
+            .into_builder(&SQL_INFO)
+            .build()
+            .map_err(metadata_error)?;
         Ok(Response::new(one_batch(batch)))
     }
 
-    async fn do_get_primary_keys(&self, _query: CommandGetPrimaryKeys, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        Ok(Response::new(one_batch(RecordBatch::new_empty(PRIMARY_KEY_SCHEMA.clone()))))
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        Ok(Response::new(one_batch(RecordBatch::new_empty(
+            PRIMARY_KEY_SCHEMA.clone(),
+        ))))
     }
 
-    async fn do_get_exported_keys(&self, _query: CommandGetExportedKeys, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        Ok(Response::new(one_batch(RecordBatch::new_empty(KEY_SCHEMA.clone()))))
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        Ok(Response::new(one_batch(RecordBatch::new_empty(
+            KEY_SCHEMA.clone(),
+        ))))
     }
 
-    async fn do_get_imported_keys(&self, _query: CommandGetImportedKeys, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        Ok(Response::new(one_batch(RecordBatch::new_empty(KEY_SCHEMA.clone()))))
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        Ok(Response::new(one_batch(RecordBatch::new_empty(
+            KEY_SCHEMA.clone(),
+        ))))
     }
 
-    async fn do_get_cross_reference(&self, _query: CommandGetCrossReference, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        Ok(Response::new(one_batch(RecordBatch::new_empty(KEY_SCHEMA.clone()))))
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        Ok(Response::new(one_batch(RecordBatch::new_empty(
+            KEY_SCHEMA.clone(),
+        ))))
     }
 
-    async fn do_get_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        let batch = query.into_builder(&XDBC_TYPE_INFO).build().map_err(metadata_error)?;
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let batch = query
+            .into_builder(&XDBC_TYPE_INFO)
+            .build()
+            .map_err(metadata_error)?;
         Ok(Response::new(one_batch(batch)))
     }
 
@@ -497,7 +628,11 @@ impl FlightSqlService for FlightSql {
         let idempotency_key = command.options.get("lakehouse.idempotency_key").cloned();
         let (schema, batches) = decode_upload(request).await?;
         let schema = schema.ok_or_else(|| Error::invalid("the upload carried no Arrow schema"))?;
-        let request = IngestRequest { table, mode, idempotency_key };
+        let request = IngestRequest {
+            table,
+            mode,
+            idempotency_key,
+        };
         let committed = self.ingest.write(request, schema, batches).await?;
         Ok(committed.rows as i64)
     }
@@ -508,8 +643,11 @@ impl FlightSqlService for FlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let parameters = decode_parameters(request).await?;
-        self.prepared.bind(&query.prepared_statement_handle, parameters)?;
-        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(query.prepared_statement_handle) })
+        self.prepared
+            .bind(&query.prepared_statement_handle, parameters)?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
     }
 
     async fn do_put_prepared_statement_update(
@@ -568,8 +706,9 @@ impl FlightSqlService for FlightSql {
 impl FlightSql {
     /// The schema a descriptor's results will have, for `GetSchema`.
     pub async fn schema_for(&self, descriptor: &FlightDescriptor) -> Result<SchemaRef> {
-        let any = Any::decode(descriptor.cmd.clone())
-            .map_err(|e| Error::invalid(format!("the descriptor is not a Flight SQL command: {e}")))?;
+        let any = Any::decode(descriptor.cmd.clone()).map_err(|e| {
+            Error::invalid(format!("the descriptor is not a Flight SQL command: {e}"))
+        })?;
         if let Some(query) = any.unpack::<CommandStatementQuery>()? {
             let plan = self.engine.plan(&query.query).await?;
             return match self.engine.classify(plan)? {
@@ -581,7 +720,10 @@ impl FlightSql {
             let statement = self.prepared.get(&query.prepared_statement_handle)?;
             return Ok(self.engine.output_schema(&statement.plan));
         }
-        Err(Error::NotSupported(format!("GetSchema for {}", any.type_url)))
+        Err(Error::NotSupported(format!(
+            "GetSchema for {}",
+            any.type_url
+        )))
     }
 
     /// The tonic service: this protocol plus `GetSchema` and `PollFlightInfo`.

@@ -47,7 +47,11 @@ impl PreparedStatements {
     }
 
     pub fn get(&self, handle: &[u8]) -> Result<PreparedStatement> {
-        self.open.lock().get(handle).cloned().ok_or_else(|| unknown(handle))
+        self.open
+            .lock()
+            .get(handle)
+            .cloned()
+            .ok_or_else(|| unknown(handle))
     }
 
     pub fn bind(&self, handle: &[u8], parameters: Vec<RecordBatch>) -> Result<()> {
@@ -58,7 +62,11 @@ impl PreparedStatements {
     }
 
     pub fn close(&self, handle: &[u8]) -> Result<()> {
-        self.open.lock().remove(handle).map(|_| ()).ok_or_else(|| unknown(handle))
+        self.open
+            .lock()
+            .remove(handle)
+            .map(|_| ())
+            .ok_or_else(|| unknown(handle))
     }
 }
 
@@ -79,7 +87,12 @@ mod tests {
         let statements = PreparedStatements::default();
         let plan = LogicalPlanBuilder::empty(false).build().unwrap();
         let handle = statements
-            .insert(PreparedStatement { sql: "SELECT 1".into(), plan, is_query: true, parameters: vec![] })
+            .insert(PreparedStatement {
+                sql: "SELECT 1".into(),
+                plan,
+                is_query: true,
+                parameters: vec![],
+            })
             .unwrap();
         assert_eq!(statements.get(&handle).unwrap().sql, "SELECT 1");
         statements.close(&handle).unwrap();

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::{
-    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
-    HandshakeRequest, PollInfo, SchemaAsIpc, SchemaResult, Ticket,
-};
 use arrow_flight::sql::Any;
+use arrow_flight::{
+    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, PollInfo,
+    SchemaAsIpc, SchemaResult, Ticket,
+};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -70,7 +70,10 @@ impl FlightService for LakehouseFlightService {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        check_any(&request.get_ref().cmd, "the descriptor is not a Flight SQL command")?;
+        check_any(
+            &request.get_ref().cmd,
+            "the descriptor is not a Flight SQL command",
+        )?;
         FlightService::get_flight_info(self.inner.as_ref(), request).await
     }
 
@@ -79,7 +82,9 @@ impl FlightService for LakehouseFlightService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
         let descriptor = request.get_ref().clone();
-        let info = FlightService::get_flight_info(self.inner.as_ref(), request).await?.into_inner();
+        let info = FlightService::get_flight_info(self.inner.as_ref(), request)
+            .await?
+            .into_inner();
         Ok(Response::new(PollInfo {
             info: Some(info),
             flight_descriptor: Some(descriptor),
@@ -99,8 +104,14 @@ impl FlightService for LakehouseFlightService {
         Ok(Response::new(result))
     }
 
-    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        check_any(&request.get_ref().ticket, "the ticket is not a Flight SQL ticket")?;
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        check_any(
+            &request.get_ref().ticket,
+            "the ticket is not a Flight SQL ticket",
+        )?;
         FlightService::do_get(self.inner.as_ref(), request).await
     }
 

@@ -6,11 +6,13 @@
 
 use std::sync::LazyLock;
 
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder};
+use arrow_flight::sql::metadata::{
+    SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
+};
 use arrow_flight::sql::{
     Nullable, Searchable, SqlInfo, SqlNullOrdering, SqlOuterJoinsSupportLevel,
-    SqlSupportedCaseSensitivity, SqlSupportedGroupBy, SqlSupportedResultSetConcurrency, SqlSupportedResultSetType,
-    SqlSupportedSubqueries, SqlSupportedTransaction, SqlSupportedUnions,
+    SqlSupportedCaseSensitivity, SqlSupportedGroupBy, SqlSupportedResultSetConcurrency,
+    SqlSupportedResultSetType, SqlSupportedSubqueries, SqlSupportedTransaction, SqlSupportedUnions,
     SupportedSqlGrammar, XdbcDataType, XdbcDatetimeSubcode,
 };
 
@@ -30,15 +32,48 @@ const NUMERIC_FUNCTIONS: &[&str] = &[
     "sin", "sqrt", "tan", "trunc",
 ];
 const STRING_FUNCTIONS: &[&str] = &[
-    "ascii", "bit_length", "btrim", "char_length", "chr", "concat", "concat_ws", "initcap",
-    "left", "length", "lower", "lpad", "ltrim", "octet_length", "repeat", "replace", "reverse",
-    "right", "rpad", "rtrim", "split_part", "starts_with", "strpos", "substr", "translate",
-    "trim", "upper",
+    "ascii",
+    "bit_length",
+    "btrim",
+    "char_length",
+    "chr",
+    "concat",
+    "concat_ws",
+    "initcap",
+    "left",
+    "length",
+    "lower",
+    "lpad",
+    "ltrim",
+    "octet_length",
+    "repeat",
+    "replace",
+    "reverse",
+    "right",
+    "rpad",
+    "rtrim",
+    "split_part",
+    "starts_with",
+    "strpos",
+    "substr",
+    "translate",
+    "trim",
+    "upper",
 ];
 const SYSTEM_FUNCTIONS: &[&str] = &["arrow_typeof", "version"];
 const DATETIME_FUNCTIONS: &[&str] = &[
-    "current_date", "current_time", "date_bin", "date_part", "date_trunc", "extract",
-    "from_unixtime", "now", "to_char", "to_date", "to_timestamp", "to_unixtime",
+    "current_date",
+    "current_time",
+    "date_bin",
+    "date_part",
+    "date_trunc",
+    "extract",
+    "from_unixtime",
+    "now",
+    "to_char",
+    "to_date",
+    "to_timestamp",
+    "to_unixtime",
 ];
 
 /// The `GetSqlInfo` answers.
@@ -51,7 +86,10 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::FlightSqlServerReadOnly, false);
     b.append(SqlInfo::FlightSqlServerSql, true);
     b.append(SqlInfo::FlightSqlServerSubstrait, false);
-    b.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::None as i32);
+    b.append(
+        SqlInfo::FlightSqlServerTransaction,
+        SqlSupportedTransaction::None as i32,
+    );
     b.append(SqlInfo::FlightSqlServerCancel, false);
     b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
     b.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
@@ -60,11 +98,20 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, true);
     b.append(SqlInfo::SqlDdlTable, true);
-    b.append(SqlInfo::SqlIdentifierCase, SqlSupportedCaseSensitivity::SqlCaseSensitivityLowercase as i32);
+    b.append(
+        SqlInfo::SqlIdentifierCase,
+        SqlSupportedCaseSensitivity::SqlCaseSensitivityLowercase as i32,
+    );
     b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-    b.append(SqlInfo::SqlQuotedIdentifierCase, SqlSupportedCaseSensitivity::SqlCaseSensitivityCaseInsensitive as i32);
+    b.append(
+        SqlInfo::SqlQuotedIdentifierCase,
+        SqlSupportedCaseSensitivity::SqlCaseSensitivityCaseInsensitive as i32,
+    );
     b.append(SqlInfo::SqlAllTablesAreSelectable, true);
-    b.append(SqlInfo::SqlNullOrdering, SqlNullOrdering::SqlNullsSortedHigh as i32);
+    b.append(
+        SqlInfo::SqlNullOrdering,
+        SqlNullOrdering::SqlNullsSortedHigh as i32,
+    );
     b.append(SqlInfo::SqlKeywords, KEYWORDS);
     b.append(SqlInfo::SqlNumericFunctions, NUMERIC_FUNCTIONS);
     b.append(SqlInfo::SqlStringFunctions, STRING_FUNCTIONS);
@@ -74,26 +121,38 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::SqlExtraNameCharacters, "");
     b.append(SqlInfo::SqlSupportsColumnAliasing, true);
     b.append(SqlInfo::SqlNullPlusNullIsNull, true);
-    b.append(SqlInfo::SqlSupportsConvert, std::collections::HashMap::<i32, Vec<i32>>::new());
+    b.append(
+        SqlInfo::SqlSupportsConvert,
+        std::collections::HashMap::<i32, Vec<i32>>::new(),
+    );
     b.append(SqlInfo::SqlSupportsTableCorrelationNames, true);
     b.append(SqlInfo::SqlSupportsDifferentTableCorrelationNames, false);
     b.append(SqlInfo::SqlSupportsExpressionsInOrderBy, true);
     b.append(SqlInfo::SqlSupportsOrderByUnrelated, true);
     b.append(
         SqlInfo::SqlSupportedGroupBy,
-        bits([SqlSupportedGroupBy::SqlGroupByUnrelated, SqlSupportedGroupBy::SqlGroupByBeyondSelect]),
+        bits([
+            SqlSupportedGroupBy::SqlGroupByUnrelated,
+            SqlSupportedGroupBy::SqlGroupByBeyondSelect,
+        ]),
     );
     b.append(SqlInfo::SqlSupportsLikeEscapeClause, true);
     b.append(SqlInfo::SqlSupportsNonNullableColumns, true);
     b.append(
         SqlInfo::SqlSupportedGrammar,
-        bits([SupportedSqlGrammar::SqlMinimumGrammar, SupportedSqlGrammar::SqlCoreGrammar]),
+        bits([
+            SupportedSqlGrammar::SqlMinimumGrammar,
+            SupportedSqlGrammar::SqlCoreGrammar,
+        ]),
     );
     // arrow-flight does not re-export SupportedAnsi92SqlGrammarLevel:
     // bit 0 is ANSI92_ENTRY_SQL, bit 1 ANSI92_INTERMEDIATE_SQL.
     b.append(SqlInfo::SqlAnsi92SupportedLevel, bits([0, 1]));
     b.append(SqlInfo::SqlSupportsIntegrityEnhancementFacility, false);
-    b.append(SqlInfo::SqlOuterJoinsSupportLevel, SqlOuterJoinsSupportLevel::SqlFullOuterJoins as i32);
+    b.append(
+        SqlInfo::SqlOuterJoinsSupportLevel,
+        SqlOuterJoinsSupportLevel::SqlFullOuterJoins as i32,
+    );
     b.append(SqlInfo::SqlSchemaTerm, "schema");
     b.append(SqlInfo::SqlProcedureTerm, "procedure");
     b.append(SqlInfo::SqlCatalogTerm, "catalog");
@@ -112,7 +171,13 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
         ]),
     );
     b.append(SqlInfo::SqlCorrelatedSubqueriesSupported, true);
-    b.append(SqlInfo::SqlSupportedUnions, bits([SqlSupportedUnions::SqlUnion, SqlSupportedUnions::SqlUnionAll]));
+    b.append(
+        SqlInfo::SqlSupportedUnions,
+        bits([
+            SqlSupportedUnions::SqlUnion,
+            SqlSupportedUnions::SqlUnionAll,
+        ]),
+    );
     for limit in [
         SqlInfo::SqlMaxBinaryLiteralLength,
         SqlInfo::SqlMaxCharLiteralLength,
@@ -148,10 +213,22 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
         bits([SqlSupportedResultSetType::SqlResultSetTypeForwardOnly]),
     );
     let read_only = bits([SqlSupportedResultSetConcurrency::SqlResultSetConcurrencyReadOnly]);
-    b.append(SqlInfo::SqlSupportedConcurrenciesForResultSetUnspecified, read_only);
-    b.append(SqlInfo::SqlSupportedConcurrenciesForResultSetForwardOnly, read_only);
-    b.append(SqlInfo::SqlSupportedConcurrenciesForResultSetScrollSensitive, 0i32);
-    b.append(SqlInfo::SqlSupportedConcurrenciesForResultSetScrollInsensitive, 0i32);
+    b.append(
+        SqlInfo::SqlSupportedConcurrenciesForResultSetUnspecified,
+        read_only,
+    );
+    b.append(
+        SqlInfo::SqlSupportedConcurrenciesForResultSetForwardOnly,
+        read_only,
+    );
+    b.append(
+        SqlInfo::SqlSupportedConcurrenciesForResultSetScrollSensitive,
+        0i32,
+    );
+    b.append(
+        SqlInfo::SqlSupportedConcurrenciesForResultSetScrollInsensitive,
+        0i32,
+    );
     b.append(SqlInfo::SqlBatchUpdatesSupported, false);
     b.append(SqlInfo::SqlSavepointsSupported, false);
     b.append(SqlInfo::SqlNamedParametersSupported, false);
@@ -163,7 +240,10 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
 fn type_info(name: &str, data_type: XdbcDataType, column_size: Option<i32>) -> XdbcTypeInfo {
     let quoted = matches!(
         data_type,
-        XdbcDataType::XdbcVarchar | XdbcDataType::XdbcDate | XdbcDataType::XdbcTimestamp | XdbcDataType::XdbcTime
+        XdbcDataType::XdbcVarchar
+            | XdbcDataType::XdbcDate
+            | XdbcDataType::XdbcTimestamp
+            | XdbcDataType::XdbcTime
     );
     let numeric = matches!(
         data_type,
@@ -238,9 +318,17 @@ mod tests {
         let all = SQL_INFO.record_batch(Vec::<u32>::new()).unwrap();
         // Every SqlInfo id but the Substrait version bounds (no Substrait).
         assert_eq!(all.num_rows(), 89);
-        assert_eq!(SQL_INFO.record_batch([SqlInfo::FlightSqlServerName as u32]).unwrap().num_rows(), 1);
+        assert_eq!(
+            SQL_INFO
+                .record_batch([SqlInfo::FlightSqlServerName as u32])
+                .unwrap()
+                .num_rows(),
+            1
+        );
         assert_eq!(XDBC_TYPE_INFO.record_batch(None).unwrap().num_rows(), 13);
-        let varchar = XDBC_TYPE_INFO.record_batch(Some(XdbcDataType::XdbcVarchar as i32)).unwrap();
+        let varchar = XDBC_TYPE_INFO
+            .record_batch(Some(XdbcDataType::XdbcVarchar as i32))
+            .unwrap();
         assert_eq!(varchar.num_rows(), 1);
     }
 }

@@ -37,7 +37,9 @@ fn datafusion_code(e: &DataFusionError) -> Code {
             datafusion_code(inner)
         }
         DataFusionError::Shared(inner) => datafusion_code(inner),
-        DataFusionError::Collection(errors) => errors.first().map_or(Code::Internal, datafusion_code),
+        DataFusionError::Collection(errors) => {
+            errors.first().map_or(Code::Internal, datafusion_code)
+        }
         _ => Code::Internal,
     }
 }
@@ -46,7 +48,9 @@ fn code(e: &Error) -> Code {
     match e {
         Error::InvalidArgument(_) | Error::Refused(_) => Code::InvalidArgument,
         Error::NotSupported(_) => Code::Unimplemented,
-        Error::TableNotFound(_) | Error::SchemaNotFound(_) | Error::HandleNotFound(_) => Code::NotFound,
+        Error::TableNotFound(_) | Error::SchemaNotFound(_) | Error::HandleNotFound(_) => {
+            Code::NotFound
+        }
         Error::TableExists(_) | Error::SchemaExists(_) => Code::AlreadyExists,
         Error::SchemaConflict { .. } | Error::CommitConflict { .. } => Code::FailedPrecondition,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
@@ -94,9 +98,21 @@ mod tests {
             (Error::invalid("bad"), Code::InvalidArgument),
             (Error::TableNotFound(t.clone()), Code::NotFound),
             (Error::TableExists(t.clone()), Code::AlreadyExists),
-            (Error::SchemaConflict { table: t.clone(), differences: "x".into() }, Code::FailedPrecondition),
-            (Error::ResourceExhausted("limit".into()), Code::ResourceExhausted),
-            (Error::DataFusion(DataFusionError::Plan("no".into())), Code::InvalidArgument),
+            (
+                Error::SchemaConflict {
+                    table: t.clone(),
+                    differences: "x".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                Error::ResourceExhausted("limit".into()),
+                Code::ResourceExhausted,
+            ),
+            (
+                Error::DataFusion(DataFusionError::Plan("no".into())),
+                Code::InvalidArgument,
+            ),
             (
                 Error::DataFusion(DataFusionError::Context(
                     "ctx".into(),
@@ -116,6 +132,10 @@ mod tests {
         let status = Status::from(Error::TableNotFound(TableRef::new(None, "trips").unwrap()));
         assert_eq!(status.message(), "table public.trips does not exist");
         let status = Status::from(Error::Internal("bug".into()));
-        assert!(status.message().contains("request id"), "{}", status.message());
+        assert!(
+            status.message().contains("request id"),
+            "{}",
+            status.message()
+        );
     }
 }

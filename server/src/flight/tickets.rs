@@ -38,7 +38,11 @@ impl StatementTicket {
     }
 
     pub fn affected_schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![Field::new("rows_affected", DataType::Int64, false)]))
+        Arc::new(Schema::new(vec![Field::new(
+            "rows_affected",
+            DataType::Int64,
+            false,
+        )]))
     }
 
     pub fn affected_batch(rows: u64) -> Result<RecordBatch> {
@@ -54,8 +58,12 @@ pub fn ingest_mode(options: Option<&TableDefinitionOptions>) -> Result<WriteMode
     let Some(options) = options else {
         return Ok(WriteMode::Create);
     };
-    let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
-        .map_err(|_| Error::invalid(format!("unknown if_not_exist option {}", options.if_not_exist)))?;
+    let if_not_exist = TableNotExistOption::try_from(options.if_not_exist).map_err(|_| {
+        Error::invalid(format!(
+            "unknown if_not_exist option {}",
+            options.if_not_exist
+        ))
+    })?;
     let if_exists = TableExistsOption::try_from(options.if_exists)
         .map_err(|_| Error::invalid(format!("unknown if_exists option {}", options.if_exists)))?;
     let create = !matches!(if_not_exist, TableNotExistOption::Fail);
@@ -63,7 +71,9 @@ pub fn ingest_mode(options: Option<&TableDefinitionOptions>) -> Result<WriteMode
         (true, TableExistsOption::Fail | TableExistsOption::Unspecified) => Ok(WriteMode::Create),
         (true, TableExistsOption::Append) => Ok(WriteMode::CreateOrAppend),
         (true, TableExistsOption::Replace) => Ok(WriteMode::CreateOrOverwrite),
-        (false, TableExistsOption::Append | TableExistsOption::Unspecified) => Ok(WriteMode::Append),
+        (false, TableExistsOption::Append | TableExistsOption::Unspecified) => {
+            Ok(WriteMode::Append)
+        }
         (false, TableExistsOption::Replace) => Ok(WriteMode::Overwrite),
         (false, TableExistsOption::Fail) => Err(Error::invalid(
             "if_not_exist=fail with if_exists=fail can never succeed",
@@ -107,26 +117,48 @@ pub static KEY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 mod tests {
     use super::*;
 
-    fn options(if_not_exist: TableNotExistOption, if_exists: TableExistsOption) -> TableDefinitionOptions {
-        TableDefinitionOptions { if_not_exist: if_not_exist as i32, if_exists: if_exists as i32 }
+    fn options(
+        if_not_exist: TableNotExistOption,
+        if_exists: TableExistsOption,
+    ) -> TableDefinitionOptions {
+        TableDefinitionOptions {
+            if_not_exist: if_not_exist as i32,
+            if_exists: if_exists as i32,
+        }
     }
 
     #[test]
     fn adbc_modes_map_to_write_modes() {
         use TableExistsOption as E;
         use TableNotExistOption as N;
-        assert_eq!(ingest_mode(Some(&options(N::Create, E::Fail))).unwrap(), WriteMode::Create);
-        assert_eq!(ingest_mode(Some(&options(N::Fail, E::Append))).unwrap(), WriteMode::Append);
-        assert_eq!(ingest_mode(Some(&options(N::Create, E::Replace))).unwrap(), WriteMode::CreateOrOverwrite);
-        assert_eq!(ingest_mode(Some(&options(N::Create, E::Append))).unwrap(), WriteMode::CreateOrAppend);
+        assert_eq!(
+            ingest_mode(Some(&options(N::Create, E::Fail))).unwrap(),
+            WriteMode::Create
+        );
+        assert_eq!(
+            ingest_mode(Some(&options(N::Fail, E::Append))).unwrap(),
+            WriteMode::Append
+        );
+        assert_eq!(
+            ingest_mode(Some(&options(N::Create, E::Replace))).unwrap(),
+            WriteMode::CreateOrOverwrite
+        );
+        assert_eq!(
+            ingest_mode(Some(&options(N::Create, E::Append))).unwrap(),
+            WriteMode::CreateOrAppend
+        );
         assert!(ingest_mode(Some(&options(N::Fail, E::Fail))).is_err());
     }
 
     #[test]
     fn tickets_round_trip_and_foreign_ones_are_refused() {
-        let t = StatementTicket::Query { sql: "SELECT 1".into() };
+        let t = StatementTicket::Query {
+            sql: "SELECT 1".into(),
+        };
         assert_eq!(StatementTicket::decode(&t.encode()).unwrap(), t);
-        let err = StatementTicket::decode(b"\x00garbage").unwrap_err().to_string();
+        let err = StatementTicket::decode(b"\x00garbage")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not issued by this server"), "{err}");
     }
 }

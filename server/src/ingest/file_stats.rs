@@ -38,8 +38,12 @@ pub fn column_stats(schema: &Schema, metadata: &ParquetMetaData) -> Vec<ColumnSt
         .iter()
         .filter(|f| has_orderable_stats(f.data_type()))
         .filter_map(|field| {
-            let converter =
-                StatisticsConverter::try_new(field.name(), schema, metadata.file_metadata().schema_descr()).ok()?;
+            let converter = StatisticsConverter::try_new(
+                field.name(),
+                schema,
+                metadata.file_metadata().schema_descr(),
+            )
+            .ok()?;
             let groups = metadata.row_groups();
             let nulls = converter.row_group_null_counts(groups.iter()).ok()?;
             if nulls.null_count() > 0 {
@@ -47,7 +51,12 @@ pub fn column_stats(schema: &Schema, metadata: &ParquetMetaData) -> Vec<ColumnSt
             }
             let null_count: u64 = nulls.values().iter().sum();
             let rows: Vec<u64> = groups.iter().map(|g| g.num_rows() as u64).collect();
-            let all_null: Vec<bool> = nulls.values().iter().zip(&rows).map(|(n, r)| n == r).collect();
+            let all_null: Vec<bool> = nulls
+                .values()
+                .iter()
+                .zip(&rows)
+                .map(|(n, r)| n == r)
+                .collect();
             let mins = converter.row_group_mins(groups.iter()).ok()?;
             let maxes = converter.row_group_maxes(groups.iter()).ok()?;
             Some(ColumnStats {
@@ -92,7 +101,9 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+    use arrow::array::{
+        Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    };
     use arrow::datatypes::{Field, TimeUnit};
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
@@ -103,34 +114,65 @@ mod tests {
             Field::new("id", DataType::Int64, true),
             Field::new("name", DataType::Utf8, true),
             Field::new("x", DataType::Float64, true),
-            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
         ]));
-        let batch = |ids: Vec<Option<i64>>, names: Vec<Option<&str>>, xs: Vec<f64>, ats: Vec<i64>| {
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![
-                    Arc::new(Int64Array::from(ids)),
-                    Arc::new(StringArray::from(names)),
-                    Arc::new(Float64Array::from(xs)),
-                    Arc::new(TimestampMicrosecondArray::from(ats).with_timezone("UTC")),
-                ],
-            )
-            .unwrap()
-        };
-        let props = WriterProperties::builder().set_max_row_group_row_count(Some(2)).build();
+        let batch =
+            |ids: Vec<Option<i64>>, names: Vec<Option<&str>>, xs: Vec<f64>, ats: Vec<i64>| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from(ids)),
+                        Arc::new(StringArray::from(names)),
+                        Arc::new(Float64Array::from(xs)),
+                        Arc::new(TimestampMicrosecondArray::from(ats).with_timezone("UTC")),
+                    ],
+                )
+                .unwrap()
+            };
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(2))
+            .build();
         let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).unwrap();
-        writer.write(&batch(vec![Some(5), None], vec![Some("m"), Some("b")], vec![0.1, 2.5], vec![1, 2])).unwrap();
-        writer.write(&batch(vec![Some(-3), Some(9)], vec![None, Some("z")], vec![-1.0, 0.3], vec![3, 4])).unwrap();
+        writer
+            .write(&batch(
+                vec![Some(5), None],
+                vec![Some("m"), Some("b")],
+                vec![0.1, 2.5],
+                vec![1, 2],
+            ))
+            .unwrap();
+        writer
+            .write(&batch(
+                vec![Some(-3), Some(9)],
+                vec![None, Some("z")],
+                vec![-1.0, 0.3],
+                vec![3, 4],
+            ))
+            .unwrap();
         let metadata = writer.close().unwrap();
         let stats = column_stats(&schema, &metadata);
         let by_name = |n: &str| stats.iter().find(|s| s.name == n).unwrap().clone();
         let id = by_name("id");
-        assert_eq!((id.null_count, id.min.as_deref(), id.max.as_deref()), (1, Some("-3"), Some("9")));
+        assert_eq!(
+            (id.null_count, id.min.as_deref(), id.max.as_deref()),
+            (1, Some("-3"), Some("9"))
+        );
         let name = by_name("name");
-        assert_eq!((name.min.as_deref(), name.max.as_deref()), (Some("b"), Some("z")));
+        assert_eq!(
+            (name.min.as_deref(), name.max.as_deref()),
+            (Some("b"), Some("z"))
+        );
         assert_eq!(by_name("x").min.as_deref(), Some("-1.0"));
         let at = by_name("at");
-        let min = ScalarValue::try_from_string(at.min.unwrap(), schema.field(3).data_type()).unwrap();
-        assert_eq!(min, ScalarValue::TimestampMicrosecond(Some(1), Some("UTC".into())));
+        let min =
+            ScalarValue::try_from_string(at.min.unwrap(), schema.field(3).data_type()).unwrap();
+        assert_eq!(
+            min,
+            ScalarValue::TimestampMicrosecond(Some(1), Some("UTC".into()))
+        );
     }
 }

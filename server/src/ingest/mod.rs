@@ -20,8 +20,8 @@ use tracing::info;
 pub use parquet_files::{FileLayout, ParquetFiles};
 
 use crate::catalog::{
-    data_prefix, delete_uncommitted, schema_differences, table_schema_for, Catalog, Commit,
-    Committed, TableRef, WriteMode,
+    Catalog, Commit, Committed, TableRef, WriteMode, data_prefix, delete_uncommitted,
+    schema_differences, table_schema_for,
 };
 use crate::error::{Error, Result};
 use crate::types::cast_batch;
@@ -51,7 +51,12 @@ impl Ingest {
 
     /// Writes `batches` (all of `input_schema`) into the request's table and
     /// commits them as one version.
-    pub async fn write<S>(&self, request: IngestRequest, input_schema: SchemaRef, batches: S) -> Result<Committed>
+    pub async fn write<S>(
+        &self,
+        request: IngestRequest,
+        input_schema: SchemaRef,
+        batches: S,
+    ) -> Result<Committed>
     where
         S: Stream<Item = Result<RecordBatch>> + Send,
     {
@@ -126,7 +131,10 @@ impl Ingest {
         match self.catalog.check_write(&request.table, request.mode)? {
             Some(existing) => {
                 if let Some(differences) = schema_differences(&existing, input) {
-                    return Err(Error::SchemaConflict { table: request.table.clone(), differences });
+                    return Err(Error::SchemaConflict {
+                        table: request.table.clone(),
+                        differences,
+                    });
                 }
                 Ok(existing)
             }
@@ -177,7 +185,10 @@ mod tests {
         let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
         RecordBatch::try_new(
             schema,
-            vec![Arc::new(StringArray::from(names)), Arc::new(Int64Array::from(ids))],
+            vec![
+                Arc::new(StringArray::from(names)),
+                Arc::new(Int64Array::from(ids)),
+            ],
         )
         .unwrap()
     }
@@ -188,15 +199,25 @@ mod tests {
     }
 
     fn request(mode: WriteMode) -> IngestRequest {
-        IngestRequest { table: TableRef::new(None, "t").unwrap(), mode, idempotency_key: None }
+        IngestRequest {
+            table: TableRef::new(None, "t").unwrap(),
+            mode,
+            idempotency_key: None,
+        }
     }
 
     #[tokio::test]
     async fn rolls_files_at_the_size_bound_and_commits_once() {
-        let (catalog, ingest) =
-            setup(FileLayout { target_file_bytes: 1, row_group_rows: 1000 }).await;
+        let (catalog, ingest) = setup(FileLayout {
+            target_file_bytes: 1,
+            row_group_rows: 1000,
+        })
+        .await;
         let input = futures::stream::iter((0..5).map(|i| Ok(batch(vec![i, i + 100]))));
-        let committed = ingest.write(request(WriteMode::Create), batch(vec![]).schema(), input).await.unwrap();
+        let committed = ingest
+            .write(request(WriteMode::Create), batch(vec![]).schema(), input)
+            .await
+            .unwrap();
         assert_eq!((committed.version, committed.rows), (1, 10));
         let m = catalog.table(&TableRef::new(None, "t").unwrap()).unwrap();
         assert_eq!(m.files.len(), 5);
@@ -205,12 +226,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_stream_commits_nothing_and_leaves_no_files() {
-        let (catalog, ingest) = setup(FileLayout { target_file_bytes: 1, row_group_rows: 1000 }).await;
+        let (catalog, ingest) = setup(FileLayout {
+            target_file_bytes: 1,
+            row_group_rows: 1000,
+        })
+        .await;
         let input = futures::stream::iter(vec![
             Ok(batch(vec![1])),
             Err(Error::invalid("client went away")),
         ]);
-        let err = ingest.write(request(WriteMode::Create), batch(vec![]).schema(), input).await;
+        let err = ingest
+            .write(request(WriteMode::Create), batch(vec![]).schema(), input)
+            .await;
         assert!(err.unwrap_err().to_string().contains("client went away"));
         assert!(!catalog.table_exists(&TableRef::new(None, "t").unwrap()));
         let left: Vec<_> = catalog.store().list(None).collect().await;
@@ -221,11 +248,23 @@ mod tests {
     async fn appends_align_columns_by_name() {
         let (catalog, ingest) = setup(FileLayout::default()).await;
         let first = futures::stream::iter(vec![Ok(batch(vec![1]))]);
-        ingest.write(request(WriteMode::Create), batch(vec![]).schema(), first).await.unwrap();
+        ingest
+            .write(request(WriteMode::Create), batch(vec![]).schema(), first)
+            .await
+            .unwrap();
         let reordered = batch(vec![2]).project(&[1, 0]).unwrap();
         let schema = reordered.schema();
         let second = futures::stream::iter(vec![Ok(reordered)]);
-        ingest.write(request(WriteMode::Append), schema, second).await.unwrap();
-        assert_eq!(catalog.table(&TableRef::new(None, "t").unwrap()).unwrap().total_rows(), 2);
+        ingest
+            .write(request(WriteMode::Append), schema, second)
+            .await
+            .unwrap();
+        assert_eq!(
+            catalog
+                .table(&TableRef::new(None, "t").unwrap())
+                .unwrap()
+                .total_rows(),
+            2
+        );
     }
 }

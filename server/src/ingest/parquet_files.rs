@@ -9,16 +9,16 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use object_store::path::Path;
 use object_store::ObjectStore;
-use parquet::arrow::async_writer::ParquetObjectWriter;
+use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
+use parquet::arrow::async_writer::ParquetObjectWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use tracing::{debug, warn};
 
 use super::file_stats::column_stats;
-use crate::catalog::{delete_uncommitted, DataFile};
+use crate::catalog::{DataFile, delete_uncommitted};
 use crate::error::{Error, Result};
 
 /// How ingest lays out files.
@@ -42,7 +42,9 @@ impl Default for FileLayout {
 impl FileLayout {
     fn writer_properties(&self) -> WriterProperties {
         WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(1).expect("level 1 is valid"),
+            ))
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_created_by(format!("lakehouse {}", env!("CARGO_PKG_VERSION")))
@@ -68,9 +70,22 @@ pub struct ParquetFiles {
 }
 
 impl ParquetFiles {
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path, schema: SchemaRef, layout: FileLayout) -> Self {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        schema: SchemaRef,
+        layout: FileLayout,
+    ) -> Self {
         let properties = layout.writer_properties();
-        Self { store, prefix, schema, layout, properties, open: None, done: Vec::new() }
+        Self {
+            store,
+            prefix,
+            schema,
+            layout,
+            properties,
+            open: None,
+            done: Vec::new(),
+        }
     }
 
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -82,7 +97,10 @@ impl ParquetFiles {
             None => self.open.insert(self.open_file()?),
         };
         if let Err(e) = file.writer.write(batch).await {
-            return Err(Error::Internal(format!("writing Parquet file {}: {e}", file.path)));
+            return Err(Error::Internal(format!(
+                "writing Parquet file {}: {e}",
+                file.path
+            )));
         }
         let size = file.writer.bytes_written() + file.writer.in_progress_size();
         if size >= self.layout.target_file_bytes {
@@ -92,9 +110,13 @@ impl ParquetFiles {
     }
 
     fn open_file(&self) -> Result<OpenFile> {
-        let path = self.prefix.clone().join(format!("{}.parquet", uuid::Uuid::new_v4()));
+        let path = self
+            .prefix
+            .clone()
+            .join(format!("{}.parquet", uuid::Uuid::new_v4()));
         let sink = ParquetObjectWriter::new(self.store.clone(), path.clone());
-        let writer = AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(self.properties.clone()))?;
+        let writer =
+            AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(self.properties.clone()))?;
         debug!(%path, "opened data file");
         Ok(OpenFile { path, writer })
     }
@@ -133,10 +155,10 @@ impl ParquetFiles {
 
     /// Removes everything this writer put in the store.
     pub async fn abort(mut self) {
-        if let Some(file) = self.open.take() {
-            if let Err(e) = file.writer.into_inner().into_inner().abort().await {
-                warn!(path = %file.path, error = %e, "could not abort an unfinished upload");
-            }
+        if let Some(file) = self.open.take()
+            && let Err(e) = file.writer.into_inner().into_inner().abort().await
+        {
+            warn!(path = %file.path, error = %e, "could not abort an unfinished upload");
         }
         delete_uncommitted(self.store.as_ref(), &self.done).await;
     }

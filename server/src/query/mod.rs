@@ -14,8 +14,8 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -26,10 +26,10 @@ use url::Url;
 
 pub use statement::{Planned, Update};
 
-use crate::catalog::{Catalog, TableRef, WriteMode, CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::catalog::{CATALOG_NAME, Catalog, DEFAULT_SCHEMA, TableRef, WriteMode};
 use crate::error::{Error, Result};
 use crate::ingest::{Ingest, IngestRequest};
-use crate::storage::{Storage, STORE_URL};
+use crate::storage::{STORE_URL, Storage};
 use crate::types::classic_schema;
 use provider::LakehouseCatalog;
 use statement::{classify, looks_like_path, number_question_marks, refuse_dangerous, table_ref};
@@ -62,12 +62,19 @@ pub struct QueryEngine {
 
 impl std::fmt::Debug for QueryEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryEngine").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("QueryEngine")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
 impl QueryEngine {
-    pub fn new(storage: &Storage, catalog: Arc<Catalog>, ingest: Ingest, options: QueryOptions) -> Result<Self> {
+    pub fn new(
+        storage: &Storage,
+        catalog: Arc<Catalog>,
+        ingest: Ingest,
+        options: QueryOptions,
+    ) -> Result<Self> {
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -82,8 +89,16 @@ impl QueryEngine {
         let url = Url::parse(STORE_URL).map_err(|e| Error::Internal(e.to_string()))?;
         runtime.register_object_store(&url, storage.store.clone());
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        ctx.register_catalog(CATALOG_NAME, Arc::new(LakehouseCatalog::new(catalog.clone())));
-        Ok(Self { catalog, ingest, ctx, options })
+        ctx.register_catalog(
+            CATALOG_NAME,
+            Arc::new(LakehouseCatalog::new(catalog.clone())),
+        );
+        Ok(Self {
+            catalog,
+            ingest,
+            ctx,
+            options,
+        })
     }
 
     /// Parses, checks and plans one SQL statement. Placeholders (`$1` or
@@ -113,9 +128,10 @@ impl QueryEngine {
         let normalize = state.config_options().sql_parser.enable_ident_normalization;
         let created = match statement {
             DFStatement::Statement(s) => match s.as_ref() {
-                SqlStatement::CreateTable(create) => {
-                    Some(object_name_to_table_reference(create.name.clone(), normalize)?)
-                }
+                SqlStatement::CreateTable(create) => Some(object_name_to_table_reference(
+                    create.name.clone(),
+                    normalize,
+                )?),
                 SqlStatement::Drop { .. } => return Ok(()),
                 _ => None,
             },
@@ -129,7 +145,9 @@ impl QueryEngine {
                      with bulk ingest and query it by name"
                 )));
             }
-            if reference.schema() == Some("information_schema") || Some(&reference) == created.as_ref() {
+            if reference.schema() == Some("information_schema")
+                || Some(&reference) == created.as_ref()
+            {
                 continue;
             }
             self.catalog.table(&table_ref(&reference)?)?;
@@ -155,17 +173,24 @@ impl QueryEngine {
     /// The parameters a plan expects, as a schema of fields `$1..$n`
     /// (type Null where DataFusion cannot infer one).
     pub fn parameter_schema(&self, plan: &LogicalPlan) -> Result<SchemaRef> {
-        let fields = plan.get_parameter_fields().map_err(Error::from_datafusion)?;
+        let fields = plan
+            .get_parameter_fields()
+            .map_err(Error::from_datafusion)?;
         let mut indexed: Vec<(usize, Field)> = fields
             .into_iter()
             .map(|(name, field)| {
-                let index = name.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX);
+                let index = name
+                    .trim_start_matches('$')
+                    .parse::<usize>()
+                    .unwrap_or(usize::MAX);
                 let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
                 (index, Field::new(name, data_type, true))
             })
             .collect();
         indexed.sort_by_key(|(i, _)| *i);
-        Ok(Arc::new(Schema::new(indexed.into_iter().map(|(_, f)| f).collect::<Vec<_>>())))
+        Ok(Arc::new(Schema::new(
+            indexed.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+        )))
     }
 
     /// Substitutes one row of parameter values into a plan, casting each
@@ -205,14 +230,21 @@ impl QueryEngine {
 
     /// Runs a query plan, streaming its batches.
     pub async fn execute_query(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
-        let frame = self.ctx.execute_logical_plan(plan).await.map_err(Error::from_datafusion)?;
+        let frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(Error::from_datafusion)?;
         frame.execute_stream().await.map_err(Error::from_datafusion)
     }
 
     /// Runs an update; returns the rows it wrote.
     pub async fn execute_update(&self, update: Update) -> Result<u64> {
         match update {
-            Update::CreateSchema { name, if_not_exists } => {
+            Update::CreateSchema {
+                name,
+                if_not_exists,
+            } => {
                 self.catalog.create_schema(&name, if_not_exists).await?;
                 Ok(0)
             }
@@ -220,25 +252,51 @@ impl QueryEngine {
                 self.catalog.drop_table(&table, if_exists).await?;
                 Ok(0)
             }
-            Update::CreateTable { table, input, if_not_exists, or_replace } => {
+            Update::CreateTable {
+                table,
+                input,
+                if_not_exists,
+                or_replace,
+            } => {
                 if if_not_exists && self.catalog.table_exists(&table) {
                     return Ok(0);
                 }
-                let mode = if or_replace { WriteMode::CreateOrOverwrite } else { WriteMode::Create };
+                let mode = if or_replace {
+                    WriteMode::CreateOrOverwrite
+                } else {
+                    WriteMode::Create
+                };
                 self.write_plan(table, mode, input).await
             }
-            Update::Insert { table, input, overwrite } => {
-                let mode = if overwrite { WriteMode::Overwrite } else { WriteMode::Append };
+            Update::Insert {
+                table,
+                input,
+                overwrite,
+            } => {
+                let mode = if overwrite {
+                    WriteMode::Overwrite
+                } else {
+                    WriteMode::Append
+                };
                 self.write_plan(table, mode, input).await
             }
         }
     }
 
-    async fn write_plan(&self, table: TableRef, mode: WriteMode, input: LogicalPlan) -> Result<u64> {
+    async fn write_plan(
+        &self,
+        table: TableRef,
+        mode: WriteMode,
+        input: LogicalPlan,
+    ) -> Result<u64> {
         self.catalog.check_write(&table, mode)?;
         let schema: SchemaRef = Arc::new(input.schema().as_arrow().clone());
         let stream = self.execute_query(input).await?;
-        let request = IngestRequest { table, mode, idempotency_key: None };
+        let request = IngestRequest {
+            table,
+            mode,
+            idempotency_key: None,
+        };
         let committed = self
             .ingest
             .write(request, schema, stream.map_err(Error::from_datafusion))

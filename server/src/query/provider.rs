@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session};
 use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
@@ -22,8 +22,8 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result as DFResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
 
 use crate::catalog::{Catalog, DataFile, Manifest, TableRef};
 use crate::storage::STORE_URL;
@@ -47,8 +47,10 @@ impl CatalogProvider for LakehouseCatalog {
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         self.catalog.schema_exists(name).then(|| {
-            Arc::new(LakehouseSchema { catalog: self.catalog.clone(), schema: name.to_string() })
-                as Arc<dyn SchemaProvider>
+            Arc::new(LakehouseSchema {
+                catalog: self.catalog.clone(),
+                schema: name.to_string(),
+            }) as Arc<dyn SchemaProvider>
         })
     }
 }
@@ -108,7 +110,9 @@ impl ParquetTable {
                 };
                 let bound = |text: &Option<String>| {
                     text.as_ref()
-                        .and_then(|t| ScalarValue::try_from_string(t.clone(), field.data_type()).ok())
+                        .and_then(|t| {
+                            ScalarValue::try_from_string(t.clone(), field.data_type()).ok()
+                        })
                         .map_or(Precision::Absent, Precision::Exact)
                 };
                 ColumnStatistics::new_unknown()
@@ -132,7 +136,8 @@ impl ParquetTable {
             empty.num_rows = Precision::Exact(0);
             return empty;
         }
-        Statistics::try_merge_iter(files, schema).unwrap_or_else(|_| Statistics::new_unknown(schema))
+        Statistics::try_merge_iter(files, schema)
+            .unwrap_or_else(|_| Statistics::new_unknown(schema))
     }
 }
 
@@ -168,14 +173,21 @@ impl TableProvider for ParquetTable {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
-        let statistics: Vec<Statistics> =
-            self.manifest.files.iter().map(|f| Self::file_statistics(&schema, f)).collect();
+        let statistics: Vec<Statistics> = self
+            .manifest
+            .files
+            .iter()
+            .map(|f| Self::file_statistics(&schema, f))
+            .collect();
         let files: Vec<PartitionedFile> = self
             .manifest
             .files
             .iter()
             .zip(&statistics)
-            .map(|(f, stats)| PartitionedFile::new(f.path.clone(), f.bytes).with_statistics(Arc::new(stats.clone())))
+            .map(|(f, stats)| {
+                PartitionedFile::new(f.path.clone(), f.bytes)
+                    .with_statistics(Arc::new(stats.clone()))
+            })
             .collect();
         let groups = FileGroup::new(files).split_files(state.config().target_partitions());
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
@@ -191,8 +203,12 @@ impl TableProvider for ParquetTable {
 
     fn statistics(&self) -> Option<Statistics> {
         let schema = &self.manifest.schema;
-        let files: Vec<Statistics> =
-            self.manifest.files.iter().map(|f| Self::file_statistics(schema, f)).collect();
+        let files: Vec<Statistics> = self
+            .manifest
+            .files
+            .iter()
+            .map(|f| Self::file_statistics(schema, f))
+            .collect();
         Some(self.table_statistics(&files))
     }
 }

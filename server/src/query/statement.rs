@@ -8,14 +8,14 @@
 use std::ops::ControlFlow;
 
 use datafusion::common::TableReference;
-use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, WriteOp};
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, WriteOp};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, Expr as SqlExpr, Statement as SqlStatement, Value,
+    Expr as SqlExpr, Statement as SqlStatement, Value, visit_expressions_mut,
 };
 
-use crate::catalog::{TableRef, CATALOG_NAME};
+use crate::catalog::{CATALOG_NAME, TableRef};
 use crate::error::{Error, Result};
 
 /// A statement that changes the catalog.
@@ -162,7 +162,10 @@ fn classify_ddl(ddl: DdlStatement) -> Result<Update> {
                 Some((_, schema)) => schema.to_string(),
                 None => create.schema_name.clone(),
             };
-            Ok(Update::CreateSchema { name, if_not_exists: create.if_not_exists })
+            Ok(Update::CreateSchema {
+                name,
+                if_not_exists: create.if_not_exists,
+            })
         }
         DdlStatement::CreateExternalTable(_) => {
             Err(Error::Refused("CREATE EXTERNAL TABLE is disabled".into()))
@@ -205,7 +208,10 @@ mod tests {
     fn question_marks_are_numbered_in_order() {
         let mut s = parse("SELECT ? AS a FROM t WHERE b = ? AND c IN (?, 4)");
         number_question_marks(&mut s);
-        assert_eq!(s.to_string(), "SELECT $1 AS a FROM t WHERE b = $2 AND c IN ($3, 4)");
+        assert_eq!(
+            s.to_string(),
+            "SELECT $1 AS a FROM t WHERE b = $2 AND c IN ($3, 4)"
+        );
         let mut mixed = parse("SELECT * FROM t WHERE a = $2 AND b = ?");
         number_question_marks(&mut mixed);
         assert_eq!(mixed.to_string(), "SELECT * FROM t WHERE a = $2 AND b = $3");
@@ -237,6 +243,9 @@ mod tests {
     fn other_catalogs_are_unknown() {
         let err = table_ref(&TableReference::full("other", "public", "t")).unwrap_err();
         assert!(err.to_string().contains("\"other\""));
-        assert_eq!(table_ref(&TableReference::bare("t")).unwrap().to_string(), "public.t");
+        assert_eq!(
+            table_ref(&TableReference::bare("t")).unwrap().to_string(),
+            "public.t"
+        );
     }
 }
