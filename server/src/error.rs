@@ -33,6 +33,10 @@ pub enum Error {
     #[error("schema {0:?} does not exist")]
     SchemaNotFound(String),
 
+    /// A version that never existed, was vacuumed, or is a drop.
+    #[error("version {version} of table {table} cannot be read: {detail}")]
+    VersionNotFound { table: TableRef, version: u64, detail: String },
+
     #[error("table {0} already exists")]
     TableExists(TableRef),
 

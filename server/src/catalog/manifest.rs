@@ -126,6 +126,32 @@ impl Manifest {
     }
 }
 
+/// One line of a table's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionSummary {
+    pub version: u64,
+    pub committed_at: DateTime<Utc>,
+    pub operation: Operation,
+    pub rows_added: u64,
+    pub total_rows: u64,
+    pub bytes: u64,
+    pub idempotency_key: Option<String>,
+}
+
+impl From<&Manifest> for VersionSummary {
+    fn from(m: &Manifest) -> Self {
+        Self {
+            version: m.version,
+            committed_at: m.committed_at,
+            operation: m.operation,
+            rows_added: m.rows_added,
+            total_rows: m.total_rows(),
+            bytes: m.total_bytes(),
+            idempotency_key: m.idempotency_key.clone(),
+        }
+    }
+}
+
 /// Serde adapter storing an Arrow schema as a base64 IPC schema message.
 mod ipc_schema {
     use super::*;

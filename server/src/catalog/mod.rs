@@ -27,8 +27,12 @@ use parking_lot::{Mutex, RwLock};
 use tracing::{debug, info, warn};
 
 pub use compat::{schema_differences, table_schema_for, types_compatible};
-pub use manifest::{ColumnStats, DataFile, MANIFEST_FORMAT, Manifest, Operation, TableKind};
-pub use names::{CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN, TableRef, validate_name};
+pub use manifest::{
+    ColumnStats, DataFile, MANIFEST_FORMAT, Manifest, Operation, TableKind, VersionSummary,
+};
+pub use names::{
+    CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN, TableRef, split_version, validate_name,
+};
 
 use crate::error::{Error, Result};
 
@@ -74,6 +78,35 @@ pub struct Committed {
     pub deduplicated: bool,
 }
 
+/// What vacuum keeps.
+#[derive(Debug, Clone)]
+pub struct VacuumOptions {
+    /// Versions committed within this long ago stay readable.
+    pub retain: std::time::Duration,
+    /// Unreferenced files younger than this are left alone: they may belong
+    /// to an upload that has not committed yet.
+    pub min_file_age: std::time::Duration,
+}
+
+impl Default for VacuumOptions {
+    fn default() -> Self {
+        Self {
+            retain: std::time::Duration::from_secs(7 * 24 * 3600),
+            min_file_age: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What vacuum removed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VacuumReport {
+    pub table: TableRef,
+    pub newest_version: u64,
+    pub versions_removed: u64,
+    pub files_removed: u64,
+    pub bytes_removed: u64,
+}
+
 /// Where the data files of a table live, relative to the storage root.
 pub fn data_prefix(table: &TableRef) -> Path {
     Path::from(format!("data/{}/{}", table.schema, table.table))
@@ -98,15 +131,18 @@ fn schema_path(schema: &str) -> Path {
 struct TableState {
     /// Newest version, which may be a drop.
     latest: Arc<Manifest>,
-    /// Idempotency key → the version it produced, over the whole history.
-    keys: HashMap<String, u64>,
+    /// Every version still in the store, oldest first.
+    versions: BTreeMap<u64, VersionSummary>,
 }
 
 impl TableState {
+    fn new(manifest: Manifest) -> Self {
+        let versions = BTreeMap::from([(manifest.version, VersionSummary::from(&manifest))]);
+        Self { latest: Arc::new(manifest), versions }
+    }
+
     fn apply(&mut self, manifest: Manifest) {
-        if let Some(key) = &manifest.idempotency_key {
-            self.keys.insert(key.clone(), manifest.version);
-        }
+        self.versions.insert(manifest.version, VersionSummary::from(&manifest));
         if manifest.version > self.latest.version {
             self.latest = Arc::new(manifest);
         }
@@ -114,6 +150,14 @@ impl TableState {
 
     fn live(&self) -> Option<&Arc<Manifest>> {
         (!self.latest.is_dropped()).then_some(&self.latest)
+    }
+
+    /// The version an idempotency key produced, if it is still in history.
+    fn version_for_key(&self, key: &str) -> Option<u64> {
+        self.versions
+            .values()
+            .find(|v| v.idempotency_key.as_deref() == Some(key))
+            .map(|v| v.version)
     }
 }
 
@@ -344,7 +388,7 @@ impl Catalog {
     /// with that version and removes the files this attempt wrote.
     async fn deduplicate(&self, commit: &Commit) -> Option<Committed> {
         let key = commit.idempotency_key.as_ref()?;
-        let version = *self.state.read().tables.get(&commit.table)?.keys.get(key)?;
+        let version = self.state.read().tables.get(&commit.table)?.version_for_key(key)?;
         let rows = self
             .read_manifest(manifest_path(&commit.table, version))
             .await
@@ -460,6 +504,121 @@ impl Catalog {
             .map_err(|e| Error::storage(format!("writing manifest {path}"), e))
     }
 
+    /// Every version of a table still in the store, oldest first; a
+    /// dropped table keeps its history until vacuumed.
+    pub fn history(&self, table: &TableRef) -> Result<Vec<VersionSummary>> {
+        let state = self.state.read();
+        let Some(t) = state.tables.get(table) else {
+            return Err(if state.schemas.contains(&table.schema) {
+                Error::TableNotFound(table.clone())
+            } else {
+                Error::SchemaNotFound(table.schema.clone())
+            });
+        };
+        Ok(t.versions.values().cloned().collect())
+    }
+
+    /// The table as of `version`: any version still in the store that is
+    /// not a drop.
+    pub async fn version(&self, table: &TableRef, version: u64) -> Result<Arc<Manifest>> {
+        let not_found = |detail: &str| Error::VersionNotFound {
+            table: table.clone(),
+            version,
+            detail: detail.to_string(),
+        };
+        let summary = {
+            let state = self.state.read();
+            let t = state.tables.get(table).ok_or_else(|| Error::TableNotFound(table.clone()))?;
+            if t.latest.version == version && !t.latest.is_dropped() {
+                return Ok(t.latest.clone());
+            }
+            t.versions.get(&version).cloned()
+        };
+        match summary {
+            None => Err(not_found("no such version (never committed, or removed by vacuum)")),
+            Some(s) if s.operation == Operation::Drop => Err(not_found("the table was dropped at this version")),
+            Some(_) => Ok(Arc::new(self.read_manifest(manifest_path(table, version)).await?)),
+        }
+    }
+
+    /// Removes versions committed before `options.retain` ago (never the
+    /// newest), then every data file under the table's prefix that no
+    /// remaining version references and that is older than
+    /// `options.min_file_age` (so uploads still in flight are left alone).
+    pub async fn vacuum(&self, table: &TableRef, options: &VacuumOptions) -> Result<VacuumReport> {
+        let lock = self.commit_lock(table);
+        let _guard = lock.lock().await;
+        self.refresh_table(table).await?;
+        let now = Utc::now();
+        let cutoff = now - chrono::Duration::from_std(options.retain).unwrap_or(chrono::Duration::MAX);
+        let (newest, expired, retained): (u64, Vec<u64>, Vec<u64>) = {
+            let state = self.state.read();
+            let t = state.tables.get(table).ok_or_else(|| Error::TableNotFound(table.clone()))?;
+            let newest = t.latest.version;
+            let (expired, retained) = t
+                .versions
+                .values()
+                .partition::<Vec<_>, _>(|v| v.version != newest && v.committed_at < cutoff);
+            (newest, expired.iter().map(|v| v.version).collect(), retained.iter().map(|v| v.version).collect())
+        };
+
+        let mut referenced = std::collections::HashSet::new();
+        for version in retained {
+            let manifest = self.read_manifest(manifest_path(table, version)).await?;
+            referenced.extend(manifest.files.into_iter().map(|f| f.path));
+        }
+        for version in &expired {
+            let path = manifest_path(table, *version);
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::storage(format!("removing manifest {path}"), e)),
+            }
+        }
+        if let Some(t) = self.state.write().tables.get_mut(table) {
+            for version in &expired {
+                t.versions.remove(version);
+            }
+        }
+
+        let file_cutoff = now - chrono::Duration::from_std(options.min_file_age).unwrap_or(chrono::Duration::MAX);
+        let unreferenced: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&data_prefix(table)))
+            .try_filter(|meta| {
+                futures::future::ready(
+                    !referenced.contains(meta.location.as_ref()) && meta.last_modified < file_cutoff,
+                )
+            })
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(format!("listing data files of {table}"), e))?;
+        let mut report = VacuumReport {
+            table: table.clone(),
+            newest_version: newest,
+            versions_removed: expired.len() as u64,
+            files_removed: 0,
+            bytes_removed: 0,
+        };
+        for meta in unreferenced {
+            match self.store.delete(&meta.location).await {
+                Ok(()) => {
+                    report.files_removed += 1;
+                    report.bytes_removed += meta.size;
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::storage(format!("removing data file {}", meta.location), e)),
+            }
+        }
+        info!(
+            table = %table,
+            versions_removed = report.versions_removed,
+            files_removed = report.files_removed,
+            bytes_removed = report.bytes_removed,
+            "vacuumed"
+        );
+        Ok(report)
+    }
+
     /// Reads versions of `table` that other writers committed since this
     /// process last looked.
     pub async fn refresh_table(&self, table: &TableRef) -> Result<()> {
@@ -516,17 +675,7 @@ fn insert_manifest(state: &mut State, manifest: Manifest) {
     match state.tables.get_mut(&manifest.table) {
         Some(existing) => existing.apply(manifest),
         None => {
-            let mut keys = HashMap::new();
-            if let Some(key) = &manifest.idempotency_key {
-                keys.insert(key.clone(), manifest.version);
-            }
-            state.tables.insert(
-                manifest.table.clone(),
-                TableState {
-                    latest: Arc::new(manifest),
-                    keys,
-                },
-            );
+            state.tables.insert(manifest.table.clone(), TableState::new(manifest));
         }
     }
 }
@@ -695,6 +844,56 @@ mod tests {
             .unwrap();
         assert_eq!(again.version, 3);
         assert!(Catalog::load(store).await.unwrap().table_exists(&t));
+    }
+
+    #[tokio::test]
+    async fn history_time_travel_and_vacuum() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store.clone()).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        for (mode, rows) in [(WriteMode::Create, 5), (WriteMode::Append, 7), (WriteMode::Overwrite, 3)] {
+            let c = commit(&t, mode, rows, None);
+            for f in &c.files {
+                store.put(&Path::from(f.path.as_str()), PutPayload::from_static(b"0123456789")).await.unwrap();
+            }
+            catalog.commit(c).await.unwrap();
+        }
+        let history = catalog.history(&t).unwrap();
+        let summary: Vec<(u64, Operation, u64, u64)> =
+            history.iter().map(|v| (v.version, v.operation, v.rows_added, v.total_rows)).collect();
+        assert_eq!(
+            summary,
+            vec![(1, Operation::Create, 5, 5), (2, Operation::Append, 7, 12), (3, Operation::Overwrite, 3, 3)]
+        );
+        assert_eq!(catalog.version(&t, 1).await.unwrap().total_rows(), 5);
+        assert_eq!(catalog.version(&t, 2).await.unwrap().files.len(), 2);
+        assert!(matches!(catalog.version(&t, 9).await, Err(Error::VersionNotFound { .. })));
+
+        let keep_recent = VacuumOptions { retain: std::time::Duration::from_secs(3600), min_file_age: std::time::Duration::ZERO };
+        let report = catalog.vacuum(&t, &keep_recent).await.unwrap();
+        assert_eq!((report.versions_removed, report.files_removed), (0, 0), "recent versions stay readable");
+
+        let everything_old = VacuumOptions { retain: std::time::Duration::ZERO, min_file_age: std::time::Duration::ZERO };
+        let report = catalog.vacuum(&t, &everything_old).await.unwrap();
+        assert_eq!((report.newest_version, report.versions_removed, report.files_removed), (3, 2, 2));
+        assert_eq!(report.bytes_removed, 20);
+        assert_eq!(catalog.table(&t).unwrap().total_rows(), 3);
+        assert!(matches!(catalog.version(&t, 1).await, Err(Error::VersionNotFound { .. })));
+        let reloaded = Catalog::load(store).await.unwrap();
+        assert_eq!(reloaded.history(&t).unwrap().len(), 1);
+        assert_eq!(reloaded.table(&t).unwrap().version, 3);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_table_keeps_its_history_and_old_versions() {
+        let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        catalog.commit(commit(&t, WriteMode::Create, 5, None)).await.unwrap();
+        catalog.drop_table(&t, false).await.unwrap();
+        assert_eq!(catalog.history(&t).unwrap().len(), 2);
+        assert_eq!(catalog.version(&t, 1).await.unwrap().total_rows(), 5);
+        let err = catalog.version(&t, 2).await.unwrap_err().to_string();
+        assert!(err.contains("dropped"), "{err}");
     }
 
     #[tokio::test]

@@ -46,6 +46,24 @@ impl fmt::Display for TableRef {
     }
 }
 
+/// Splits a time-travel name `table@vN` into the table name and version.
+/// Names without `@` have no version.
+pub fn split_version(name: &str) -> Result<(&str, Option<u64>)> {
+    let Some((table, suffix)) = name.rsplit_once('@') else {
+        return Ok((name, None));
+    };
+    let version = suffix
+        .strip_prefix('v')
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{name:?} is not a valid time-travel name: write the table, '@v' and a version number, as in \"{table}@v3\""
+            ))
+        })?;
+    Ok((table, Some(version)))
+}
+
 /// Checks a schema or table name: a letter or `_` first, then letters,
 /// digits, `_` or `-`, at most [`MAX_NAME_LEN`] bytes.
 pub fn validate_name(kind: &str, name: &str) -> Result<()> {
@@ -76,6 +94,15 @@ mod tests {
         let t = TableRef::new(None, "Trips_2024").unwrap();
         assert_eq!(t.to_string(), "public.Trips_2024");
         assert_eq!(TableRef::new(Some("sales"), "t-1").unwrap().schema, "sales");
+    }
+
+    #[test]
+    fn time_travel_names_split_into_table_and_version() {
+        assert_eq!(split_version("trips").unwrap(), ("trips", None));
+        assert_eq!(split_version("trips@v12").unwrap(), ("trips", Some(12)));
+        for bad in ["trips@12", "trips@v", "trips@v0", "trips@vx"] {
+            assert!(split_version(bad).unwrap_err().to_string().contains("time-travel"), "{bad}");
+        }
     }
 
     #[test]

@@ -48,9 +48,10 @@ fn code(e: &Error) -> Code {
     match e {
         Error::InvalidArgument(_) | Error::Refused(_) => Code::InvalidArgument,
         Error::NotSupported(_) => Code::Unimplemented,
-        Error::TableNotFound(_) | Error::SchemaNotFound(_) | Error::HandleNotFound(_) => {
-            Code::NotFound
-        }
+        Error::TableNotFound(_)
+        | Error::SchemaNotFound(_)
+        | Error::VersionNotFound { .. }
+        | Error::HandleNotFound(_) => Code::NotFound,
         Error::TableExists(_) | Error::SchemaExists(_) => Code::AlreadyExists,
         Error::SchemaConflict { .. } | Error::CommitConflict { .. } => Code::FailedPrecondition,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
