@@ -35,7 +35,11 @@ pub enum Error {
 
     /// A version that never existed, was vacuumed, or is a drop.
     #[error("version {version} of table {table} cannot be read: {detail}")]
-    VersionNotFound { table: TableRef, version: u64, detail: String },
+    VersionNotFound {
+        table: TableRef,
+        version: u64,
+        detail: String,
+    },
 
     #[error("table {0} already exists")]
     TableExists(TableRef),

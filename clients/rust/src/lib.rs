@@ -171,6 +171,26 @@ impl Client {
         Ok(self.sql.prepare(sql.to_string(), None).await?)
     }
 
+    /// Runs a server action with a JSON body; returns the body of its
+    /// (single) result.
+    pub async fn action(&mut self, name: &str, body: &str) -> Result<Vec<u8>> {
+        let action = arrow_flight::Action {
+            r#type: name.to_string(),
+            body: body.as_bytes().to_vec().into(),
+        };
+        let results: Vec<arrow_flight::Result> = self
+            .sql
+            .do_action(action)
+            .await?
+            .try_collect()
+            .await
+            .map_err(|status| FlightError::Tonic(Box::new(status)))?;
+        Ok(results
+            .iter()
+            .flat_map(|r| r.body.iter().copied())
+            .collect())
+    }
+
     /// Bulk-ingests batches into a table; returns the rows written.
     pub async fn ingest(&mut self, request: Ingest<'_>, batches: Vec<RecordBatch>) -> Result<i64> {
         let mut options = HashMap::new();

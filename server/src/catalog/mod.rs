@@ -138,11 +138,15 @@ struct TableState {
 impl TableState {
     fn new(manifest: Manifest) -> Self {
         let versions = BTreeMap::from([(manifest.version, VersionSummary::from(&manifest))]);
-        Self { latest: Arc::new(manifest), versions }
+        Self {
+            latest: Arc::new(manifest),
+            versions,
+        }
     }
 
     fn apply(&mut self, manifest: Manifest) {
-        self.versions.insert(manifest.version, VersionSummary::from(&manifest));
+        self.versions
+            .insert(manifest.version, VersionSummary::from(&manifest));
         if manifest.version > self.latest.version {
             self.latest = Arc::new(manifest);
         }
@@ -388,7 +392,12 @@ impl Catalog {
     /// with that version and removes the files this attempt wrote.
     async fn deduplicate(&self, commit: &Commit) -> Option<Committed> {
         let key = commit.idempotency_key.as_ref()?;
-        let version = self.state.read().tables.get(&commit.table)?.version_for_key(key)?;
+        let version = self
+            .state
+            .read()
+            .tables
+            .get(&commit.table)?
+            .version_for_key(key)?;
         let rows = self
             .read_manifest(manifest_path(&commit.table, version))
             .await
@@ -528,16 +537,25 @@ impl Catalog {
         };
         let summary = {
             let state = self.state.read();
-            let t = state.tables.get(table).ok_or_else(|| Error::TableNotFound(table.clone()))?;
+            let t = state
+                .tables
+                .get(table)
+                .ok_or_else(|| Error::TableNotFound(table.clone()))?;
             if t.latest.version == version && !t.latest.is_dropped() {
                 return Ok(t.latest.clone());
             }
             t.versions.get(&version).cloned()
         };
         match summary {
-            None => Err(not_found("no such version (never committed, or removed by vacuum)")),
-            Some(s) if s.operation == Operation::Drop => Err(not_found("the table was dropped at this version")),
-            Some(_) => Ok(Arc::new(self.read_manifest(manifest_path(table, version)).await?)),
+            None => Err(not_found(
+                "no such version (never committed, or removed by vacuum)",
+            )),
+            Some(s) if s.operation == Operation::Drop => {
+                Err(not_found("the table was dropped at this version"))
+            }
+            Some(_) => Ok(Arc::new(
+                self.read_manifest(manifest_path(table, version)).await?,
+            )),
         }
     }
 
@@ -550,16 +568,24 @@ impl Catalog {
         let _guard = lock.lock().await;
         self.refresh_table(table).await?;
         let now = Utc::now();
-        let cutoff = now - chrono::Duration::from_std(options.retain).unwrap_or(chrono::Duration::MAX);
+        let cutoff =
+            now - chrono::Duration::from_std(options.retain).unwrap_or(chrono::Duration::MAX);
         let (newest, expired, retained): (u64, Vec<u64>, Vec<u64>) = {
             let state = self.state.read();
-            let t = state.tables.get(table).ok_or_else(|| Error::TableNotFound(table.clone()))?;
+            let t = state
+                .tables
+                .get(table)
+                .ok_or_else(|| Error::TableNotFound(table.clone()))?;
             let newest = t.latest.version;
             let (expired, retained) = t
                 .versions
                 .values()
                 .partition::<Vec<_>, _>(|v| v.version != newest && v.committed_at < cutoff);
-            (newest, expired.iter().map(|v| v.version).collect(), retained.iter().map(|v| v.version).collect())
+            (
+                newest,
+                expired.iter().map(|v| v.version).collect(),
+                retained.iter().map(|v| v.version).collect(),
+            )
         };
 
         let mut referenced = std::collections::HashSet::new();
@@ -580,13 +606,15 @@ impl Catalog {
             }
         }
 
-        let file_cutoff = now - chrono::Duration::from_std(options.min_file_age).unwrap_or(chrono::Duration::MAX);
+        let file_cutoff =
+            now - chrono::Duration::from_std(options.min_file_age).unwrap_or(chrono::Duration::MAX);
         let unreferenced: Vec<object_store::ObjectMeta> = self
             .store
             .list(Some(&data_prefix(table)))
             .try_filter(|meta| {
                 futures::future::ready(
-                    !referenced.contains(meta.location.as_ref()) && meta.last_modified < file_cutoff,
+                    !referenced.contains(meta.location.as_ref())
+                        && meta.last_modified < file_cutoff,
                 )
             })
             .try_collect()
@@ -606,7 +634,12 @@ impl Catalog {
                     report.bytes_removed += meta.size;
                 }
                 Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(Error::storage(format!("removing data file {}", meta.location), e)),
+                Err(e) => {
+                    return Err(Error::storage(
+                        format!("removing data file {}", meta.location),
+                        e,
+                    ));
+                }
             }
         }
         info!(
@@ -675,7 +708,9 @@ fn insert_manifest(state: &mut State, manifest: Manifest) {
     match state.tables.get_mut(&manifest.table) {
         Some(existing) => existing.apply(manifest),
         None => {
-            state.tables.insert(manifest.table.clone(), TableState::new(manifest));
+            state
+                .tables
+                .insert(manifest.table.clone(), TableState::new(manifest));
         }
     }
 }
@@ -851,34 +886,73 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let catalog = Catalog::load(store.clone()).await.unwrap();
         let t = TableRef::new(None, "t").unwrap();
-        for (mode, rows) in [(WriteMode::Create, 5), (WriteMode::Append, 7), (WriteMode::Overwrite, 3)] {
+        for (mode, rows) in [
+            (WriteMode::Create, 5),
+            (WriteMode::Append, 7),
+            (WriteMode::Overwrite, 3),
+        ] {
             let c = commit(&t, mode, rows, None);
             for f in &c.files {
-                store.put(&Path::from(f.path.as_str()), PutPayload::from_static(b"0123456789")).await.unwrap();
+                store
+                    .put(
+                        &Path::from(f.path.as_str()),
+                        PutPayload::from_static(b"0123456789"),
+                    )
+                    .await
+                    .unwrap();
             }
             catalog.commit(c).await.unwrap();
         }
         let history = catalog.history(&t).unwrap();
-        let summary: Vec<(u64, Operation, u64, u64)> =
-            history.iter().map(|v| (v.version, v.operation, v.rows_added, v.total_rows)).collect();
+        let summary: Vec<(u64, Operation, u64, u64)> = history
+            .iter()
+            .map(|v| (v.version, v.operation, v.rows_added, v.total_rows))
+            .collect();
         assert_eq!(
             summary,
-            vec![(1, Operation::Create, 5, 5), (2, Operation::Append, 7, 12), (3, Operation::Overwrite, 3, 3)]
+            vec![
+                (1, Operation::Create, 5, 5),
+                (2, Operation::Append, 7, 12),
+                (3, Operation::Overwrite, 3, 3)
+            ]
         );
         assert_eq!(catalog.version(&t, 1).await.unwrap().total_rows(), 5);
         assert_eq!(catalog.version(&t, 2).await.unwrap().files.len(), 2);
-        assert!(matches!(catalog.version(&t, 9).await, Err(Error::VersionNotFound { .. })));
+        assert!(matches!(
+            catalog.version(&t, 9).await,
+            Err(Error::VersionNotFound { .. })
+        ));
 
-        let keep_recent = VacuumOptions { retain: std::time::Duration::from_secs(3600), min_file_age: std::time::Duration::ZERO };
+        let keep_recent = VacuumOptions {
+            retain: std::time::Duration::from_secs(3600),
+            min_file_age: std::time::Duration::ZERO,
+        };
         let report = catalog.vacuum(&t, &keep_recent).await.unwrap();
-        assert_eq!((report.versions_removed, report.files_removed), (0, 0), "recent versions stay readable");
+        assert_eq!(
+            (report.versions_removed, report.files_removed),
+            (0, 0),
+            "recent versions stay readable"
+        );
 
-        let everything_old = VacuumOptions { retain: std::time::Duration::ZERO, min_file_age: std::time::Duration::ZERO };
+        let everything_old = VacuumOptions {
+            retain: std::time::Duration::ZERO,
+            min_file_age: std::time::Duration::ZERO,
+        };
         let report = catalog.vacuum(&t, &everything_old).await.unwrap();
-        assert_eq!((report.newest_version, report.versions_removed, report.files_removed), (3, 2, 2));
+        assert_eq!(
+            (
+                report.newest_version,
+                report.versions_removed,
+                report.files_removed
+            ),
+            (3, 2, 2)
+        );
         assert_eq!(report.bytes_removed, 20);
         assert_eq!(catalog.table(&t).unwrap().total_rows(), 3);
-        assert!(matches!(catalog.version(&t, 1).await, Err(Error::VersionNotFound { .. })));
+        assert!(matches!(
+            catalog.version(&t, 1).await,
+            Err(Error::VersionNotFound { .. })
+        ));
         let reloaded = Catalog::load(store).await.unwrap();
         assert_eq!(reloaded.history(&t).unwrap().len(), 1);
         assert_eq!(reloaded.table(&t).unwrap().version, 3);
@@ -888,7 +962,10 @@ mod tests {
     async fn a_dropped_table_keeps_its_history_and_old_versions() {
         let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
         let t = TableRef::new(None, "t").unwrap();
-        catalog.commit(commit(&t, WriteMode::Create, 5, None)).await.unwrap();
+        catalog
+            .commit(commit(&t, WriteMode::Create, 5, None))
+            .await
+            .unwrap();
         catalog.drop_table(&t, false).await.unwrap();
         assert_eq!(catalog.history(&t).unwrap().len(), 2);
         assert_eq!(catalog.version(&t, 1).await.unwrap().total_rows(), 5);

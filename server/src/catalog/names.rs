@@ -40,6 +40,16 @@ impl TableRef {
     }
 }
 
+impl TableRef {
+    /// Parses `table` or `schema.table`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.split_once('.') {
+            Some((schema, table)) => Self::new(Some(schema), table),
+            None => Self::new(None, text),
+        }
+    }
+}
+
 impl fmt::Display for TableRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.schema, self.table)
@@ -97,11 +107,30 @@ mod tests {
     }
 
     #[test]
+    fn parses_qualified_and_bare_names() {
+        assert_eq!(
+            TableRef::parse("sales.orders").unwrap().to_string(),
+            "sales.orders"
+        );
+        assert_eq!(
+            TableRef::parse("orders").unwrap().to_string(),
+            "public.orders"
+        );
+        assert!(TableRef::parse("a.b.c").is_err());
+    }
+
+    #[test]
     fn time_travel_names_split_into_table_and_version() {
         assert_eq!(split_version("trips").unwrap(), ("trips", None));
         assert_eq!(split_version("trips@v12").unwrap(), ("trips", Some(12)));
         for bad in ["trips@12", "trips@v", "trips@v0", "trips@vx"] {
-            assert!(split_version(bad).unwrap_err().to_string().contains("time-travel"), "{bad}");
+            assert!(
+                split_version(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("time-travel"),
+                "{bad}"
+            );
         }
     }
 

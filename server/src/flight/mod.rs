@@ -4,6 +4,7 @@
 //! This is the only layer that knows about gRPC. Every error crosses into a
 //! `tonic::Status` through the one mapping in [`status`].
 
+mod actions;
 mod prepared;
 mod schema_service;
 mod sql_info;
@@ -698,6 +699,43 @@ impl FlightSqlService for FlightSql {
         _request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
         Ok(self.prepared.close(&query.prepared_statement_handle)?)
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<arrow_flight::ActionType, Status>>> {
+        Some(
+            actions::ACTIONS
+                .iter()
+                .map(|(name, description)| {
+                    Ok(arrow_flight::ActionType {
+                        r#type: name.to_string(),
+                        description: description.to_string(),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<
+        Response<<Self as arrow_flight::flight_service_server::FlightService>::DoActionStream>,
+        Status,
+    > {
+        let action = request.into_inner();
+        let Some(result) = actions::run(&self.catalog, &action.r#type, &action.body).await else {
+            return Err(Error::invalid(format!(
+                "unknown action {:?}; ListActions lists the actions this server offers",
+                action.r#type
+            ))
+            .into());
+        };
+        let body = arrow_flight::Result {
+            body: result?.into(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(body)
+        }))))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -6,6 +6,7 @@
 //! version current when the statement is planned. Nothing here knows about
 //! Flight.
 
+mod history;
 mod provider;
 mod statement;
 
@@ -32,7 +33,9 @@ use crate::ingest::{Ingest, IngestRequest};
 use crate::storage::{STORE_URL, Storage};
 use crate::types::classic_schema;
 use provider::LakehouseCatalog;
-use statement::{classify, looks_like_path, number_question_marks, refuse_dangerous, table_ref};
+use statement::{
+    classify, looks_like_path, number_question_marks, refuse_dangerous, versioned_table_ref,
+};
 
 /// How queries run.
 #[derive(Debug, Clone)]
@@ -93,6 +96,10 @@ impl QueryEngine {
             CATALOG_NAME,
             Arc::new(LakehouseCatalog::new(catalog.clone())),
         );
+        ctx.register_udtf(
+            history::FUNCTION_NAME,
+            Arc::new(history::TableHistory::new(catalog.clone())),
+        );
         Ok(Self {
             catalog,
             ingest,
@@ -111,16 +118,17 @@ impl QueryEngine {
             .map_err(|e| Error::invalid(format!("SQL parse error: {}", e.strip_backtrace())))?;
         refuse_dangerous(&statement)?;
         number_question_marks(&mut statement);
-        self.check_references(&state, &statement)?;
+        self.check_references(&state, &statement).await?;
         state
             .statement_to_plan(statement)
             .await
             .map_err(Error::from_datafusion)
     }
 
-    /// Every table a statement reads must be a catalog table that exists;
-    /// names that look like files or URLs are refused with the reason.
-    fn check_references(
+    /// Every table a statement reads must be a catalog table that exists
+    /// (at the version named, for `table@vN`); names that look like files
+    /// or URLs are refused with the reason.
+    async fn check_references(
         &self,
         state: &datafusion::execution::SessionState,
         statement: &DFStatement,
@@ -145,12 +153,18 @@ impl QueryEngine {
                      with bulk ingest and query it by name"
                 )));
             }
-            if reference.schema() == Some("information_schema")
+            let is_function =
+                reference.schema().is_none() && state.table_functions().contains_key(name);
+            if is_function
+                || reference.schema() == Some("information_schema")
                 || Some(&reference) == created.as_ref()
             {
                 continue;
             }
-            self.catalog.table(&table_ref(&reference)?)?;
+            match versioned_table_ref(&reference)? {
+                (table, None) => drop(self.catalog.table(&table)?),
+                (table, Some(version)) => drop(self.catalog.version(&table, version).await?),
+            }
         }
         Ok(())
     }

@@ -25,7 +25,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 
-use crate::catalog::{Catalog, DataFile, Manifest, TableRef};
+use crate::catalog::{Catalog, DataFile, Manifest, TableRef, split_version};
 use crate::storage::STORE_URL;
 
 /// The server's one catalog, read live from [`Catalog`].
@@ -71,15 +71,19 @@ impl SchemaProvider for LakehouseSchema {
             .collect()
     }
 
+    /// `name` is a table, or `table@vN` for the table as of version N.
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
-        let Ok(table) = TableRef::new(Some(&self.schema), name) else {
+        let Ok((base, version)) = split_version(name) else {
             return Ok(None);
         };
-        Ok(self
-            .catalog
-            .table(&table)
-            .ok()
-            .map(|manifest| Arc::new(ParquetTable::new(manifest)) as Arc<dyn TableProvider>))
+        let Ok(table) = TableRef::new(Some(&self.schema), base) else {
+            return Ok(None);
+        };
+        let manifest = match version {
+            None => self.catalog.table(&table).ok(),
+            Some(v) => self.catalog.version(&table, v).await.ok(),
+        };
+        Ok(manifest.map(|m| Arc::new(ParquetTable::new(m)) as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Statement as SqlStatement, Value, visit_expressions_mut,
 };
 
-use crate::catalog::{CATALOG_NAME, TableRef};
+use crate::catalog::{CATALOG_NAME, TableRef, split_version};
 use crate::error::{Error, Result};
 
 /// A statement that changes the catalog.
@@ -111,14 +111,24 @@ pub fn looks_like_path(name: &str) -> bool {
 
 /// Resolves a DataFusion table reference to a catalog table.
 pub fn table_ref(reference: &TableReference) -> Result<TableRef> {
-    if let Some(catalog) = reference.catalog()
-        && catalog != CATALOG_NAME
-    {
-        return Err(Error::invalid(format!(
-            "catalog {catalog:?} does not exist; this server has one catalog, {CATALOG_NAME:?}"
-        )));
-    }
+    check_catalog(reference)?;
     TableRef::new(reference.schema(), reference.table())
+}
+
+/// Resolves a reference that may name a version (`table@vN`).
+pub fn versioned_table_ref(reference: &TableReference) -> Result<(TableRef, Option<u64>)> {
+    check_catalog(reference)?;
+    let (table, version) = split_version(reference.table())?;
+    Ok((TableRef::new(reference.schema(), table)?, version))
+}
+
+fn check_catalog(reference: &TableReference) -> Result<()> {
+    match reference.catalog() {
+        Some(catalog) if catalog != CATALOG_NAME => Err(Error::invalid(format!(
+            "catalog {catalog:?} does not exist; this server has one catalog, {CATALOG_NAME:?}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Sorts a plan into a query or an update, refusing what is not allowed.

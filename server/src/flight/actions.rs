@@ -1,0 +1,90 @@
+//! Lakehouse's own DoAction verbs: JSON in, JSON out.
+//!
+//! Each action's body is a JSON object; unknown fields are refused so a
+//! typo is an error rather than a silently ignored option. `ListActions`
+//! lists them with these descriptions (docs/flight-sql.md has the full
+//! reference).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::catalog::{Catalog, TableRef, VacuumOptions};
+use crate::error::{Error, Result};
+
+pub const TABLE_HISTORY: &str = "table_history";
+pub const VACUUM: &str = "vacuum";
+
+/// Every custom action with its description.
+pub const ACTIONS: [(&str, &str); 2] = [
+    (
+        TABLE_HISTORY,
+        "A table's versions, oldest first. Body: {\"table\": \"[schema.]name\"}. \
+         Result: JSON array of {version, committed_at, operation, rows_added, total_rows, bytes, idempotency_key}.",
+    ),
+    (
+        VACUUM,
+        "Removes versions older than a retention (never the newest) and data files no remaining version \
+         references. Body: {\"table\": \"[schema.]name\", \"retain_hours\": 168, \"min_file_age_secs\": 3600}. \
+         Result: JSON {table, newest_version, versions_removed, files_removed, bytes_removed}.",
+    ),
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableBody {
+    table: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VacuumBody {
+    table: String,
+    retain_hours: Option<f64>,
+    min_file_age_secs: Option<u64>,
+}
+
+fn parse<'a, T: Deserialize<'a>>(action: &str, body: &'a [u8]) -> Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::invalid(format!("the body of action {action:?} is not valid: {e}")))
+}
+
+/// Runs a custom action; `None` when no action has that name.
+pub async fn run(catalog: &Catalog, action: &str, body: &[u8]) -> Option<Result<Vec<u8>>> {
+    let result = match action {
+        TABLE_HISTORY => table_history(catalog, body),
+        VACUUM => vacuum(catalog, body).await,
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn table_history(catalog: &Catalog, body: &[u8]) -> Result<Vec<u8>> {
+    let body: TableBody = parse(TABLE_HISTORY, body)?;
+    let history = catalog.history(&TableRef::parse(&body.table)?)?;
+    Ok(serde_json::to_vec(&history).expect("history serializes"))
+}
+
+async fn vacuum(catalog: &Catalog, body: &[u8]) -> Result<Vec<u8>> {
+    let body: VacuumBody = parse(VACUUM, body)?;
+    let defaults = VacuumOptions::default();
+    let retain = match body.retain_hours {
+        Some(h) if h.is_finite() && h >= 0.0 => Duration::from_secs_f64(h * 3600.0),
+        Some(h) => {
+            return Err(Error::invalid(format!(
+                "retain_hours must be 0 or more, not {h}"
+            )));
+        }
+        None => defaults.retain,
+    };
+    let options = VacuumOptions {
+        retain,
+        min_file_age: body
+            .min_file_age_secs
+            .map_or(defaults.min_file_age, Duration::from_secs),
+    };
+    let report = catalog
+        .vacuum(&TableRef::parse(&body.table)?, &options)
+        .await?;
+    Ok(serde_json::to_vec(&report).expect("a vacuum report serializes"))
+}
