@@ -41,6 +41,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// An uploaded CSV file that cannot be read: the line (from 1) and,
+    /// when known, the column.
+    #[error("CSV line {line}{}: {detail}", column.as_ref().map(|c| format!(", column {c:?}")).unwrap_or_default())]
+    BadCsv {
+        line: u64,
+        column: Option<String>,
+        detail: String,
+    },
+
     #[error("table {0} already exists")]
     TableExists(TableRef),
 

@@ -8,16 +8,20 @@
 
 use std::collections::HashMap;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use arrow::array::{BinaryArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
-use arrow_flight::FlightInfo;
+use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
+use arrow_flight::{FlightDescriptor, FlightInfo, PutResult};
+use bytes::Bytes;
 use arrow_flight::sql::client::{FlightSqlServiceClient, PreparedStatement};
 use arrow_flight::sql::{
     CommandStatementIngest, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
 };
-use futures::TryStreamExt;
+use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::transport::{Channel, Endpoint};
 
 /// Option key of `CommandStatementIngest` carrying an idempotency key.
@@ -35,6 +39,12 @@ pub enum ClientError {
     Flight(#[from] FlightError),
     #[error("{0}")]
     Arrow(#[from] ArrowError),
+    /// Reading the data to upload failed; the upload was abandoned and the
+    /// server committed nothing.
+    #[error("reading the upload failed: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("the server's answer could not be read: {0}")]
+    Answer(String),
 }
 
 impl ClientError {
@@ -100,6 +110,20 @@ impl<'a> Ingest<'a> {
             idempotency_key: None,
         }
     }
+}
+
+/// What a CSV upload committed, as the server reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct CsvLoaded {
+    /// `schema.table`.
+    pub table: String,
+    pub version: u64,
+    pub rows: u64,
+    /// CSV bytes the server received.
+    pub bytes: u64,
+    /// The idempotency key had been used before: nothing was added.
+    #[serde(default)]
+    pub deduplicated: bool,
 }
 
 /// A connection to one server.
@@ -189,6 +213,55 @@ impl Client {
             .iter()
             .flat_map(|r| r.body.iter().copied())
             .collect())
+    }
+
+    /// Uploads a CSV file. `options` is the object inside
+    /// `{"ingest_csv": ...}` (table, mode, header, delimiter, columns, ...);
+    /// `chunks` are the file's bytes in order, cut anywhere. If `chunks`
+    /// fails, the call is cancelled rather than ended, so the server commits
+    /// nothing.
+    pub async fn put_csv<S>(&mut self, options: &serde_json::Value, chunks: S) -> Result<CsvLoaded>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let command = serde_json::json!({ "ingest_csv": options }).to_string();
+        let descriptor = FlightDescriptor::new_cmd(command);
+        let schema = Arc::new(Schema::new(vec![Field::new("chunk", DataType::Binary, false)]));
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
+        let mut failed_tx = Some(failed_tx);
+        let batches = chunks.flat_map(move |chunk| match chunk {
+            Ok(bytes) => {
+                let column = BinaryArray::from_vec(vec![bytes.as_ref()]);
+                let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)])
+                    .map_err(FlightError::from);
+                futures::stream::iter(Some(batch)).boxed()
+            }
+            Err(e) => {
+                if let Some(tx) = failed_tx.take() {
+                    let _ = tx.send(e);
+                }
+                futures::stream::pending().boxed()
+            }
+        });
+        let data = FlightDataEncoderBuilder::new()
+            .with_flight_descriptor(Some(descriptor))
+            .build(batches)
+            .filter_map(|d| futures::future::ready(d.ok()));
+        let put = async {
+            let results: Vec<PutResult> = self
+                .sql
+                .do_put(data)
+                .await?
+                .try_collect()
+                .await
+                .map_err(|status| FlightError::Tonic(Box::new(status)))?;
+            let body = results.first().map(|r| r.app_metadata.clone()).unwrap_or_default();
+            serde_json::from_slice::<CsvLoaded>(&body).map_err(|e| ClientError::Answer(e.to_string()))
+        };
+        tokio::select! {
+            loaded = put => loaded,
+            Ok(e) = failed_rx => Err(ClientError::Read(e)),
+        }
     }
 
     /// Bulk-ingests batches into a table; returns the rows written.

@@ -64,6 +64,44 @@ pub fn schema_differences(table: &Schema, data: &Schema) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+/// The table schema after appending `data` with schema evolution: the
+/// table's columns, then `data`'s new ones (nullable). Columns the data
+/// lacks read as null; a column whose type changed is still refused, with
+/// the differences as [`schema_differences`] words them.
+pub fn evolve_schema(table: &Schema, data: &Schema) -> Result<Schema, String> {
+    let shared: Vec<Field> = table
+        .fields()
+        .iter()
+        .filter_map(|t| data.field_with_name(t.name()).ok().cloned())
+        .collect();
+    let table_shared: Vec<Field> = table
+        .fields()
+        .iter()
+        .filter(|t| data.field_with_name(t.name()).is_ok())
+        .map(|f| f.as_ref().clone())
+        .collect();
+    if let Some(retyped) = schema_differences(&Schema::new(table_shared), &Schema::new(shared)) {
+        return Err(retyped);
+    }
+    let added = data
+        .fields()
+        .iter()
+        .filter(|f| table.field_with_name(f.name()).is_err())
+        .map(|f| f.as_ref().clone().with_nullable(true));
+    let fields: Vec<Field> = table
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .chain(
+            classic_schema(&Schema::new(added.collect::<Vec<_>>()))
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone()),
+        )
+        .collect();
+    Ok(Schema::new_with_metadata(fields, table.metadata().clone()))
+}
+
 /// The schema a new table gets from its first data: every column nullable
 /// and in classic (non-view) form, field metadata kept.
 pub fn table_schema_for(data: &Schema) -> Schema {
@@ -85,6 +123,21 @@ mod tests {
                 .map(|(n, t)| Field::new(*n, t.clone(), true))
                 .collect::<Vec<_>>(),
         )
+    }
+
+    #[test]
+    fn evolution_adds_columns_and_refuses_retyping() {
+        let table = schema(&[("a", DataType::Int64), ("b", DataType::Utf8)]);
+        let data = schema(&[("c", DataType::Float64), ("a", DataType::Int64)]);
+        let evolved = evolve_schema(&table, &data).unwrap();
+        let names: Vec<&str> = evolved.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let retyped = schema(&[("a", DataType::Utf8), ("c", DataType::Float64)]);
+        let err = evolve_schema(&table, &retyped).unwrap_err();
+        assert!(
+            err.contains("retyped columns: a (table has Int64, data has Utf8)"),
+            "{err}"
+        );
     }
 
     #[test]

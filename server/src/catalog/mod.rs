@@ -26,7 +26,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use parking_lot::{Mutex, RwLock};
 use tracing::{debug, info, warn};
 
-pub use compat::{schema_differences, table_schema_for, types_compatible};
+pub use compat::{evolve_schema, schema_differences, table_schema_for, types_compatible};
 pub use manifest::{
     ColumnStats, DataFile, MANIFEST_FORMAT, Manifest, Operation, TableKind, VersionSummary,
 };
@@ -66,6 +66,8 @@ pub struct Commit {
     /// Files already written under [`data_prefix`].
     pub files: Vec<DataFile>,
     pub idempotency_key: Option<String>,
+    /// An append may add columns and leave some out (read as null).
+    pub evolve: bool,
 }
 
 /// What a commit produced.
@@ -421,13 +423,18 @@ impl Catalog {
                 return Err(Error::TableNotFound(table.clone()));
             }
             (WriteMode::Append | WriteMode::CreateOrAppend, Some(m)) => {
-                if let Some(differences) = schema_differences(&m.schema, &commit.schema) {
-                    return Err(Error::SchemaConflict {
-                        table: table.clone(),
-                        differences,
-                    });
-                }
-                (Operation::Append, m.schema.clone(), m.files.clone())
+                let conflict = |differences| Error::SchemaConflict {
+                    table: table.clone(),
+                    differences,
+                };
+                let schema = if commit.evolve {
+                    Arc::new(evolve_schema(&m.schema, &commit.schema).map_err(conflict)?)
+                } else if let Some(differences) = schema_differences(&m.schema, &commit.schema) {
+                    return Err(conflict(differences));
+                } else {
+                    m.schema.clone()
+                };
+                (Operation::Append, schema, m.files.clone())
             }
             (WriteMode::Overwrite | WriteMode::CreateOrOverwrite, Some(_)) => (
                 Operation::Overwrite,
@@ -746,6 +753,7 @@ mod tests {
                 columns: vec![],
             }],
             idempotency_key: key.map(str::to_string),
+            evolve: false,
         }
     }
 

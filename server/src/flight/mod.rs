@@ -6,6 +6,7 @@
 
 mod actions;
 mod prepared;
+mod put;
 mod schema_service;
 mod sql_info;
 mod status;
@@ -17,19 +18,17 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::metadata::{GetDbSchemasBuilder, GetTablesBuilder};
-use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
     CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
     CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
-    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
-    SqlInfo, TicketStatementQuery,
+    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
@@ -42,14 +41,14 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub use schema_service::LakehouseFlightService;
 
-use crate::catalog::{CATALOG_NAME, Catalog, TableRef};
+use crate::catalog::{CATALOG_NAME, Catalog};
 use crate::error::{Error, Result};
-use crate::ingest::{Ingest, IngestRequest};
+use crate::ingest::Ingest;
 use crate::query::{Planned, QueryEngine};
 use crate::types::cast_batch;
 use prepared::{PreparedStatement, PreparedStatements};
 use sql_info::{SQL_INFO, XDBC_TYPE_INFO};
-use tickets::{KEY_SCHEMA, PRIMARY_KEY_SCHEMA, StatementTicket, TABLE_TYPES, ingest_mode};
+use tickets::{KEY_SCHEMA, PRIMARY_KEY_SCHEMA, StatementTicket, TABLE_TYPES};
 
 type DoGetStream =
     Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
@@ -214,45 +213,6 @@ fn check_catalog(catalog: Option<&str>) -> Result<()> {
             "catalog {c:?} does not exist; this server has one catalog, {CATALOG_NAME:?}"
         ))),
         _ => Ok(()),
-    }
-}
-
-/// Decodes an uploaded Arrow stream; returns its schema (absent when the
-/// client sent only the command) and batches. Messages without an IPC
-/// header, such as a descriptor-only first message, carry no data.
-async fn decode_upload(
-    request: Request<PeekableFlightDataStream>,
-) -> Result<(
-    Option<SchemaRef>,
-    impl Stream<Item = Result<RecordBatch>> + Send,
-)> {
-    let flight_data = request
-        .into_inner()
-        .into_peekable()
-        .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
-        .map_err(FlightError::from);
-    let mut batches = FlightRecordBatchStream::new_from_flight_data(flight_data);
-    let first = batches.next().await.transpose().map_err(upload_error)?;
-    let schema = match &first {
-        Some(batch) => Some(batch.schema()),
-        None => batches.schema().cloned(),
-    };
-    let rest = batches.map_err(upload_error);
-    Ok((schema, futures::stream::iter(first.map(Ok)).chain(rest)))
-}
-
-/// The parameter rows a client bound, if any.
-async fn decode_parameters(request: Request<PeekableFlightDataStream>) -> Result<Vec<RecordBatch>> {
-    let (_, batches) = decode_upload(request).await?;
-    batches.try_collect().await
-}
-
-fn upload_error(e: FlightError) -> Error {
-    match e {
-        FlightError::Tonic(status) => {
-            Error::invalid(format!("the upload stopped: {}", status.message()))
-        }
-        other => Error::invalid(format!("the upload is not a valid Arrow stream: {other}")),
     }
 }
 
@@ -594,74 +554,6 @@ impl FlightSqlService for FlightSql {
             .build()
             .map_err(metadata_error)?;
         Ok(Response::new(one_batch(batch)))
-    }
-
-    async fn do_put_statement_update(
-        &self,
-        command: CommandStatementUpdate,
-        _request: Request<PeekableFlightDataStream>,
-    ) -> Result<i64, Status> {
-        let plan = self.engine.plan(&command.query).await?;
-        match self.engine.classify(plan)? {
-            Planned::Update(update) => Ok(self.engine.execute_update(update).await? as i64),
-            Planned::Query(_) => Err(Error::invalid(format!(
-                "{:?} is a query: execute it with a query, not an update",
-                command.query
-            ))
-            .into()),
-        }
-    }
-
-    async fn do_put_statement_ingest(
-        &self,
-        command: CommandStatementIngest,
-        request: Request<PeekableFlightDataStream>,
-    ) -> Result<i64, Status> {
-        check_catalog(command.catalog.as_deref())?;
-        if command.temporary {
-            return Err(Error::NotSupported("temporary tables".into()).into());
-        }
-        if command.transaction_id.is_some() {
-            return Err(Error::NotSupported("transactions".into()).into());
-        }
-        let table = TableRef::new(command.schema.as_deref(), &command.table)?;
-        let mode = ingest_mode(command.table_definition_options.as_ref())?;
-        let idempotency_key = command.options.get("lakehouse.idempotency_key").cloned();
-        let (schema, batches) = decode_upload(request).await?;
-        let schema = schema.ok_or_else(|| Error::invalid("the upload carried no Arrow schema"))?;
-        let request = IngestRequest {
-            table,
-            mode,
-            idempotency_key,
-        };
-        let committed = self.ingest.write(request, schema, batches).await?;
-        Ok(committed.rows as i64)
-    }
-
-    async fn do_put_prepared_statement_query(
-        &self,
-        query: CommandPreparedStatementQuery,
-        request: Request<PeekableFlightDataStream>,
-    ) -> Result<DoPutPreparedStatementResult, Status> {
-        let parameters = decode_parameters(request).await?;
-        self.prepared
-            .bind(&query.prepared_statement_handle, parameters)?;
-        Ok(DoPutPreparedStatementResult {
-            prepared_statement_handle: Some(query.prepared_statement_handle),
-        })
-    }
-
-    async fn do_put_prepared_statement_update(
-        &self,
-        query: CommandPreparedStatementUpdate,
-        request: Request<PeekableFlightDataStream>,
-    ) -> Result<i64, Status> {
-        let parameters = decode_parameters(request).await?;
-        let mut statement = self.prepared.get(&query.prepared_statement_handle)?;
-        if !parameters.is_empty() {
-            statement.parameters = parameters;
-        }
-        Ok(self.run_prepared_update(&statement).await?)
     }
 
     async fn do_action_create_prepared_statement(

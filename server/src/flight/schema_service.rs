@@ -1,9 +1,10 @@
 //! A thin `FlightService` over [`FlightSql`] that also answers `GetSchema`
-//! and `PollFlightInfo`.
+//! and `PollFlightInfo`, and routes CSV uploads.
 //!
 //! arrow-rs wires `FlightSqlService` into `FlightService` with those two
-//! fixed to unimplemented; ADBC's `execute_schema` needs `GetSchema`. Every
-//! other call is delegated unchanged.
+//! fixed to unimplemented; ADBC's `execute_schema` needs `GetSchema`. Its
+//! DoPut routing accepts only protobuf commands, so DoPut goes to
+//! [`FlightSql::put`] instead. Every other call is delegated unchanged.
 
 use std::sync::Arc;
 
@@ -119,7 +120,7 @@ impl FlightService for LakehouseFlightService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        FlightService::do_put(self.inner.as_ref(), request).await
+        self.inner.put(request.into_inner()).await
     }
 
     async fn do_action(

@@ -46,7 +46,9 @@ fn datafusion_code(e: &DataFusionError) -> Code {
 
 fn code(e: &Error) -> Code {
     match e {
-        Error::InvalidArgument(_) | Error::Refused(_) => Code::InvalidArgument,
+        Error::InvalidArgument(_) | Error::Refused(_) | Error::BadCsv { .. } => {
+            Code::InvalidArgument
+        }
         Error::NotSupported(_) => Code::Unimplemented,
         Error::TableNotFound(_)
         | Error::SchemaNotFound(_)

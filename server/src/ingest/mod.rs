@@ -6,22 +6,24 @@
 //! memory stays bounded by a few batches. Anything that fails before the
 //! commit removes the files it wrote: nothing half-done becomes visible.
 
+mod csv;
 mod file_stats;
 mod parquet_files;
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{RecordBatch, new_null_array};
+use arrow::datatypes::{Schema, SchemaRef};
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tracing::info;
 
+pub use csv::{CsvLoaded, CsvOptions};
 pub use parquet_files::{FileLayout, ParquetFiles};
 
 use crate::catalog::{
     Catalog, Commit, Committed, TableRef, WriteMode, data_prefix, delete_uncommitted,
-    schema_differences, table_schema_for,
+    evolve_schema, schema_differences, table_schema_for,
 };
 use crate::error::{Error, Result};
 use crate::types::cast_batch;
@@ -35,6 +37,8 @@ pub struct IngestRequest {
     pub table: TableRef,
     pub mode: WriteMode,
     pub idempotency_key: Option<String>,
+    /// An append may add columns and leave some out.
+    pub evolve: bool,
 }
 
 /// Writes streams of batches into catalog tables.
@@ -102,6 +106,7 @@ impl Ingest {
                 schema: table_schema,
                 files,
                 idempotency_key: request.idempotency_key,
+                evolve: request.evolve,
             })
             .await;
         match committed {
@@ -130,11 +135,15 @@ impl Ingest {
     fn target_schema(&self, request: &IngestRequest, input: &SchemaRef) -> Result<SchemaRef> {
         match self.catalog.check_write(&request.table, request.mode)? {
             Some(existing) => {
+                let conflict = |differences| Error::SchemaConflict {
+                    table: request.table.clone(),
+                    differences,
+                };
+                if request.evolve {
+                    return Ok(Arc::new(evolve_schema(&existing, input).map_err(conflict)?));
+                }
                 if let Some(differences) = schema_differences(&existing, input) {
-                    return Err(Error::SchemaConflict {
-                        table: request.table.clone(),
-                        differences,
-                    });
+                    return Err(conflict(differences));
                 }
                 Ok(existing)
             }
@@ -160,13 +169,23 @@ where
     Ok(())
 }
 
+/// Orders `batch`'s columns as the table's; a column the batch lacks
+/// (possible only when the schema evolves) is filled with nulls.
 fn align(batch: &RecordBatch, table_schema: &SchemaRef) -> Result<RecordBatch> {
-    let indices = table_schema
+    let (fields, columns): (Vec<_>, Vec<_>) = table_schema
         .fields()
         .iter()
-        .map(|f| batch.schema().index_of(f.name()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let projected = batch.project(&indices)?;
+        .map(|f| match batch.schema().index_of(f.name()) {
+            Ok(i) => (batch.schema().field(i).clone(), batch.column(i).clone()),
+            Err(_) => (
+                f.as_ref().clone(),
+                new_null_array(f.data_type(), batch.num_rows()),
+            ),
+        })
+        .unzip();
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    let projected =
+        RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)?;
     Ok(cast_batch(&projected, table_schema)?)
 }
 
@@ -203,6 +222,7 @@ mod tests {
             table: TableRef::new(None, "t").unwrap(),
             mode,
             idempotency_key: None,
+            evolve: false,
         }
     }
 

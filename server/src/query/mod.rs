@@ -310,6 +310,7 @@ impl QueryEngine {
             table,
             mode,
             idempotency_key: None,
+            evolve: false,
         };
         let committed = self
             .ingest

@@ -1,0 +1,239 @@
+//! DoPut: every upload, routed by its descriptor's command.
+//!
+//! A JSON object is a CSV upload (`{"ingest_csv": {...}}`); anything else
+//! must be a Flight SQL command. arrow-rs's `FlightSqlService` routing
+//! refuses a command that is not a protobuf `Any` before a service sees
+//! it, so DoPut is routed here rather than there.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::{
+    Any, Command, CommandPreparedStatementQuery, CommandPreparedStatementUpdate,
+    CommandStatementIngest, CommandStatementUpdate, DoPutPreparedStatementResult,
+    DoPutUpdateResult,
+};
+use arrow_flight::{FlightData, PutResult};
+use bytes::Bytes;
+use futures::stream::Peekable;
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use std::pin::Pin;
+use tonic::{Response, Status, Streaming};
+
+use super::tickets::ingest_mode;
+use super::{FlightSql, check_catalog};
+use crate::catalog::TableRef;
+use crate::error::{Error, Result};
+use crate::ingest::{CsvOptions, IngestRequest};
+use crate::query::Planned;
+
+type Upload = Peekable<Streaming<FlightData>>;
+type DoPutStream = <FlightSql as FlightService>::DoPutStream;
+
+impl FlightSql {
+    /// Answers a DoPut.
+    pub async fn put(
+        &self,
+        upload: Streaming<FlightData>,
+    ) -> Result<Response<DoPutStream>, Status> {
+        let mut upload = upload.peekable();
+        let command = match Pin::new(&mut upload).peek().await {
+            None => return Err(Error::invalid("DoPut sent no messages").into()),
+            Some(Err(status)) => return Err(status.clone()),
+            Some(Ok(first)) => first.flight_descriptor.as_ref().map(|d| d.cmd.clone()),
+        };
+        let command = command.ok_or_else(|| {
+            Error::invalid("the first DoPut message carries no descriptor naming the command")
+        })?;
+        if command.trim_ascii_start().starts_with(b"{") {
+            let loaded = self.put_csv(&command, upload).await?;
+            let body = serde_json::to_vec(&loaded).expect("the upload result serializes");
+            return Ok(one_result(body.into()));
+        }
+        let any = Any::decode(command).map_err(|e| {
+            Error::invalid(format!(
+                "the descriptor is neither a CSV upload (a JSON object) nor a Flight SQL command (a protobuf Any): {e}"
+            ))
+        })?;
+        let count = |rows: i64| {
+            one_result(
+                DoPutUpdateResult { record_count: rows }
+                    .encode_to_vec()
+                    .into(),
+            )
+        };
+        Ok(match Command::try_from(any).map_err(Error::from)? {
+            Command::CommandStatementUpdate(c) => count(self.put_statement_update(c).await?),
+            Command::CommandStatementIngest(c) => {
+                count(self.put_statement_ingest(c, upload).await?)
+            }
+            Command::CommandPreparedStatementUpdate(c) => {
+                count(self.put_prepared_update(c, upload).await?)
+            }
+            Command::CommandPreparedStatementQuery(c) => {
+                let result = self.put_prepared_query(c, upload).await?;
+                one_result(result.encode_to_vec().into())
+            }
+            other => {
+                return Err(Error::NotSupported(format!("DoPut with {}", other.type_url())).into());
+            }
+        })
+    }
+
+    async fn put_statement_update(&self, command: CommandStatementUpdate) -> Result<i64> {
+        let plan = self.engine.plan(&command.query).await?;
+        match self.engine.classify(plan)? {
+            Planned::Update(update) => Ok(self.engine.execute_update(update).await? as i64),
+            Planned::Query(_) => Err(Error::invalid(format!(
+                "{:?} is a query: execute it with a query, not an update",
+                command.query
+            ))),
+        }
+    }
+
+    async fn put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        upload: Upload,
+    ) -> Result<i64> {
+        check_catalog(command.catalog.as_deref())?;
+        if command.temporary {
+            return Err(Error::NotSupported("temporary tables".into()));
+        }
+        if command.transaction_id.is_some() {
+            return Err(Error::NotSupported("transactions".into()));
+        }
+        let table = TableRef::new(command.schema.as_deref(), &command.table)?;
+        let mode = ingest_mode(command.table_definition_options.as_ref())?;
+        let idempotency_key = command.options.get("lakehouse.idempotency_key").cloned();
+        let (schema, batches) = decode_upload(upload).await?;
+        let schema = schema.ok_or_else(|| Error::invalid("the upload carried no Arrow schema"))?;
+        let request = IngestRequest {
+            table,
+            mode,
+            idempotency_key,
+            evolve: false,
+        };
+        let committed = self.ingest.write(request, schema, batches).await?;
+        Ok(committed.rows as i64)
+    }
+
+    async fn put_prepared_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        upload: Upload,
+    ) -> Result<DoPutPreparedStatementResult> {
+        let parameters = decode_parameters(upload).await?;
+        self.prepared
+            .bind(&query.prepared_statement_handle, parameters)?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn put_prepared_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        upload: Upload,
+    ) -> Result<i64> {
+        let parameters = decode_parameters(upload).await?;
+        let mut statement = self.prepared.get(&query.prepared_statement_handle)?;
+        if !parameters.is_empty() {
+            statement.parameters = parameters;
+        }
+        self.run_prepared_update(&statement).await
+    }
+
+    /// A CSV upload: the command names the table and options; the batches
+    /// hold one binary column of file chunks.
+    async fn put_csv(&self, command: &[u8], upload: Upload) -> Result<crate::ingest::CsvLoaded> {
+        let options = CsvOptions::from_command(command)?;
+        let (_, batches) = decode_upload(upload).await?;
+        let chunks = batches
+            .map(|batch| batch.and_then(|b| csv_chunks(&b)))
+            .map_ok(|chunks| futures::stream::iter(chunks.into_iter().map(Ok)))
+            .try_flatten();
+        self.ingest.write_csv(options, Box::pin(chunks)).await
+    }
+}
+
+fn one_result(app_metadata: Bytes) -> Response<DoPutStream> {
+    Response::new(Box::pin(futures::stream::once(async {
+        Ok(PutResult { app_metadata })
+    })))
+}
+
+/// Decodes an uploaded Arrow stream; returns its schema (absent when the
+/// client sent only the command) and batches. Messages without an IPC
+/// header, such as a descriptor-only first message, carry no data.
+async fn decode_upload(
+    upload: Upload,
+) -> Result<(
+    Option<SchemaRef>,
+    impl Stream<Item = Result<RecordBatch>> + Send,
+)> {
+    let flight_data = upload
+        .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
+        .map_err(FlightError::from);
+    let mut batches = FlightRecordBatchStream::new_from_flight_data(flight_data);
+    let first = batches.next().await.transpose().map_err(upload_error)?;
+    let schema = match &first {
+        Some(batch) => Some(batch.schema()),
+        None => batches.schema().cloned(),
+    };
+    let rest = batches.map_err(upload_error);
+    Ok((schema, futures::stream::iter(first.map(Ok)).chain(rest)))
+}
+
+/// The parameter rows a client bound, if any.
+async fn decode_parameters(upload: Upload) -> Result<Vec<RecordBatch>> {
+    let (_, batches) = decode_upload(upload).await?;
+    batches.try_collect().await
+}
+
+fn upload_error(e: FlightError) -> Error {
+    match e {
+        FlightError::Tonic(status) => {
+            Error::invalid(format!("the upload stopped: {}", status.message()))
+        }
+        other => Error::invalid(format!("the upload is not a valid Arrow stream: {other}")),
+    }
+}
+
+/// The file chunks in one uploaded batch: the values of its one binary
+/// column, in order.
+fn csv_chunks(batch: &RecordBatch) -> Result<Vec<Bytes>> {
+    let column = match batch.columns() {
+        [column] => column,
+        columns => {
+            return Err(Error::invalid(format!(
+                "a CSV upload's batches have one binary column of file chunks, not {} columns",
+                columns.len()
+            )));
+        }
+    };
+    let copy = |v: &[u8]| Bytes::copy_from_slice(v);
+    Ok(match column.data_type() {
+        DataType::Binary => column
+            .as_binary::<i32>()
+            .iter()
+            .flatten()
+            .map(copy)
+            .collect(),
+        DataType::LargeBinary => column
+            .as_binary::<i64>()
+            .iter()
+            .flatten()
+            .map(copy)
+            .collect(),
+        DataType::BinaryView => column.as_binary_view().iter().flatten().map(copy).collect(),
+        other => {
+            return Err(Error::invalid(format!(
+                "a CSV upload's column holds binary file chunks, not {other}"
+            )));
+        }
+    })
+}
