@@ -109,6 +109,9 @@ impl Server {
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let server = tonic::transport::Server::builder()
             .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+            .layer(tower::util::MapRequestLayer::new(
+                crate::flight::watch_upload,
+            ))
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
                 let _ = stop_rx.changed().await;

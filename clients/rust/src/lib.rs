@@ -15,12 +15,12 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
-use arrow_flight::{FlightDescriptor, FlightInfo, PutResult};
-use bytes::Bytes;
 use arrow_flight::sql::client::{FlightSqlServiceClient, PreparedStatement};
 use arrow_flight::sql::{
     CommandStatementIngest, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
 };
+use arrow_flight::{FlightDescriptor, FlightInfo, PutResult};
+use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::transport::{Channel, Endpoint};
 
@@ -226,9 +226,16 @@ impl Client {
     {
         let command = serde_json::json!({ "ingest_csv": options }).to_string();
         let descriptor = FlightDescriptor::new_cmd(command);
-        let schema = Arc::new(Schema::new(vec![Field::new("chunk", DataType::Binary, false)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "chunk",
+            DataType::Binary,
+            false,
+        )]));
         let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
         let mut failed_tx = Some(failed_tx);
+        let encoder = FlightDataEncoderBuilder::new()
+            .with_schema(schema.clone())
+            .with_flight_descriptor(Some(descriptor));
         let batches = chunks.flat_map(move |chunk| match chunk {
             Ok(bytes) => {
                 let column = BinaryArray::from_vec(vec![bytes.as_ref()]);
@@ -243,8 +250,7 @@ impl Client {
                 futures::stream::pending().boxed()
             }
         });
-        let data = FlightDataEncoderBuilder::new()
-            .with_flight_descriptor(Some(descriptor))
+        let data = encoder
             .build(batches)
             .filter_map(|d| futures::future::ready(d.ok()));
         let put = async {
@@ -255,8 +261,12 @@ impl Client {
                 .try_collect()
                 .await
                 .map_err(|status| FlightError::Tonic(Box::new(status)))?;
-            let body = results.first().map(|r| r.app_metadata.clone()).unwrap_or_default();
-            serde_json::from_slice::<CsvLoaded>(&body).map_err(|e| ClientError::Answer(e.to_string()))
+            let body = results
+                .first()
+                .map(|r| r.app_metadata.clone())
+                .unwrap_or_default();
+            serde_json::from_slice::<CsvLoaded>(&body)
+                .map_err(|e| ClientError::Answer(e.to_string()))
         };
         tokio::select! {
             loaded = put => loaded,

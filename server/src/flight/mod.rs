@@ -11,6 +11,7 @@ mod schema_service;
 mod sql_info;
 mod status;
 mod tickets;
+mod upload_watch;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 pub use schema_service::LakehouseFlightService;
+pub use upload_watch::watch as watch_upload;
 
 use crate::catalog::{CATALOG_NAME, Catalog};
 use crate::error::{Error, Result};

@@ -24,23 +24,33 @@ use std::pin::Pin;
 use tonic::{Response, Status, Streaming};
 
 use super::tickets::ingest_mode;
+use super::upload_watch::UploadWatch;
 use super::{FlightSql, check_catalog};
 use crate::catalog::TableRef;
 use crate::error::{Error, Result};
 use crate::ingest::{CsvOptions, IngestRequest};
 use crate::query::Planned;
 
-type Upload = Peekable<Streaming<FlightData>>;
+/// An upload's messages, and whether its client abandoned it.
+struct Upload {
+    data: Peekable<Streaming<FlightData>>,
+    watch: UploadWatch,
+}
+
 type DoPutStream = <FlightSql as FlightService>::DoPutStream;
 
 impl FlightSql {
-    /// Answers a DoPut.
+    /// Answers a DoPut; `watch` says whether the client abandoned it.
     pub async fn put(
         &self,
         upload: Streaming<FlightData>,
+        watch: Option<UploadWatch>,
     ) -> Result<Response<DoPutStream>, Status> {
-        let mut upload = upload.peekable();
-        let command = match Pin::new(&mut upload).peek().await {
+        let mut upload = Upload {
+            data: upload.peekable(),
+            watch: watch.unwrap_or_default(),
+        };
+        let command = match Pin::new(&mut upload.data).peek().await {
             None => return Err(Error::invalid("DoPut sent no messages").into()),
             Some(Err(status)) => return Err(status.clone()),
             Some(Ok(first)) => first.flight_descriptor.as_ref().map(|d| d.cmd.clone()),
@@ -175,9 +185,20 @@ async fn decode_upload(
     Option<SchemaRef>,
     impl Stream<Item = Result<RecordBatch>> + Send,
 )> {
+    let watch = upload.watch;
+    let abandoned = futures::stream::once(async move {
+        watch.broken().then(|| {
+            FlightError::Tonic(Box::new(Status::cancelled(
+                "the client abandoned the upload before finishing it; nothing was committed",
+            )))
+        })
+    })
+    .filter_map(|e| futures::future::ready(e.map(Err)));
     let flight_data = upload
+        .data
         .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
-        .map_err(FlightError::from);
+        .map_err(FlightError::from)
+        .chain(abandoned);
     let mut batches = FlightRecordBatchStream::new_from_flight_data(flight_data);
     let first = batches.next().await.transpose().map_err(upload_error)?;
     let schema = match &first {

@@ -19,6 +19,7 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::FlightSql;
+use super::upload_watch::UploadWatch;
 use crate::error::Error;
 
 type Inner = FlightSql;
@@ -120,7 +121,8 @@ impl FlightService for LakehouseFlightService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        self.inner.put(request.into_inner()).await
+        let watch = request.extensions().get::<UploadWatch>().cloned();
+        self.inner.put(request.into_inner(), watch).await
     }
 
     async fn do_action(

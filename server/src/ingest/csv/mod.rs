@@ -112,7 +112,7 @@ impl Ingest {
         let mut source = ByteSource::new(upload, &spill_dir())?;
         let mut layout: Option<Layout> = None;
         loop {
-            let mut splitter = Splitter::new(dialect);
+            let mut splitter = Splitter::new(dialect, options.header);
             let start = read_start(&mut source, &mut splitter, &options, &explicit).await?;
             let current = match layout.take() {
                 Some(l) => l,

@@ -101,7 +101,9 @@ pub struct Splitter {
     reader: Reader,
     /// Fields per record, from the first record.
     columns: Option<usize>,
-    /// Names for messages, once the header is known.
+    /// Whether the first record is a header, whose fields name the
+    /// columns in messages until [`Splitter::set_names`] says otherwise.
+    header: bool,
     names: Vec<String>,
     /// Field bytes; `data_len` of them are used.
     data: Vec<u8>,
@@ -119,7 +121,7 @@ pub struct Splitter {
 }
 
 impl Splitter {
-    pub fn new(dialect: Dialect) -> Self {
+    pub fn new(dialect: Dialect, header: bool) -> Self {
         let reader = ReaderBuilder::new()
             .delimiter(dialect.delimiter)
             .quote(dialect.quote)
@@ -129,6 +131,7 @@ impl Splitter {
         Self {
             reader,
             columns: None,
+            header,
             names: Vec::new(),
             data: Vec::new(),
             data_len: 0,
@@ -268,6 +271,14 @@ impl Splitter {
         for end in &mut self.ends[first..self.ends_len] {
             *end += self.record_start;
         }
+        if self.end_lines.is_empty() && self.names.is_empty() && self.header {
+            let mut start = self.record_start;
+            for &end in &self.ends[first..self.ends_len] {
+                self.names
+                    .push(String::from_utf8_lossy(&self.data[start..end]).into_owned());
+                start = end;
+            }
+        }
         self.end_lines.push(end_line);
         self.record_start = self.data_len;
         self.record_fields = 0;
@@ -332,7 +343,7 @@ mod tests {
 
     /// Splits `input` cut into pieces at `cuts`; returns (line, fields) per record.
     fn split(input: &[u8], cuts: &[usize], dialect: Dialect) -> Result<Vec<(u64, Vec<String>)>> {
-        let mut splitter = Splitter::new(dialect);
+        let mut splitter = Splitter::new(dialect, true);
         let mut blocks = Vec::new();
         let mut at = 0;
         for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
@@ -344,7 +355,12 @@ mod tests {
             .iter()
             .flat_map(|b| {
                 (0..b.rows()).map(move |r| {
-                    (b.line(r), (0..b.columns()).map(|c| b.field(r, c).to_string()).collect())
+                    (
+                        b.line(r),
+                        (0..b.columns())
+                            .map(|c| b.field(r, c).to_string())
+                            .collect(),
+                    )
                 })
             })
             .collect())
@@ -364,12 +380,20 @@ mod tests {
             record(5, &["3", "日本", "😀"]),
         ];
         for cut in 0..=input.len() {
-            assert_eq!(split(input, &[cut], Dialect::default()).unwrap(), expected, "cut at {cut}");
+            assert_eq!(
+                split(input, &[cut], Dialect::default()).unwrap(),
+                expected,
+                "cut at {cut}"
+            );
         }
         for a in 0..input.len() {
             let b = (a + 1..=input.len()).step_by(3);
             for b in b {
-                assert_eq!(split(input, &[a, b], Dialect::default()).unwrap(), expected, "cuts {a},{b}");
+                assert_eq!(
+                    split(input, &[a, b], Dialect::default()).unwrap(),
+                    expected,
+                    "cuts {a},{b}"
+                );
             }
         }
     }
@@ -399,12 +423,21 @@ mod tests {
         assert!(err.to_string().starts_with("CSV line 3:"), "{err}");
         let wide = format!("a,b\n1,2\n{}\n", vec!["x"; 500].join(","));
         let err = split(wide.as_bytes(), &[], Dialect::default()).unwrap_err();
-        assert!(err.to_string().contains("line 3: the record has more than 2 fields"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("line 3: the record has more than 2 fields"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_open_quote_at_the_end_is_an_error() {
-        let err = split(b"a,b\n1,2\n3,\"never closed\n4,5\n", &[], Dialect::default()).unwrap_err();
+        let err = split(
+            b"a,b\n1,2\n3,\"never closed\n4,5\n",
+            &[],
+            Dialect::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "CSV line 3: a quoted field is not closed before the end of the file"
@@ -413,12 +446,17 @@ mod tests {
 
     #[test]
     fn invalid_utf8_names_line_and_column() {
-        let mut splitter = Splitter::new(Dialect::default());
+        let mut splitter = Splitter::new(Dialect::default(), true);
         splitter.set_names(vec!["id".into(), "name".into()]);
         let mut blocks = Vec::new();
-        splitter.push(b"id,name\n1,ok\n2,\"a\nb\xff\"\n", &mut blocks).unwrap();
+        splitter
+            .push(b"id,name\n1,ok\n2,\"a\nb\xff\"\n", &mut blocks)
+            .unwrap();
         let err = splitter.finish(&mut blocks).unwrap_err();
-        assert_eq!(err.to_string(), "CSV line 3, column \"name\": the field is not valid UTF-8");
+        assert_eq!(
+            err.to_string(),
+            "CSV line 3, column \"name\": the field is not valid UTF-8"
+        );
     }
 
     #[test]
@@ -427,7 +465,7 @@ mod tests {
         for i in 0..(BLOCK_ROWS * 2 + 10) {
             input.push_str(&format!("{i}\n"));
         }
-        let mut splitter = Splitter::new(Dialect::default());
+        let mut splitter = Splitter::new(Dialect::default(), true);
         let mut blocks = Vec::new();
         splitter.push(input.as_bytes(), &mut blocks).unwrap();
         splitter.finish(&mut blocks).unwrap();

@@ -1,0 +1,64 @@
+//! Tells an upload the client abandoned from one it finished.
+//!
+//! tonic ends a request stream cleanly when the client cancels it
+//! (HTTP/2 `RST_STREAM` with `CANCEL`), exactly as if the client had
+//! finished sending. For an upload that would commit a truncated file. So
+//! every request body is watched below tonic: an error from it marks the
+//! request, and an upload that ends on a marked request is refused instead
+//! of committed.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tonic::Status;
+
+/// Set when the request's body ended in an error.
+#[derive(Debug, Clone, Default)]
+pub struct UploadWatch(Arc<AtomicBool>);
+
+impl UploadWatch {
+    pub fn broken(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Wraps a request's body so that its failure is recorded in the request's
+/// [`UploadWatch`] extension.
+pub fn watch(mut request: http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> {
+    let watch = UploadWatch::default();
+    request.extensions_mut().insert(watch.clone());
+    request.map(|inner| tonic::body::Body::new(Watched { inner, watch }))
+}
+
+struct Watched {
+    inner: tonic::body::Body,
+    watch: UploadWatch,
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.watch.0.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
