@@ -63,7 +63,8 @@ impl Server {
         let catalog = Arc::new(
             Catalog::load(storage.store.clone())
                 .await
-                .map_err(storage_error)?,
+                .map_err(storage_error)?
+                .with_local_dir(storage.local_dir.clone()),
         );
         let ingest = Ingest::new(catalog.clone(), config.layout.clone());
         let engine = QueryEngine::new(

@@ -26,6 +26,8 @@ pub struct Storage {
     pub store: Arc<dyn ObjectStore>,
     /// The location as the operator gave it, for logs and errors.
     pub location: String,
+    /// The directory, when the store is a local one.
+    pub local_dir: Option<std::path::PathBuf>,
 }
 
 impl Storage {
@@ -34,9 +36,12 @@ impl Storage {
     /// `AWS_*` variables), then checks it can be written.
     pub async fn open(location: &str) -> Result<Self> {
         let store = build_store(location)?;
+        let is_local = !location.contains("://") || location.starts_with("file://");
         let storage = Self {
             store,
             location: location.to_string(),
+            local_dir: is_local
+                .then(|| location.strip_prefix("file://").unwrap_or(location).into()),
         };
         storage.check_writable().await?;
         Ok(storage)
@@ -55,6 +60,34 @@ impl Storage {
             .map_err(|e| Error::storage(context(), e))?;
         Ok(())
     }
+}
+
+/// Removes the parts of multipart uploads that never completed (a process
+/// killed while writing) under `dir`, when older than `cutoff`; returns the
+/// files and bytes removed. The local store writes a part as `NAME#N` beside
+/// its final name and hides such files from listings, so vacuum cannot see
+/// them through the store. (On S3, a bucket lifecycle rule aborting
+/// incomplete multipart uploads does this job.)
+pub async fn remove_abandoned_parts(
+    dir: &std::path::Path,
+    cutoff: std::time::SystemTime,
+) -> std::io::Result<(u64, u64)> {
+    let mut removed = (0, 0);
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(e),
+    };
+    while let Some(entry) = entries.next_entry().await? {
+        let meta = entry.metadata().await?;
+        let is_part = entry.file_name().to_string_lossy().contains('#');
+        if is_part && meta.is_file() && meta.modified()? < cutoff {
+            tokio::fs::remove_file(entry.path()).await?;
+            removed.0 += 1;
+            removed.1 += meta.len();
+        }
+    }
+    Ok(removed)
 }
 
 fn build_store(location: &str) -> Result<Arc<dyn ObjectStore>> {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
+use futures::StreamExt;
 use lakehouse_tests::client::{Ingest, IngestMode};
 use lakehouse_tests::{TestServer, rows};
 
@@ -183,4 +184,111 @@ async fn a_busy_port_and_unusable_storage_are_clear_errors() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot start on storage"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// CSV rows `from..from + n`, about 40 bytes each.
+fn csv_rows(from: u64, n: u64) -> bytes::Bytes {
+    let mut text = String::new();
+    for i in from..from + n {
+        text.push_str(&format!(
+            "{i},name-{i},{}.25,2024-01-{:02}\n",
+            i % 1000,
+            i % 28 + 1
+        ));
+    }
+    text.into()
+}
+
+#[tokio::test]
+async fn a_server_killed_during_a_large_upload_keeps_the_previous_version() {
+    let mut server = TestServer::start();
+    let dir = server.take_storage().unwrap();
+    let mut client = server.client().await;
+    let header = bytes::Bytes::from_static(b"id,name,score,day\n");
+    let first = futures::stream::iter(vec![Ok(header.clone()), Ok(csv_rows(0, 1000))]);
+    client
+        .put_csv(&serde_json::json!({"table": "big"}), first)
+        .await
+        .unwrap();
+
+    // An upload that never ends on its own; the server dies in its middle.
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+    let mut sent_tx = Some(sent_tx);
+    let endless = futures::stream::iter(std::iter::once(header)).chain(futures::stream::unfold(
+        0u64,
+        move |chunk| {
+            if chunk == 40 {
+                sent_tx.take().map(|tx| tx.send(()));
+            }
+            let rows = csv_rows(1000 + chunk * 25_000, 25_000);
+            async move { Some((rows, chunk + 1)) }
+        },
+    ));
+    let mut uploader = server.client().await;
+    let upload = tokio::spawn(async move {
+        uploader
+            .put_csv(&serde_json::json!({"table": "big"}), endless.map(Ok))
+            .await
+    });
+    sent_rx.await.unwrap();
+    // Kill it while a data file is being written: wait for the part.
+    let parts = dir.path().join("data/public/big");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_dir(&parts)
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().contains('#'))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no data file was started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.kill();
+    assert!(upload.await.unwrap().is_err());
+
+    let restarted = TestServer::start_on(dir.path(), &[]);
+    let mut client = restarted.client().await;
+    let check = |batches: Vec<RecordBatch>| rows(&batches);
+    assert_eq!(
+        check(
+            client
+                .query("SELECT count(*), sum(id) FROM big")
+                .await
+                .unwrap()
+        ),
+        vec!["1000|499500"]
+    );
+    assert_eq!(
+        check(
+            client
+                .query("SELECT max(version) FROM table_history('big')")
+                .await
+                .unwrap()
+        ),
+        vec!["1"]
+    );
+    // What the dead upload wrote is an orphan, and vacuum takes it away.
+    let report: serde_json::Value = serde_json::from_slice(
+        &client
+            .action("vacuum", r#"{"table": "big", "min_file_age_secs": 0}"#)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["versions_removed"], 0, "{report}");
+    assert!(report["files_removed"].as_u64().unwrap() >= 1, "{report}");
+    let data_files: Vec<String> = std::fs::read_dir(dir.path().join("data/public/big"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        data_files.len(),
+        1,
+        "only the committed file remains: {data_files:?} {report}"
+    );
+    assert_eq!(
+        check(client.query("SELECT count(*) FROM big").await.unwrap()),
+        vec!["1000"]
+    );
 }

@@ -35,6 +35,7 @@ pub use names::{
 };
 
 use crate::error::{Error, Result};
+use crate::storage::remove_abandoned_parts;
 
 const SCHEMAS_PREFIX: &str = "_catalog/schemas";
 const TABLES_PREFIX: &str = "_catalog/tables";
@@ -181,6 +182,9 @@ pub struct Catalog {
     /// Serialises commits to one table inside this process; across
     /// processes the put-if-absent does the same job.
     commit_locks: Mutex<HashMap<TableRef, Arc<tokio::sync::Mutex<()>>>>,
+    /// The store's directory when it is local, for what only the file
+    /// system shows (abandoned upload parts).
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl Catalog {
@@ -191,6 +195,7 @@ impl Catalog {
             store,
             state: RwLock::new(State::default()),
             commit_locks: Mutex::new(HashMap::new()),
+            local_dir: None,
         };
         let objects: Vec<Path> = catalog
             .store
@@ -241,6 +246,12 @@ impl Catalog {
             .await
             .map_err(|e| Error::storage(format!("reading manifest {path}"), e))?;
         Manifest::from_json(path.as_ref(), &bytes)
+    }
+
+    /// Tells the catalog that its store is the local directory `dir`.
+    pub fn with_local_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.local_dir = dir;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -648,6 +659,22 @@ impl Catalog {
                     ));
                 }
             }
+        }
+        if let Some(dir) = &self.local_dir {
+            let cutoff = std::time::SystemTime::now()
+                .checked_sub(options.min_file_age)
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let parts_dir = dir.join(data_prefix(table).as_ref());
+            let (files, bytes) = remove_abandoned_parts(&parts_dir, cutoff)
+                .await
+                .map_err(|e| {
+                    Error::Internal(format!(
+                        "removing abandoned upload parts in {}: {e}",
+                        parts_dir.display()
+                    ))
+                })?;
+            report.files_removed += files;
+            report.bytes_removed += bytes;
         }
         info!(
             table = %table,
