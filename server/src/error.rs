@@ -30,6 +30,10 @@ pub enum Error {
     #[error("table {0} does not exist")]
     TableNotFound(TableRef),
 
+    /// A file named by the request is not in the store.
+    #[error("file {0:?} does not exist in the store")]
+    FileNotFound(String),
+
     #[error("schema {0:?} does not exist")]
     SchemaNotFound(String),
 

@@ -11,12 +11,14 @@ use serde::Deserialize;
 
 use crate::catalog::{Catalog, TableRef, VacuumOptions};
 use crate::error::{Error, Result};
+use crate::ingest::Ingest;
 
 pub const TABLE_HISTORY: &str = "table_history";
 pub const VACUUM: &str = "vacuum";
+pub const REGISTER_PARQUET: &str = "register_parquet";
 
 /// Every custom action with its description.
-pub const ACTIONS: [(&str, &str); 2] = [
+pub const ACTIONS: [(&str, &str); 3] = [
     (
         TABLE_HISTORY,
         "A table's versions, oldest first. Body: {\"table\": \"[schema.]name\"}. \
@@ -28,7 +30,20 @@ pub const ACTIONS: [(&str, &str); 2] = [
          references. Body: {\"table\": \"[schema.]name\", \"retain_hours\": 168, \"min_file_age_secs\": 3600}. \
          Result: JSON {table, newest_version, versions_removed, files_removed, bytes_removed}.",
     ),
+    (
+        REGISTER_PARQUET,
+        "Adds Parquet files already in the store to a table (created when missing) as one version, without \
+         copying them. Body: {\"table\": \"[schema.]name\", \"paths\": [\"imports/part-0.parquet\", ...]}. \
+         Paths the table already references are skipped. Result: JSON {table, version, files_added, rows_added, already_registered}.",
+    ),
 ];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    table: String,
+    paths: Vec<String>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,10 +65,12 @@ fn parse<'a, T: Deserialize<'a>>(action: &str, body: &'a [u8]) -> Result<T> {
 }
 
 /// Runs a custom action; `None` when no action has that name.
-pub async fn run(catalog: &Catalog, action: &str, body: &[u8]) -> Option<Result<Vec<u8>>> {
+pub async fn run(ingest: &Ingest, action: &str, body: &[u8]) -> Option<Result<Vec<u8>>> {
+    let catalog = ingest.catalog();
     let result = match action {
         TABLE_HISTORY => table_history(catalog, body),
         VACUUM => vacuum(catalog, body).await,
+        REGISTER_PARQUET => register_parquet(ingest, body).await,
         _ => return None,
     };
     Some(result)
@@ -63,6 +80,14 @@ fn table_history(catalog: &Catalog, body: &[u8]) -> Result<Vec<u8>> {
     let body: TableBody = parse(TABLE_HISTORY, body)?;
     let history = catalog.history(&TableRef::parse(&body.table)?)?;
     Ok(serde_json::to_vec(&history).expect("history serializes"))
+}
+
+async fn register_parquet(ingest: &Ingest, body: &[u8]) -> Result<Vec<u8>> {
+    let body: RegisterBody = parse(REGISTER_PARQUET, body)?;
+    let registered = ingest
+        .register_parquet(&TableRef::parse(&body.table)?, &body.paths)
+        .await?;
+    Ok(serde_json::to_vec(&registered).expect("a registration result serializes"))
 }
 
 async fn vacuum(catalog: &Catalog, body: &[u8]) -> Result<Vec<u8>> {

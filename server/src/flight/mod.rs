@@ -617,7 +617,7 @@ impl FlightSqlService for FlightSql {
         Status,
     > {
         let action = request.into_inner();
-        let Some(result) = actions::run(&self.catalog, &action.r#type, &action.body).await else {
+        let Some(result) = actions::run(&self.ingest, &action.r#type, &action.body).await else {
             return Err(Error::invalid(format!(
                 "unknown action {:?}; ListActions lists the actions this server offers",
                 action.r#type

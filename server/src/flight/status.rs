@@ -53,6 +53,7 @@ fn code(e: &Error) -> Code {
         Error::TableNotFound(_)
         | Error::SchemaNotFound(_)
         | Error::VersionNotFound { .. }
+        | Error::FileNotFound(_)
         | Error::HandleNotFound(_) => Code::NotFound,
         Error::TableExists(_) | Error::SchemaExists(_) => Code::AlreadyExists,
         Error::SchemaConflict { .. } | Error::CommitConflict { .. } => Code::FailedPrecondition,

@@ -9,6 +9,7 @@
 mod csv;
 mod file_stats;
 mod parquet_files;
+mod register;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use tracing::info;
 
 pub use csv::{CsvLoaded, CsvOptions};
 pub use parquet_files::{FileLayout, ParquetFiles};
+pub use register::Registered;
 
 use crate::catalog::{
     Catalog, Commit, Committed, TableRef, WriteMode, data_prefix, delete_uncommitted,
@@ -51,6 +53,10 @@ pub struct Ingest {
 impl Ingest {
     pub fn new(catalog: Arc<Catalog>, layout: FileLayout) -> Self {
         Self { catalog, layout }
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     /// Writes `batches` (all of `input_schema`) into the request's table and
