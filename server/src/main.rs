@@ -1,4 +1,5 @@
-//! The `lakehouse` binary: `lakehouse serve` runs the Flight SQL server.
+//! The `lakehouse` binary: `lakehouse serve` runs the Flight SQL server;
+//! `sql`, `put` and `history` talk to one (`lakehouse-cli`).
 
 use std::io::IsTerminal;
 
@@ -24,6 +25,12 @@ struct Cli {
 enum Command {
     /// Serve Flight SQL until SIGINT or SIGTERM
     Serve(ServeArgs),
+    /// Run one SQL statement on a server and print the result
+    Sql(lakehouse_cli::SqlArgs),
+    /// Upload a CSV file into a table
+    Put(lakehouse_cli::PutArgs),
+    /// List a table's versions
+    History(lakehouse_cli::HistoryArgs),
 }
 
 fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
@@ -74,7 +81,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+    let client_command = match Cli::parse().command {
+        Command::Serve(args) => return serve(args).await,
+        Command::Sql(args) => lakehouse_cli::sql(args).await,
+        Command::Put(args) => lakehouse_cli::put(args).await,
+        Command::History(args) => lakehouse_cli::history(args).await,
+    };
+    // A client command's error is one line for a person, not a chain.
+    if let Err(e) = client_command {
+        eprintln!("lakehouse: {e}");
+        std::process::exit(1);
     }
+    Ok(())
 }

@@ -1,0 +1,175 @@
+//! `lakehouse put`: streams a CSV file to the server in chunks, with a
+//! progress bar on a terminal.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lakehouse_client::Client;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::{CliError, PutArgs};
+
+/// The upload command's options as the server reads them.
+fn options(args: &PutArgs) -> Result<Value, CliError> {
+    let mut options = Map::new();
+    options.insert("table".into(), json!(args.table));
+    options.insert("mode".into(), json!(args.mode.as_str()));
+    options.insert("header".into(), json!(!args.no_header));
+    options.insert("evolve".into(), json!(args.evolve));
+    let optional = [
+        ("schema", &args.schema),
+        ("delimiter", &args.delimiter),
+        ("quote", &args.quote),
+        ("escape", &args.escape),
+        ("idempotency_key", &args.idempotency_key),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            options.insert(key.into(), json!(value));
+        }
+    }
+    if !args.null_values.is_empty() {
+        options.insert("null_values".into(), json!(args.null_values));
+    }
+    if !args.columns.is_empty() {
+        let columns = args
+            .columns
+            .iter()
+            .map(|spec| {
+                let (name, data_type) = spec.split_once(':').ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "--column {spec:?}: write NAME:TYPE, as in zip:text"
+                    ))
+                })?;
+                Ok(json!({"name": name, "type": data_type}))
+            })
+            .collect::<Result<Vec<_>, CliError>>()?;
+        options.insert("columns".into(), Value::Array(columns));
+    }
+    Ok(Value::Object(options))
+}
+
+pub async fn put(client: &mut Client, args: &PutArgs) -> Result<(), CliError> {
+    let options = options(args)?;
+    let file_error = |source| CliError::File {
+        path: args.file.clone(),
+        source,
+    };
+    let (reader, size): (Box<dyn AsyncRead + Send + Unpin>, Option<u64>) = if args.file == "-" {
+        (Box::new(tokio::io::stdin()), None)
+    } else {
+        let file = tokio::fs::File::open(&args.file)
+            .await
+            .map_err(file_error)?;
+        let size = file.metadata().await.map_err(file_error)?.len();
+        (Box::new(file), Some(size))
+    };
+    let bar = progress_bar(size);
+    let started = Instant::now();
+    let chunk_bytes = args.chunk_bytes.max(1);
+    let counted = bar.clone();
+    let lines = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let line_count = lines.clone();
+    let chunks = futures::stream::unfold(reader, move |mut reader| async move {
+        let mut buffer = vec![0; chunk_bytes];
+        match reader.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok(Bytes::from(buffer)), reader))
+            }
+            Err(e) => Some((Err(e), reader)),
+        }
+    })
+    .inspect(move |chunk| {
+        if let Ok(bytes) = chunk {
+            let newlines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+            let total =
+                line_count.fetch_add(newlines, std::sync::atomic::Ordering::Relaxed) + newlines;
+            counted.inc(bytes.len() as u64);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            counted.set_message(format!(
+                "~{} rows/s",
+                thousands((total as f64 / secs) as u64)
+            ));
+        }
+    });
+    let loaded = client.put_csv(&options, chunks).await.map_err(|e| match e {
+        lakehouse_client::ClientError::Read(source) => file_error(source),
+        other => other.into(),
+    });
+    bar.finish_and_clear();
+    let loaded = loaded?;
+    if args.json {
+        let body = json!({
+            "table": loaded.table, "version": loaded.version, "rows": loaded.rows,
+            "bytes": loaded.bytes, "deduplicated": loaded.deduplicated,
+        });
+        println!("{body}");
+        return Ok(());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if loaded.deduplicated {
+        println!(
+            "{}: this idempotency key already loaded version {} ({} rows); nothing added",
+            loaded.table,
+            loaded.version,
+            thousands(loaded.rows)
+        );
+    } else {
+        println!(
+            "{}: version {}, {} rows, {} bytes in {secs:.1} s ({} rows/s)",
+            loaded.table,
+            loaded.version,
+            thousands(loaded.rows),
+            thousands(loaded.bytes),
+            thousands((loaded.rows as f64 / secs.max(1e-3)) as u64)
+        );
+    }
+    Ok(())
+}
+
+/// A bar on standard error when it is a terminal; nothing otherwise.
+fn progress_bar(size: Option<u64>) -> ProgressBar {
+    let bar = match size {
+        Some(size) => ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr()),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    let template = if size.is_some() {
+        "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg} eta {eta}"
+    } else {
+        "{spinner} {bytes} {bytes_per_sec} {msg}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// 1234567 as 1,234,567.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

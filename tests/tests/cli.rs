@@ -1,0 +1,145 @@
+//! The `lakehouse sql`, `put` and `history` commands against a running
+//! server, as a person or a script would run them.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use lakehouse_tests::{TestServer, server_binary};
+
+fn lakehouse(server: &TestServer, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(server_binary())
+        .args(args)
+        .env("LAKEHOUSE_SERVER", &server.address)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn put_sql_and_history_from_the_command_line() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("people.csv");
+    std::fs::write(&file, "id,name,zip\n1,Ann,02134\n2,\"Bo, B\",10001\n").unwrap();
+    let file = file.to_str().unwrap();
+
+    let put = stdout(&lakehouse(
+        &server,
+        &["put", file, "--table", "people", "--column", "zip:text"],
+        None,
+    ));
+    assert!(
+        put.starts_with("public.people: version 1, 2 rows, 40 bytes in "),
+        "{put}"
+    );
+
+    let again = lakehouse(
+        &server,
+        &["put", "-", "--table", "people", "--json"],
+        Some(b"id,name,zip\n3,Cy,00501\n"),
+    );
+    let loaded: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(loaded["version"], 2);
+    assert_eq!(loaded["rows"], 1);
+
+    let table = stdout(&lakehouse(
+        &server,
+        &["sql", "SELECT id, name, zip FROM people ORDER BY id"],
+        None,
+    ));
+    assert_eq!(
+        table,
+        "+----+-------+-------+\n\
+         | id | name  | zip   |\n\
+         +----+-------+-------+\n\
+         | 1  | Ann   | 02134 |\n\
+         | 2  | Bo, B | 10001 |\n\
+         | 3  | Cy    | 00501 |\n\
+         +----+-------+-------+\n\
+         (3 rows)\n"
+    );
+    let csv = stdout(&lakehouse(
+        &server,
+        &[
+            "sql",
+            "SELECT * FROM people WHERE id < 3 ORDER BY id",
+            "--format",
+            "csv",
+        ],
+        None,
+    ));
+    assert_eq!(csv, "id,name,zip\n1,Ann,02134\n2,\"Bo, B\",10001\n");
+    let json = stdout(&lakehouse(
+        &server,
+        &[
+            "sql",
+            "SELECT id FROM people ORDER BY id",
+            "--format",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(json.trim(), r#"[{"id":1},{"id":2},{"id":3}]"#);
+    let arrow = lakehouse(
+        &server,
+        &["sql", "SELECT id FROM people", "--format", "arrow"],
+        None,
+    );
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.stdout), None)
+            .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 3);
+
+    let history = stdout(&lakehouse(
+        &server,
+        &["history", "people", "--format", "csv"],
+        None,
+    ));
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(
+        lines[0],
+        "version,committed_at,operation,rows_added,total_rows,bytes,idempotency_key"
+    );
+    assert!(
+        lines[1].starts_with("1,") && lines[1].contains(",create,2,2,"),
+        "{history}"
+    );
+    assert!(
+        lines[2].starts_with("2,") && lines[2].contains(",append,1,3,"),
+        "{history}"
+    );
+
+    let bad = lakehouse(
+        &server,
+        &["put", "-", "--table", "people"],
+        Some(b"id,name,zip\n4\n"),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "lakehouse: InvalidArgument: CSV line 2: the record has 1 fields where the first record has 3\n"
+    );
+    let missing = lakehouse(&server, &["sql", "SELECT * FROM nobody"], None);
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .starts_with("lakehouse: NotFound: table public.nobody does not exist")
+    );
+}
