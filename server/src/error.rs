@@ -72,6 +72,10 @@ pub enum Error {
     #[error("table {table} changed while this request ran: {detail}")]
     CommitConflict { table: TableRef, detail: String },
 
+    /// The client abandoned the request; nothing was committed.
+    #[error("{0}")]
+    Cancelled(String),
+
     /// A server-side limit was hit.
     #[error("{0}")]
     ResourceExhausted(String),

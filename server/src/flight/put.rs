@@ -31,6 +31,10 @@ use crate::error::{Error, Result};
 use crate::ingest::{CsvOptions, IngestRequest};
 use crate::query::Planned;
 
+/// The `app_metadata` of a message that abandons its upload, for clients
+/// that cannot cancel a call (pyarrow's DoPut writer can only finish it).
+const ABORT: &[u8] = b"abort";
+
 /// An upload's messages, and whether its client abandoned it.
 struct Upload {
     data: Peekable<Streaming<FlightData>>,
@@ -196,6 +200,15 @@ async fn decode_upload(
     .filter_map(|e| futures::future::ready(e.map(Err)));
     let flight_data = upload
         .data
+        .and_then(|data| {
+            futures::future::ready(if data.app_metadata.as_ref() == ABORT {
+                Err(Status::cancelled(
+                    "the client abandoned the upload (it sent \"abort\"); nothing was committed",
+                ))
+            } else {
+                Ok(data)
+            })
+        })
         .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
         .map_err(FlightError::from)
         .chain(abandoned);
@@ -217,6 +230,9 @@ async fn decode_parameters(upload: Upload) -> Result<Vec<RecordBatch>> {
 
 fn upload_error(e: FlightError) -> Error {
     match e {
+        FlightError::Tonic(status) if status.code() == tonic::Code::Cancelled => {
+            Error::Cancelled(status.message().to_string())
+        }
         FlightError::Tonic(status) => {
             Error::invalid(format!("the upload stopped: {}", status.message()))
         }

@@ -58,6 +58,7 @@ fn code(e: &Error) -> Code {
         Error::TableExists(_) | Error::SchemaExists(_) => Code::AlreadyExists,
         Error::SchemaConflict { .. } | Error::CommitConflict { .. } => Code::FailedPrecondition,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
+        Error::Cancelled(_) => Code::Cancelled,
         Error::Storage { .. } | Error::Parquet(_) | Error::Internal(_) => Code::Internal,
         Error::CorruptCatalog { .. } => Code::DataLoss,
         Error::DataFusion(inner) => datafusion_code(inner),
