@@ -38,6 +38,11 @@ bench-ingest ROWS="1000000":
     cargo build --release -p lakehouse-server --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/ingest_scan.py --rows {{ROWS}}
 
+# CSV ingest through `lakehouse put` against DuckDB, release build
+bench-csv ROWS="6000000":
+    cargo build --release -p lakehouse-server --bin lakehouse
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/csv_ingest.py --rows {{ROWS}}
+
 # Format and lint
 lint:
     cargo fmt --all --check

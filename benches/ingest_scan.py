@@ -17,26 +17,14 @@ import pathlib
 import statistics
 import sys
 import tempfile
-import time
 
 import pyarrow.parquet as pq
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "python"))
+from stats import summarize, timed  # noqa: E402
 from conftest import Server  # noqa: E402
 from test_adbc import sample_table  # noqa: E402
-
-
-def summarize(samples):
-    med = statistics.median(samples)
-    mad = statistics.median(abs(s - med) for s in samples)
-    p95 = sorted(samples)[max(0, int(round(0.95 * len(samples))) - 1)]
-    return med, mad, p95
-
-
-def timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main():

@@ -1,0 +1,117 @@
+"""CSV ingest through `lakehouse put`, against DuckDB turning the same file
+into zstd Parquet, in the same run.
+
+Workload: a TPC-H lineitem-shaped CSV (16 columns: integers, decimals,
+dates, short and long strings), generated once with DuckDB at --rows rows
+(6,000,000 is about SF1's 766 MB). Per sample:
+- lakehouse: a fresh release server on fresh storage, `lakehouse put FILE
+  --table lineitem` (the CLI, 1 MiB chunks over loopback): rows/s, and the
+  server's peak RSS (VmHWM) after the upload;
+- DuckDB: COPY (SELECT * FROM read_csv(FILE)) TO 'x.parquet' (FORMAT
+  parquet, COMPRESSION zstd), in-process, all cores: rows/s.
+Warm-up, then N samples; median, MAD and p95 of each; the ratio of medians.
+Run it with `just bench-csv` (release build).
+"""
+
+import argparse
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import duckdb
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "python"))
+from stats import summarize  # noqa: E402
+from conftest import Server, server_binary  # noqa: E402
+
+LINEITEM = """
+COPY (
+  SELECT
+    (i // 4 + 1)::BIGINT AS l_orderkey,
+    (hash(i) % 200000 + 1)::BIGINT AS l_partkey,
+    (hash(i * 7) % 10000 + 1)::BIGINT AS l_suppkey,
+    (i % 4 + 1)::INTEGER AS l_linenumber,
+    ((hash(i * 3) % 50) + 1)::DECIMAL(15, 2) AS l_quantity,
+    ((hash(i * 5) % 10000000) / 100.0 + 900)::DECIMAL(15, 2) AS l_extendedprice,
+    ((hash(i * 11) % 11) / 100.0)::DECIMAL(15, 2) AS l_discount,
+    ((hash(i * 13) % 9) / 100.0)::DECIMAL(15, 2) AS l_tax,
+    ['A', 'N', 'R'][hash(i * 17) % 3 + 1] AS l_returnflag,
+    ['F', 'O'][hash(i * 19) % 2 + 1] AS l_linestatus,
+    DATE '1992-01-02' + (hash(i * 23) % 2500)::INTEGER AS l_shipdate,
+    DATE '1992-01-31' + (hash(i * 29) % 2450)::INTEGER AS l_commitdate,
+    DATE '1992-01-03' + (hash(i * 31) % 2520)::INTEGER AS l_receiptdate,
+    ['DELIVER IN PERSON', 'COLLECT COD', 'NONE', 'TAKE BACK RETURN'][hash(i * 37) % 4 + 1] AS l_shipinstruct,
+    ['AIR', 'FOB', 'MAIL', 'RAIL', 'REG AIR', 'SHIP', 'TRUCK'][hash(i * 41) % 7 + 1] AS l_shipmode,
+    substr('carefully final packages boost furiously quickly ironic deposits slyly regular ideas',
+           (hash(i * 43) % 40 + 1)::INTEGER, (hash(i * 47) % 30 + 10)::INTEGER) AS l_comment
+  FROM range({rows}) t(i)
+) TO '{path}' (HEADER, DELIMITER ',')
+"""
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=6_000_000)
+    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    args = parser.parse_args()
+
+    binary = str(server_binary())
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        csv_path = tmp / "lineitem.csv"
+        duckdb.sql(LINEITEM.format(rows=args.rows, path=csv_path))
+        size_mb = csv_path.stat().st_size / 1e6
+        ours, peak, theirs = [], [], []
+        for i in range(args.warmup + args.samples):
+            server = Server(tmp / f"data{i}")
+            try:
+                start = time.perf_counter()
+                subprocess.run(
+                    [binary, "put", str(csv_path), "--table", "lineitem", "--server", server.address, "--json"],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                secs = time.perf_counter() - start
+                rss = peak_rss_mb(server.process.pid)
+                with server.connect() as conn, conn.cursor() as cur:
+                    cur.execute("SELECT count(*) FROM lineitem")
+                    assert cur.fetchone()[0] == args.rows
+            finally:
+                server.kill()
+            out = tmp / f"duck{i}.parquet"
+            start = time.perf_counter()
+            duckdb.sql(f"COPY (SELECT * FROM read_csv('{csv_path}')) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+            duck_secs = time.perf_counter() - start
+            assert duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchone()[0] == args.rows
+            if i >= args.warmup:
+                ours.append(args.rows / secs)
+                peak.append(rss)
+                theirs.append(args.rows / duck_secs)
+
+    print(f"rows={args.rows} csv_mb={size_mb:.0f} samples={args.samples} warmup={args.warmup} cores={os.cpu_count()} duckdb={duckdb.__version__}")
+    print(f"{'metric':44} {'median':>12} {'MAD':>10} {'p95':>12}")
+    for label, samples in [
+        ("lakehouse put rows/s", ours),
+        ("DuckDB CSV -> zstd Parquet rows/s", theirs),
+        ("lakehouse peak server RSS MB", peak),
+    ]:
+        med, mad, p95 = summarize(samples)
+        print(f"{label:44} {med:12,.0f} {mad:10,.0f} {p95:12,.0f}")
+    print(f"ratio lakehouse / DuckDB (rows/s, medians): {statistics.median(ours) / statistics.median(theirs):.2f}")
+
+
+if __name__ == "__main__":
+    main()
