@@ -40,13 +40,13 @@ COPY (
     ((hash(i * 5) % 10000000) / 100.0 + 900)::DECIMAL(15, 2) AS l_extendedprice,
     ((hash(i * 11) % 11) / 100.0)::DECIMAL(15, 2) AS l_discount,
     ((hash(i * 13) % 9) / 100.0)::DECIMAL(15, 2) AS l_tax,
-    ['A', 'N', 'R'][hash(i * 17) % 3 + 1] AS l_returnflag,
-    ['F', 'O'][hash(i * 19) % 2 + 1] AS l_linestatus,
+    ['A', 'N', 'R'][(hash(i * 17) % 3 + 1)::BIGINT] AS l_returnflag,
+    ['F', 'O'][(hash(i * 19) % 2 + 1)::BIGINT] AS l_linestatus,
     DATE '1992-01-02' + (hash(i * 23) % 2500)::INTEGER AS l_shipdate,
     DATE '1992-01-31' + (hash(i * 29) % 2450)::INTEGER AS l_commitdate,
     DATE '1992-01-03' + (hash(i * 31) % 2520)::INTEGER AS l_receiptdate,
-    ['DELIVER IN PERSON', 'COLLECT COD', 'NONE', 'TAKE BACK RETURN'][hash(i * 37) % 4 + 1] AS l_shipinstruct,
-    ['AIR', 'FOB', 'MAIL', 'RAIL', 'REG AIR', 'SHIP', 'TRUCK'][hash(i * 41) % 7 + 1] AS l_shipmode,
+    ['DELIVER IN PERSON', 'COLLECT COD', 'NONE', 'TAKE BACK RETURN'][(hash(i * 37) % 4 + 1)::BIGINT] AS l_shipinstruct,
+    ['AIR', 'FOB', 'MAIL', 'RAIL', 'REG AIR', 'SHIP', 'TRUCK'][(hash(i * 41) % 7 + 1)::BIGINT] AS l_shipmode,
     substr('carefully final packages boost furiously quickly ironic deposits slyly regular ideas',
            (hash(i * 43) % 40 + 1)::INTEGER, (hash(i * 47) % 30 + 10)::INTEGER) AS l_comment
   FROM range({rows}) t(i)
@@ -95,7 +95,7 @@ def main():
             start = time.perf_counter()
             duckdb.sql(f"COPY (SELECT * FROM read_csv('{csv_path}')) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
             duck_secs = time.perf_counter() - start
-            assert duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchone()[0] == args.rows
+            assert duckdb.sql(f"SELECT count(*) FROM '{out}'").fetchall()[0][0] == args.rows
             if i >= args.warmup:
                 ours.append(args.rows / secs)
                 peak.append(rss)

@@ -42,6 +42,10 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// HTTP/2 flow-control window of one call, and of one connection.
+const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
+
 /// A server that is bound and loaded, ready to serve.
 pub struct Server {
     listener: TcpListener,
@@ -109,6 +113,10 @@ impl Server {
             .max_encoding_message_size(self.max_message_bytes);
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let server = tonic::transport::Server::builder()
+            // Windows large enough that an upload is not throttled to a
+            // round trip per 64 KiB (the HTTP/2 default).
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
             .layer(tower::util::MapRequestLayer::new(
                 crate::flight::watch_upload,

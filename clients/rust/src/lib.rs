@@ -146,6 +146,8 @@ impl Client {
         };
         let channel = Endpoint::from_shared(url)
             .map_err(connect_error)?
+            .initial_stream_window_size(8 * 1024 * 1024)
+            .initial_connection_window_size(32 * 1024 * 1024)
             .connect()
             .await
             .map_err(connect_error)?;

@@ -21,6 +21,8 @@ use futures::stream::Peekable;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use std::pin::Pin;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Response, Status, Streaming};
 
 use super::tickets::ingest_mode;
@@ -170,8 +172,30 @@ impl FlightSql {
             .map(|batch| batch.and_then(|b| csv_chunks(&b)))
             .map_ok(|chunks| futures::stream::iter(chunks.into_iter().map(Ok)))
             .try_flatten();
-        self.ingest.write_csv(options, Box::pin(chunks)).await
+        self.ingest.write_csv(options, prefetch(chunks)).await
     }
+}
+
+/// Chunks received ahead of the parser.
+const PREFETCH_CHUNKS: usize = 16;
+
+/// Receives `chunks` in a task of its own, up to [`PREFETCH_CHUNKS`] ahead,
+/// so the network keeps flowing while the parser works on earlier chunks.
+fn prefetch<S>(chunks: S) -> ReceiverStream<Result<Bytes>>
+where
+    S: Stream<Item = Result<Bytes>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(PREFETCH_CHUNKS);
+    tokio::spawn(async move {
+        let mut chunks = std::pin::pin!(chunks);
+        while let Some(chunk) = chunks.next().await {
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
 }
 
 fn one_result(app_metadata: Bytes) -> Response<DoPutStream> {

@@ -53,17 +53,27 @@ pub enum Misfit {
     Invalid(Error),
 }
 
-/// Field texts that mean null.
+/// Field texts that mean null. The empty field, the usual one, is checked
+/// by length alone: this runs for every field of an upload.
 #[derive(Debug, Clone)]
-pub struct NullValues(Vec<String>);
+pub struct NullValues {
+    empty: bool,
+    others: Vec<String>,
+}
 
 impl NullValues {
     pub fn new(values: Vec<String>) -> Self {
-        Self(values)
+        Self {
+            empty: values.iter().any(String::is_empty),
+            others: values.into_iter().filter(|v| !v.is_empty()).collect(),
+        }
     }
 
     pub fn contains(&self, value: &str) -> bool {
-        self.0.iter().any(|v| v == value)
+        if value.is_empty() {
+            return self.empty;
+        }
+        self.others.iter().any(|v| v == value)
     }
 }
 

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
-use futures::Stream;
+use futures::stream::FuturesOrdered;
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -338,6 +339,32 @@ fn plan(
     Ok(Layout { targets })
 }
 
+/// Blocks converted to batches at once, beside the splitting and the
+/// Parquet encoding.
+const CONVERTERS: usize = 2;
+
+type Converted = Result<Result<RecordBatch, Misfit>, tokio::task::JoinError>;
+
+/// Sends the next converted batch, in order, to the writer; false when the
+/// writer has stopped (its own error is the one reported).
+async fn deliver(
+    converted: Option<Converted>,
+    tx: &mpsc::Sender<Result<RecordBatch>>,
+) -> Result<bool, Stop> {
+    let converted = converted.expect("a conversion was pending");
+    let batch = match converted {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(Misfit::Widen { target, kind })) => return Err(Stop::Widen { target, kind }),
+        Ok(Err(Misfit::Invalid(e))) => return Err(Stop::Failed(e)),
+        Err(e) => {
+            return Err(Stop::Failed(Error::Internal(format!(
+                "converting CSV records failed: {e}"
+            ))));
+        }
+    };
+    Ok(tx.send(Ok(batch)).await.is_ok())
+}
+
 /// One parse of the whole upload into one table write.
 struct Pass<'a> {
     table: &'a TableRef,
@@ -398,22 +425,26 @@ impl Pass<'_> {
         let mut last_report = Instant::now();
         let mut blocks = start.blocks;
         let mut ended = start.ended;
+        let targets = Arc::new(self.layout.targets.clone());
+        let nulls = Arc::new(self.nulls.clone());
+        let mut converting = FuturesOrdered::new();
         loop {
             for block in blocks.drain(..) {
                 rows += block.rows() as u64;
-                let batch = match convert(&block, &self.layout.targets, &self.schema, self.nulls) {
-                    Ok(batch) => batch,
-                    Err(Misfit::Widen { target, kind }) => {
-                        return Err(Stop::Widen { target, kind });
-                    }
-                    Err(Misfit::Invalid(e)) => return Err(Stop::Failed(e)),
-                };
-                if tx.send(Ok(batch)).await.is_err() {
-                    // The writer stopped; its error is the one reported.
+                if converting.len() >= CONVERTERS && !deliver(converting.next().await, tx).await? {
                     return Ok(());
                 }
+                let (targets, schema, nulls) = (targets.clone(), self.schema.clone(), nulls.clone());
+                converting.push_back(tokio::task::spawn_blocking(move || {
+                    convert(&block, &targets, &schema, &nulls)
+                }));
             }
             if ended {
+                while !converting.is_empty() {
+                    if !deliver(converting.next().await, tx).await? {
+                        return Ok(());
+                    }
+                }
                 return Ok(());
             }
             match source.next().await? {
