@@ -5,7 +5,7 @@
 //! refuses a command that is not a protobuf `Any` before a service sees
 //! it, so DoPut is routed here rather than there.
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, GenericBinaryArray, OffsetSizeTrait, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
@@ -276,25 +276,38 @@ fn csv_chunks(batch: &RecordBatch) -> Result<Vec<Bytes>> {
             )));
         }
     };
-    let copy = |v: &[u8]| Bytes::copy_from_slice(v);
     Ok(match column.data_type() {
-        DataType::Binary => column
-            .as_binary::<i32>()
+        DataType::Binary => shared_values(column.as_binary::<i32>()),
+        DataType::LargeBinary => shared_values(column.as_binary::<i64>()),
+        DataType::BinaryView => column
+            .as_binary_view()
             .iter()
             .flatten()
-            .map(copy)
+            .map(Bytes::copy_from_slice)
             .collect(),
-        DataType::LargeBinary => column
-            .as_binary::<i64>()
-            .iter()
-            .flatten()
-            .map(copy)
-            .collect(),
-        DataType::BinaryView => column.as_binary_view().iter().flatten().map(copy).collect(),
         other => {
             return Err(Error::invalid(format!(
                 "a CSV upload's column holds binary file chunks, not {other}"
             )));
         }
     })
+}
+
+/// An Arrow buffer as the owner of `Bytes`, so chunks are not copied.
+struct SharedBuffer(arrow::buffer::Buffer);
+
+impl AsRef<[u8]> for SharedBuffer {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
+/// The non-null values of a binary array, sharing its buffer.
+fn shared_values<O: OffsetSizeTrait>(array: &GenericBinaryArray<O>) -> Vec<Bytes> {
+    let values = Bytes::from_owner(SharedBuffer(array.values().clone()));
+    let offsets = array.value_offsets();
+    (0..array.len())
+        .filter(|&i| array.is_valid(i))
+        .map(|i| values.slice(offsets[i].as_usize()..offsets[i + 1].as_usize()))
+        .collect()
 }

@@ -7,6 +7,7 @@
 //! commit removes the files it wrote: nothing half-done becomes visible.
 
 mod csv;
+mod dictionary;
 mod file_stats;
 mod parquet_files;
 mod register;

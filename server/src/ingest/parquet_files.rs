@@ -15,8 +15,10 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::async_writer::ParquetObjectWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use tracing::{debug, warn};
 
+use super::dictionary::mostly_distinct_columns;
 use super::file_stats::column_stats;
 use crate::catalog::{DataFile, delete_uncommitted};
 use crate::error::{Error, Result};
@@ -40,8 +42,15 @@ impl Default for FileLayout {
 }
 
 impl FileLayout {
-    fn writer_properties(&self) -> WriterProperties {
-        WriterProperties::builder()
+    /// Properties of a file whose `plain_columns` are written without a
+    /// dictionary.
+    fn writer_properties(&self, plain_columns: &[String]) -> WriterProperties {
+        let builder = plain_columns
+            .iter()
+            .fold(WriterProperties::builder(), |b, name| {
+                b.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false)
+            });
+        builder
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(1).expect("level 1 is valid"),
             ))
@@ -64,7 +73,6 @@ pub struct ParquetFiles {
     prefix: Path,
     schema: SchemaRef,
     layout: FileLayout,
-    properties: WriterProperties,
     open: Option<OpenFile>,
     done: Vec<DataFile>,
 }
@@ -76,13 +84,11 @@ impl ParquetFiles {
         schema: SchemaRef,
         layout: FileLayout,
     ) -> Self {
-        let properties = layout.writer_properties();
         Self {
             store,
             prefix,
             schema,
             layout,
-            properties,
             open: None,
             done: Vec::new(),
         }
@@ -94,7 +100,7 @@ impl ParquetFiles {
         }
         let file = match &mut self.open {
             Some(file) => file,
-            None => self.open.insert(self.open_file()?),
+            None => self.open.insert(self.open_file(batch)?),
         };
         if let Err(e) = file.writer.write(batch).await {
             return Err(Error::Internal(format!(
@@ -109,14 +115,17 @@ impl ParquetFiles {
         Ok(())
     }
 
-    fn open_file(&self) -> Result<OpenFile> {
+    /// Opens a file whose encodings suit `first`, its first batch.
+    fn open_file(&self, first: &RecordBatch) -> Result<OpenFile> {
         let path = self
             .prefix
             .clone()
             .join(format!("{}.parquet", uuid::Uuid::new_v4()));
         let sink = ParquetObjectWriter::new(self.store.clone(), path.clone());
-        let writer =
-            AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(self.properties.clone()))?;
+        let properties = self
+            .layout
+            .writer_properties(&mostly_distinct_columns(first));
+        let writer = AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(properties))?;
         debug!(%path, "opened data file");
         Ok(OpenFile { path, writer })
     }

@@ -170,7 +170,11 @@ pub fn parse_date(value: &str) -> Option<i32> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let (year, month, day) = (number(&b[0..4])? as i32, number(&b[5..7])?, number(&b[8..10])?);
+    let (year, month, day) = (
+        number(&b[0..4])? as i32,
+        number(&b[5..7])?,
+        number(&b[8..10])?,
+    );
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
     }
@@ -194,7 +198,8 @@ fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
     let year_of_era = year - era * 400;
     let month_index = (month + 9) % 12;
     let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era as u32 * 365 + year_of_era as u32 / 4 - year_of_era as u32 / 100 + day_of_year;
+    let day_of_era =
+        year_of_era as u32 * 365 + year_of_era as u32 / 4 - year_of_era as u32 / 100 + day_of_year;
     era * 146_097 + day_of_era as i32 - 719_468
 }
 
@@ -345,10 +350,21 @@ mod tests {
         let mut day = chrono::NaiveDate::from_ymd_opt(1600, 1, 1).unwrap();
         while day.year() < 2400 {
             let text = day.format("%Y-%m-%d").to_string();
-            assert_eq!(parse_date(&text), Some((day - epoch).num_days() as i32), "{text}");
+            assert_eq!(
+                parse_date(&text),
+                Some((day - epoch).num_days() as i32),
+                "{text}"
+            );
             day = day.succ_opt().unwrap();
         }
-        for bad in ["2023-02-29", "2024-13-01", "2024-04-31", "2024-00-10", "2024-01-00", "1900-02-29"] {
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-04-31",
+            "2024-00-10",
+            "2024-01-00",
+            "1900-02-29",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
         assert!(parse_date("2000-02-29").is_some());

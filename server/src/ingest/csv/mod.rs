@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
-use futures::stream::FuturesOrdered;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -339,19 +338,18 @@ fn plan(
     Ok(Layout { targets })
 }
 
-/// Blocks converted to batches at once, beside the splitting and the
-/// Parquet encoding.
-const CONVERTERS: usize = 2;
+/// Conversions queued ahead of delivery (each a block on a blocking thread).
+const CONVERSIONS_QUEUED: usize = 3;
 
+type Conversion = tokio::task::JoinHandle<Result<RecordBatch, Misfit>>;
 type Converted = Result<Result<RecordBatch, Misfit>, tokio::task::JoinError>;
 
 /// Sends the next converted batch, in order, to the writer; false when the
 /// writer has stopped (its own error is the one reported).
 async fn deliver(
-    converted: Option<Converted>,
+    converted: Converted,
     tx: &mpsc::Sender<Result<RecordBatch>>,
 ) -> Result<bool, Stop> {
-    let converted = converted.expect("a conversion was pending");
     let batch = match converted {
         Ok(Ok(batch)) => batch,
         Ok(Err(Misfit::Widen { target, kind })) => return Err(Stop::Widen { target, kind }),
@@ -410,7 +408,10 @@ impl Pass<'_> {
         Ok(written?)
     }
 
-    /// Parses every block and sends it to the writer.
+    /// Splits the upload into blocks, converts them on blocking threads
+    /// and hands the batches, in order, to the writer. Splitting, converting
+    /// and delivering run side by side so the network never waits on the
+    /// encoder. The earliest problem in the file is the one reported.
     async fn produce<S>(
         &self,
         start: Start,
@@ -421,30 +422,56 @@ impl Pass<'_> {
     where
         S: Stream<Item = Result<Bytes>> + Send + Unpin,
     {
+        let (queue, mut queued) = mpsc::channel::<Conversion>(CONVERSIONS_QUEUED);
+        let writer = tx.clone();
+        let delivery = tokio::spawn(async move {
+            while let Some(conversion) = queued.recv().await {
+                if !deliver(conversion.await, &writer).await? {
+                    break;
+                }
+            }
+            Ok::<(), Stop>(())
+        });
+        let split = self.split(start, source, splitter, queue).await;
+        let delivered = delivery.await.map_err(|e| {
+            Stop::Failed(Error::Internal(format!(
+                "delivering CSV batches failed: {e}"
+            )))
+        })?;
+        delivered?;
+        split
+    }
+
+    /// Splits and queues conversions until the upload ends, or delivery
+    /// stops taking them.
+    async fn split<S>(
+        &self,
+        start: Start,
+        source: &mut ByteSource<S>,
+        splitter: &mut Splitter,
+        queue: mpsc::Sender<Conversion>,
+    ) -> Result<(), Stop>
+    where
+        S: Stream<Item = Result<Bytes>> + Send + Unpin,
+    {
         let mut rows = 0u64;
         let mut last_report = Instant::now();
         let mut blocks = start.blocks;
         let mut ended = start.ended;
         let targets = Arc::new(self.layout.targets.clone());
         let nulls = Arc::new(self.nulls.clone());
-        let mut converting = FuturesOrdered::new();
         loop {
             for block in blocks.drain(..) {
                 rows += block.rows() as u64;
-                if converting.len() >= CONVERTERS && !deliver(converting.next().await, tx).await? {
+                let (targets, schema, nulls) =
+                    (targets.clone(), self.schema.clone(), nulls.clone());
+                let conversion =
+                    tokio::task::spawn_blocking(move || convert(&block, &targets, &schema, &nulls));
+                if queue.send(conversion).await.is_err() {
                     return Ok(());
                 }
-                let (targets, schema, nulls) = (targets.clone(), self.schema.clone(), nulls.clone());
-                converting.push_back(tokio::task::spawn_blocking(move || {
-                    convert(&block, &targets, &schema, &nulls)
-                }));
             }
             if ended {
-                while !converting.is_empty() {
-                    if !deliver(converting.next().await, tx).await? {
-                        return Ok(());
-                    }
-                }
                 return Ok(());
             }
             match source.next().await? {
