@@ -1,6 +1,7 @@
 //! `lakehouse put`: streams a CSV file to the server in chunks, with a
 //! progress bar on a terminal.
 
+use std::io::Read;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -8,7 +9,6 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lakehouse_client::Client;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::{CliError, PutArgs};
 
@@ -58,42 +58,30 @@ pub async fn put(client: &mut Client, args: &PutArgs) -> Result<(), CliError> {
         path: args.file.clone(),
         source,
     };
-    let (reader, size): (Box<dyn AsyncRead + Send + Unpin>, Option<u64>) = if args.file == "-" {
-        (Box::new(tokio::io::stdin()), None)
+    let (reader, size): (Box<dyn Read + Send>, Option<u64>) = if args.file == "-" {
+        (Box::new(std::io::stdin()), None)
     } else {
-        let file = tokio::fs::File::open(&args.file)
-            .await
-            .map_err(file_error)?;
-        let size = file.metadata().await.map_err(file_error)?.len();
+        let file = std::fs::File::open(&args.file).map_err(file_error)?;
+        let size = file.metadata().map_err(file_error)?.len();
         (Box::new(file), Some(size))
     };
     let bar = progress_bar(size);
     let started = Instant::now();
-    let chunk_bytes = args.chunk_bytes.max(1);
     let counted = bar.clone();
-    let lines = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let line_count = lines.clone();
-    let chunks = futures::stream::unfold(reader, move |mut reader| async move {
-        let mut buffer = vec![0; chunk_bytes];
-        match reader.read(&mut buffer).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buffer.truncate(n);
-                Some((Ok(Bytes::from(buffer)), reader))
-            }
-            Err(e) => Some((Err(e), reader)),
-        }
-    })
-    .inspect(move |chunk| {
-        if let Ok(bytes) = chunk {
+    let mut lines = 0u64;
+    // Counting lines for the rate costs a pass over the file: only for a bar.
+    let visible = !bar.is_hidden();
+    let chunks = read_chunks(reader, args.chunk_bytes.max(1)).inspect(move |chunk| {
+        if let Ok(bytes) = chunk
+            && visible
+        {
             let newlines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
-            let total =
-                line_count.fetch_add(newlines, std::sync::atomic::Ordering::Relaxed) + newlines;
+            lines += newlines;
             counted.inc(bytes.len() as u64);
             let secs = started.elapsed().as_secs_f64().max(1e-3);
             counted.set_message(format!(
                 "~{} rows/s",
-                thousands((total as f64 / secs) as u64)
+                thousands((lines as f64 / secs) as u64)
             ));
         }
     });
@@ -130,6 +118,33 @@ pub async fn put(client: &mut Client, args: &PutArgs) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// Reads `reader` on a thread of its own, in chunks of `size` bytes, a few
+/// chunks ahead of the upload.
+fn read_chunks(
+    mut reader: Box<dyn Read + Send>,
+    size: usize,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    std::thread::spawn(move || {
+        loop {
+            let mut chunk = Vec::with_capacity(size);
+            match (&mut reader).take(size as u64).read_to_end(&mut chunk) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// A bar on standard error when it is a terminal; nothing otherwise.

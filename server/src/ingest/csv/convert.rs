@@ -120,10 +120,9 @@ struct Column<'a> {
 impl Column<'_> {
     /// Each row's value; `None` for null.
     fn values(&self) -> impl Iterator<Item = Option<&str>> {
-        (0..self.block.rows()).map(|row| {
-            let value = self.block.field(row, self.source);
-            (!self.nulls.contains(value)).then_some(value)
-        })
+        self.block
+            .column(self.source)
+            .map(|value| (!self.nulls.contains(value)).then_some(value))
     }
 
     /// The narrowest kind holding `kind` and every value here.
@@ -178,7 +177,8 @@ impl Column<'_> {
     }
 
     fn strings(&self) -> StringArray {
-        let mut builder = StringBuilder::with_capacity(self.block.rows(), 0);
+        let bytes = self.block.column(self.source).map(str::len).sum();
+        let mut builder = StringBuilder::with_capacity(self.block.rows(), bytes);
         for value in self.values() {
             builder.append_option(value);
         }

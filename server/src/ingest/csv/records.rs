@@ -63,6 +63,20 @@ impl Block {
         &self.data[start..self.ends[index]]
     }
 
+    /// Every record's field `column`, in order: the hot path of conversion.
+    pub fn column(&self, column: usize) -> impl Iterator<Item = &str> {
+        let mut previous_end = 0;
+        self.ends.chunks_exact(self.columns).map(move |row| {
+            let start = if column == 0 {
+                previous_end
+            } else {
+                row[column - 1]
+            };
+            previous_end = row[row.len() - 1];
+            &self.data[start..row[column]]
+        })
+    }
+
     /// The line (from 1) a record starts on.
     pub fn line(&self, row: usize) -> u64 {
         start_line(
@@ -473,5 +487,8 @@ mod tests {
         let last = blocks.last().unwrap();
         assert_eq!(last.line(10), (BLOCK_ROWS * 2 + 11) as u64);
         assert_eq!(last.field(10, 0), (BLOCK_ROWS * 2 + 9).to_string());
+        let column: Vec<&str> = last.column(0).collect();
+        assert_eq!(column.len(), 11);
+        assert_eq!(column[10], last.field(10, 0));
     }
 }

@@ -5,24 +5,73 @@
 //! client cannot resend, so the bytes received are kept in an anonymous
 //! temporary file (deleted by the OS when closed) for as long as some
 //! column's type is still a guess, and no longer: once every type is fixed
-//! the copy is dropped and bytes pass straight through.
+//! the copy is dropped and bytes pass straight through. The copy is written
+//! by a thread of its own, handed the received chunks without copying them,
+//! so the parser does not wait on the file system.
 
-use std::io::SeekFrom;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use tokio::fs::File;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 
 /// Bytes read back from the copy at a time.
 const REPLAY_CHUNK: usize = 1024 * 1024;
+/// Chunks queued for the copy's writer.
+const COPY_QUEUE: usize = 8;
+
+/// Work for the thread that owns the temporary file.
+enum Job {
+    Append(Bytes),
+    Read {
+        at: u64,
+        len: usize,
+        reply: oneshot::Sender<std::io::Result<Bytes>>,
+    },
+    /// Answers with the first write error, if any.
+    Check(oneshot::Sender<std::io::Result<()>>),
+}
+
+/// Starts the thread that appends to and reads from `file`, in order.
+fn spawn_copier(file: std::fs::File) -> Result<mpsc::Sender<Job>> {
+    let (jobs, mut queue) = mpsc::channel::<Job>(COPY_QUEUE);
+    std::thread::Builder::new()
+        .name("csv-upload-copy".into())
+        .spawn(move || {
+            let mut written = 0u64;
+            let mut failed: Option<std::io::Error> = None;
+            while let Some(job) = queue.blocking_recv() {
+                match job {
+                    Job::Append(bytes) if failed.is_none() => {
+                        match file.write_all_at(&bytes, written) {
+                            Ok(()) => written += bytes.len() as u64,
+                            Err(e) => failed = Some(e),
+                        }
+                    }
+                    Job::Append(_) => {}
+                    Job::Read { at, len, reply } => {
+                        let mut buffer = BytesMut::zeroed(len);
+                        let read = file
+                            .read_exact_at(&mut buffer, at)
+                            .map(|()| buffer.freeze());
+                        let _ = reply.send(read);
+                    }
+                    Job::Check(reply) => {
+                        let _ = reply.send(failed.take().map_or(Ok(()), Err));
+                    }
+                }
+            }
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the upload copy's writer: {e}")))?;
+    Ok(jobs)
+}
 
 pub struct ByteSource<S> {
     upload: S,
-    copy: Option<File>,
+    copy: Option<mpsc::Sender<Job>>,
     copied: u64,
     /// Where the next replayed read starts, while replaying.
     replay_at: Option<u64>,
@@ -36,7 +85,7 @@ where
 {
     /// Keeps a copy in a temporary file under `dir`.
     pub fn new(upload: S, dir: &Path) -> Result<Self> {
-        let copy = tempfile::tempfile_in(dir).map_err(|e| {
+        let file = tempfile::tempfile_in(dir).map_err(|e| {
             Error::Internal(format!(
                 "cannot create a temporary file in {} for the upload: {e}",
                 dir.display()
@@ -44,7 +93,7 @@ where
         })?;
         Ok(Self {
             upload,
-            copy: Some(File::from_std(copy)),
+            copy: Some(spawn_copier(file)?),
             copied: 0,
             replay_at: None,
             received: 0,
@@ -71,9 +120,6 @@ where
                 return self.replay(at).await.map(Some);
             }
             self.replay_at = None;
-            if let Some(copy) = &mut self.copy {
-                copy.seek(SeekFrom::End(0)).await.map_err(io("seek"))?;
-            }
         }
         if self.ended {
             return Ok(None);
@@ -81,8 +127,10 @@ where
         match self.upload.next().await {
             Some(Ok(chunk)) => {
                 self.received += chunk.len() as u64;
-                if let Some(copy) = &mut self.copy {
-                    copy.write_all(&chunk).await.map_err(io("write"))?;
+                if let Some(copy) = &self.copy {
+                    copy.send(Job::Append(chunk.clone()))
+                        .await
+                        .map_err(|_| stopped())?;
                     self.copied += chunk.len() as u64;
                 }
                 Ok(Some(chunk))
@@ -99,22 +147,30 @@ where
     pub async fn rewind(&mut self) -> Result<()> {
         let copy = self
             .copy
-            .as_mut()
+            .as_ref()
             .ok_or_else(|| Error::Internal("an upload without a copy cannot be re-read".into()))?;
-        copy.flush().await.map_err(io("flush"))?;
-        copy.seek(SeekFrom::Start(0)).await.map_err(io("seek"))?;
+        let (reply, answer) = oneshot::channel();
+        copy.send(Job::Check(reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map_err(io("write"))?;
         self.replay_at = Some(0);
         Ok(())
     }
 
     async fn replay(&mut self, at: u64) -> Result<Bytes> {
-        let copy = self.copy.as_mut().expect("replaying needs the copy");
-        let want = REPLAY_CHUNK.min((self.copied - at) as usize);
-        let mut buffer = BytesMut::zeroed(want);
-        copy.read_exact(&mut buffer).await.map_err(io("read"))?;
-        self.replay_at = Some(at + want as u64);
-        Ok(buffer.freeze())
+        let copy = self.copy.as_ref().expect("replaying needs the copy");
+        let len = REPLAY_CHUNK.min((self.copied - at) as usize);
+        let (reply, answer) = oneshot::channel();
+        copy.send(Job::Read { at, len, reply })
+            .await
+            .map_err(|_| stopped())?;
+        let chunk = answer.await.map_err(|_| stopped())?.map_err(io("read"))?;
+        self.replay_at = Some(at + len as u64);
+        Ok(chunk)
     }
+}
+
+fn stopped() -> Error {
+    Error::Internal("the upload's temporary copy stopped".into())
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
