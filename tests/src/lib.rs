@@ -157,6 +157,12 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
     out
 }
 
+/// The server's error message as sent, without the client's escaping.
+pub fn message(err: &client::ClientError) -> String {
+    err.status()
+        .map_or_else(|| err.to_string(), |s| s.message().to_string())
+}
+
 /// Total rows over `batches`.
 pub fn count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use lakehouse_tests::client::{Client, ClientError, CsvLoaded};
-use lakehouse_tests::{TestServer, rows};
+use lakehouse_tests::{TestServer, message, rows};
 use serde_json::{Value, json};
 use tonic::Code;
 
@@ -19,12 +19,6 @@ fn chunks(text: &[u8], size: usize) -> impl futures::Stream<Item = std::io::Resu
 
 async fn put(client: &mut Client, options: Value, text: &str) -> Result<CsvLoaded, ClientError> {
     client.put_csv(&options, chunks(text.as_bytes(), 7)).await
-}
-
-/// The server's message, unescaped.
-fn message(err: &ClientError) -> String {
-    err.status()
-        .map_or_else(|| err.to_string(), |s| s.message().to_string())
 }
 
 async fn query(client: &mut Client, sql: &str) -> Vec<String> {

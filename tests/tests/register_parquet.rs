@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use lakehouse_tests::client::{Client, ClientError};
-use lakehouse_tests::{TestServer, rows};
+use lakehouse_tests::{TestServer, message, rows};
 use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 use tonic::Code;
@@ -33,11 +33,6 @@ fn write_parquet(path: &Path, ids: std::ops::Range<i64>, with_name: bool) {
 async fn register(client: &mut Client, body: &str) -> Result<Value, ClientError> {
     let answer = client.action("register_parquet", body).await?;
     Ok(serde_json::from_slice(&answer).unwrap())
-}
-
-fn message(err: &ClientError) -> String {
-    err.status()
-        .map_or_else(|| err.to_string(), |s| s.message().to_string())
 }
 
 #[tokio::test]
