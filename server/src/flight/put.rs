@@ -5,6 +5,9 @@
 //! refuses a command that is not a protobuf `Any` before a service sees
 //! it, so DoPut is routed here rather than there.
 
+use std::pin::Pin;
+use std::sync::Arc;
+
 use arrow::array::{Array, AsArray, GenericBinaryArray, OffsetSizeTrait, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow_flight::decode::FlightRecordBatchStream;
@@ -20,8 +23,7 @@ use bytes::Bytes;
 use futures::stream::Peekable;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
-use std::pin::Pin;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Response, Status, Streaming};
 
@@ -176,26 +178,33 @@ impl FlightSql {
     }
 }
 
-/// Chunks received ahead of the parser.
+/// Chunks, and bytes, received ahead of the parser at most.
 const PREFETCH_CHUNKS: usize = 16;
+const PREFETCH_BYTES: usize = 32 * 1024 * 1024;
 
-/// Receives `chunks` in a task of its own, up to [`PREFETCH_CHUNKS`] ahead,
-/// so the network keeps flowing while the parser works on earlier chunks.
-fn prefetch<S>(chunks: S) -> ReceiverStream<Result<Bytes>>
+/// Receives `chunks` in a task of its own, up to [`PREFETCH_CHUNKS`] and
+/// [`PREFETCH_BYTES`] ahead (a larger chunk waits until none is ahead), so
+/// the network keeps flowing while the parser works on earlier chunks.
+fn prefetch<S>(chunks: S) -> impl Stream<Item = Result<Bytes>> + Send + Unpin
 where
     S: Stream<Item = Result<Bytes>> + Send + 'static,
 {
+    let budget = Arc::new(Semaphore::new(PREFETCH_BYTES));
     let (tx, rx) = mpsc::channel(PREFETCH_CHUNKS);
     tokio::spawn(async move {
         let mut chunks = std::pin::pin!(chunks);
         while let Some(chunk) = chunks.next().await {
             let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
+            let size = chunk.as_ref().map_or(0, Bytes::len).min(PREFETCH_BYTES);
+            let Ok(permit) = budget.clone().acquire_many_owned(size as u32).await else {
+                break;
+            };
+            if tx.send((chunk, permit)).await.is_err() || failed {
                 break;
             }
         }
     });
-    ReceiverStream::new(rx)
+    ReceiverStream::new(rx).map(|(chunk, _permit)| chunk)
 }
 
 fn one_result(app_metadata: Bytes) -> Response<DoPutStream> {
@@ -310,4 +319,23 @@ fn shared_values<O: OffsetSizeTrait>(array: &GenericBinaryArray<O>) -> Vec<Bytes
         .filter(|&i| array.is_valid(i))
         .map(|i| values.slice(offsets[i].as_usize()..offsets[i + 1].as_usize()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn prefetch_passes_chunks_larger_than_its_budget_in_order() {
+        let big = PREFETCH_BYTES + 1;
+        let chunks = futures::stream::iter(
+            [big, 10, big]
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| Ok(Bytes::from(vec![i as u8; n]))),
+        );
+        let out: Vec<Bytes> = prefetch(chunks).try_collect().await.unwrap();
+        let shape: Vec<(usize, u8)> = out.iter().map(|c| (c.len(), c[0])).collect();
+        assert_eq!(shape, [(big, 0), (10, 1), (big, 2)]);
+    }
 }
