@@ -220,8 +220,8 @@ impl Client {
     /// Uploads a CSV file. `options` is the object inside
     /// `{"ingest_csv": ...}` (table, mode, header, delimiter, columns, ...);
     /// `chunks` are the file's bytes in order, cut anywhere. If `chunks`
-    /// fails, the call is cancelled rather than ended, so the server commits
-    /// nothing.
+    /// fails (or a chunk cannot be encoded), the call is cancelled rather
+    /// than ended, so the server commits nothing.
     pub async fn put_csv<S>(&mut self, options: &serde_json::Value, chunks: S) -> Result<CsvLoaded>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
@@ -233,28 +233,36 @@ impl Client {
             DataType::Binary,
             false,
         )]));
-        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
-        let mut failed_tx = Some(failed_tx);
         let encoder = FlightDataEncoderBuilder::new()
             .with_schema(schema.clone())
             .with_flight_descriptor(Some(descriptor));
-        let batches = chunks.flat_map(move |chunk| match chunk {
-            Ok(bytes) => {
-                let column = BinaryArray::from_vec(vec![bytes.as_ref()]);
-                let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)])
-                    .map_err(FlightError::from);
-                futures::stream::iter(Some(batch)).boxed()
-            }
-            Err(e) => {
-                if let Some(tx) = failed_tx.take() {
-                    let _ = tx.send(e);
-                }
-                futures::stream::pending().boxed()
-            }
+        let batches = chunks.map(move |chunk| {
+            let bytes = chunk.map_err(|e| FlightError::ExternalError(Box::new(e)))?;
+            let column = BinaryArray::from_vec(vec![bytes.as_ref()]);
+            Ok(RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(column)],
+            )?)
         });
-        let data = encoder
-            .build(batches)
-            .filter_map(|d| futures::future::ready(d.ok()));
+        // Any failure, reading or encoding, must cancel the call: a stream
+        // that just ended would have the server commit what it got.
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
+        let encoded = Box::pin(encoder.build(batches));
+        let data = futures::stream::unfold(
+            (encoded, Some(failed_tx)),
+            |(mut encoded, mut failed_tx)| async move {
+                match encoded.next().await {
+                    Some(Ok(data)) => Some((data, (encoded, failed_tx))),
+                    Some(Err(e)) => {
+                        if let Some(tx) = failed_tx.take() {
+                            let _ = tx.send(e);
+                        }
+                        futures::future::pending().await
+                    }
+                    None => None,
+                }
+            },
+        );
         let put = async {
             let results: Vec<PutResult> = self
                 .sql
@@ -272,7 +280,13 @@ impl Client {
         };
         tokio::select! {
             loaded = put => loaded,
-            Ok(e) = failed_rx => Err(ClientError::Read(e)),
+            Ok(e) = failed_rx => Err(match e {
+                FlightError::ExternalError(inner) => match inner.downcast::<std::io::Error>() {
+                    Ok(io) => ClientError::Read(*io),
+                    Err(other) => ClientError::Flight(FlightError::ExternalError(other)),
+                },
+                other => ClientError::Flight(other),
+            }),
         }
     }
 

@@ -545,36 +545,47 @@ impl Catalog {
         Ok(t.versions.values().cloned().collect())
     }
 
-    /// The table as of `version`: any version still in the store that is
-    /// not a drop.
-    pub async fn version(&self, table: &TableRef, version: u64) -> Result<Arc<Manifest>> {
+    /// Checks, from memory, that `version` of `table` can be read: it is
+    /// still in the store and is not a drop. Planning checks this; only
+    /// reading the version fetches its manifest.
+    pub fn check_version(&self, table: &TableRef, version: u64) -> Result<()> {
         let not_found = |detail: &str| Error::VersionNotFound {
             table: table.clone(),
             version,
             detail: detail.to_string(),
         };
-        let summary = {
-            let state = self.state.read();
-            let t = state
-                .tables
-                .get(table)
-                .ok_or_else(|| Error::TableNotFound(table.clone()))?;
-            if t.latest.version == version && !t.latest.is_dropped() {
-                return Ok(t.latest.clone());
-            }
-            t.versions.get(&version).cloned()
-        };
-        match summary {
+        let state = self.state.read();
+        let t = state
+            .tables
+            .get(table)
+            .ok_or_else(|| Error::TableNotFound(table.clone()))?;
+        match t.versions.get(&version) {
             None => Err(not_found(
                 "no such version (never committed, or removed by vacuum)",
             )),
             Some(s) if s.operation == Operation::Drop => {
                 Err(not_found("the table was dropped at this version"))
             }
-            Some(_) => Ok(Arc::new(
-                self.read_manifest(manifest_path(table, version)).await?,
-            )),
+            Some(_) => Ok(()),
         }
+    }
+
+    /// The table as of `version` (see [`Catalog::check_version`]).
+    pub async fn version(&self, table: &TableRef, version: u64) -> Result<Arc<Manifest>> {
+        self.check_version(table, version)?;
+        if let Some(latest) = self
+            .state
+            .read()
+            .tables
+            .get(table)
+            .map(|t| t.latest.clone())
+            && latest.version == version
+        {
+            return Ok(latest);
+        }
+        Ok(Arc::new(
+            self.read_manifest(manifest_path(table, version)).await?,
+        ))
     }
 
     /// Removes versions committed before `options.retain` ago (never the

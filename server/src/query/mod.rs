@@ -118,7 +118,7 @@ impl QueryEngine {
             .map_err(|e| Error::invalid(format!("SQL parse error: {}", e.strip_backtrace())))?;
         refuse_dangerous(&statement)?;
         number_question_marks(&mut statement);
-        self.check_references(&state, &statement).await?;
+        self.check_references(&state, &statement)?;
         state
             .statement_to_plan(statement)
             .await
@@ -128,7 +128,7 @@ impl QueryEngine {
     /// Every table a statement reads must be a catalog table that exists
     /// (at the version named, for `table@vN`); names that look like files
     /// or URLs are refused with the reason.
-    async fn check_references(
+    fn check_references(
         &self,
         state: &datafusion::execution::SessionState,
         statement: &DFStatement,
@@ -163,7 +163,7 @@ impl QueryEngine {
             }
             match versioned_table_ref(&reference)? {
                 (table, None) => drop(self.catalog.table(&table)?),
-                (table, Some(version)) => drop(self.catalog.version(&table, version).await?),
+                (table, Some(version)) => self.catalog.check_version(&table, version)?,
             }
         }
         Ok(())

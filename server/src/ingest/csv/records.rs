@@ -17,6 +17,10 @@ use crate::error::{Error, Result};
 const BLOCK_ROWS: usize = 16 * 1024;
 /// Field bytes per block: bounds memory when rows are wide.
 const BLOCK_BYTES: usize = 8 * 1024 * 1024;
+/// Longest record accepted. A record is held whole until it ends, so
+/// without a bound one quote left open near the start of a large file
+/// would hold the rest of the file in memory.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// How the file is written.
@@ -240,6 +244,16 @@ impl Splitter {
             self.data_len += written;
             self.ends_len += ends;
             self.record_fields += ends;
+            if self.data_len - self.record_start > MAX_RECORD_BYTES {
+                return Err(Error::BadCsv {
+                    line: self.open_record_line(),
+                    column: None,
+                    detail: format!(
+                        "the record is longer than {} MiB (is a quoted field left open?)",
+                        MAX_RECORD_BYTES >> 20
+                    ),
+                });
+            }
             match result {
                 ReadRecordResult::InputEmpty | ReadRecordResult::End => break,
                 ReadRecordResult::OutputFull => {
@@ -454,6 +468,21 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "CSV line 3: a quoted field is not closed before the end of the file"
+        );
+    }
+
+    #[test]
+    fn a_record_cannot_grow_without_bound() {
+        let mut splitter = Splitter::new(Dialect::default(), true);
+        let mut blocks = Vec::new();
+        splitter.push(b"a,b\n1,2\n3,\"open", &mut blocks).unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        let err = (0..=MAX_RECORD_BYTES >> 20)
+            .find_map(|_| splitter.push(&chunk, &mut blocks).err())
+            .expect("refused before the whole file is held");
+        assert_eq!(
+            err.to_string(),
+            "CSV line 3: the record is longer than 64 MiB (is a quoted field left open?)"
         );
     }
 
