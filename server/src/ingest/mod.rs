@@ -11,6 +11,7 @@ mod dictionary;
 mod file_stats;
 mod parquet_files;
 mod register;
+mod row_group_encoder;
 
 use std::sync::Arc;
 
@@ -201,7 +202,10 @@ mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
+    use futures::TryStreamExt;
     use object_store::memory::InMemory;
+    use parquet::arrow::ParquetRecordBatchStreamBuilder;
+    use parquet::arrow::async_reader::ParquetObjectReader;
 
     fn batch(ids: Vec<i64>) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -237,7 +241,7 @@ mod tests {
     async fn rolls_files_at_the_size_bound_and_commits_once() {
         let (catalog, ingest) = setup(FileLayout {
             target_file_bytes: 1,
-            row_group_rows: 1000,
+            row_group_rows: 2,
         })
         .await;
         let input = futures::stream::iter((0..5).map(|i| Ok(batch(vec![i, i + 100]))));
@@ -249,6 +253,35 @@ mod tests {
         let m = catalog.table(&TableRef::new(None, "t").unwrap()).unwrap();
         assert_eq!(m.files.len(), 5);
         assert!(m.files.iter().all(|f| f.rows == 2 && f.bytes > 0));
+    }
+
+    #[tokio::test]
+    async fn splits_batches_into_row_groups_and_keeps_every_row_in_order() {
+        let (catalog, ingest) = setup(FileLayout {
+            target_file_bytes: 1 << 30,
+            row_group_rows: 3,
+        })
+        .await;
+        let input = futures::stream::iter(vec![Ok(batch((0..10).collect())), Ok(batch(vec![10]))]);
+        ingest
+            .write(request(WriteMode::Create), batch(vec![]).schema(), input)
+            .await
+            .unwrap();
+        let m = catalog.table(&TableRef::new(None, "t").unwrap()).unwrap();
+        assert_eq!(m.files.len(), 1);
+        let path = object_store::path::Path::from(m.files[0].path.as_str());
+        let reader = ParquetObjectReader::new(catalog.store().clone(), path);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.unwrap();
+        let groups: Vec<i64> = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, vec![3, 3, 3, 2]);
+        let read: Vec<RecordBatch> = builder.build().unwrap().try_collect().await.unwrap();
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        assert_eq!(read.columns(), batch((0..11).collect()).columns());
     }
 
     #[tokio::test]

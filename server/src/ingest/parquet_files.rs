@@ -9,24 +9,29 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 use object_store::ObjectStore;
 use object_store::path::Path;
-use parquet::arrow::AsyncArrowWriter;
-use parquet::arrow::async_writer::ParquetObjectWriter;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory;
+use parquet::arrow::async_writer::{AsyncFileWriter, ParquetObjectWriter};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use tracing::{debug, warn};
 
 use super::dictionary::mostly_distinct_columns;
 use super::file_stats::column_stats;
+use super::row_group_encoder::RowGroupEncoder;
 use crate::catalog::{DataFile, delete_uncommitted};
 use crate::error::{Error, Result};
 
 /// How ingest lays out files.
 #[derive(Debug, Clone)]
 pub struct FileLayout {
-    /// A file is closed once its encoded size reaches this many bytes.
+    /// A file is closed at the first row group boundary once its encoded
+    /// size reaches this many bytes.
     pub target_file_bytes: usize,
     /// Rows per Parquet row group: the unit of pruning and of parallel scans.
     pub row_group_rows: usize,
@@ -54,7 +59,6 @@ impl FileLayout {
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(1).expect("level 1 is valid"),
             ))
-            .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_created_by(format!("lakehouse {}", env!("CARGO_PKG_VERSION")))
             .build()
@@ -63,7 +67,36 @@ impl FileLayout {
 
 struct OpenFile {
     path: Path,
-    writer: AsyncArrowWriter<ParquetObjectWriter>,
+    sink: ParquetObjectWriter,
+    writer: SerializedFileWriter<Vec<u8>>,
+    columns: ArrowRowGroupWriterFactory,
+    row_group: Option<RowGroupEncoder>,
+}
+
+impl OpenFile {
+    /// Appends the encoded row group to the file and sends what the file
+    /// holds so far to the store.
+    async fn close_row_group(&mut self) -> Result<()> {
+        let Some(encoder) = self.row_group.take() else {
+            return Ok(());
+        };
+        let chunks = encoder.finish().await?;
+        let mut row_group = self.writer.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        self.send().await
+    }
+
+    async fn send(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let encoded = std::mem::take(self.writer.inner_mut());
+        self.sink.write(Bytes::from(encoded)).await?;
+        Ok(())
+    }
 }
 
 /// Writes one upload's files; nothing is visible until the caller commits
@@ -95,22 +128,33 @@ impl ParquetFiles {
     }
 
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let file = match &mut self.open {
-            Some(file) => file,
-            None => self.open.insert(self.open_file(batch)?),
-        };
-        if let Err(e) = file.writer.write(batch).await {
-            return Err(Error::Internal(format!(
-                "writing Parquet file {}: {e}",
-                file.path
-            )));
-        }
-        let size = file.writer.bytes_written() + file.writer.in_progress_size();
-        if size >= self.layout.target_file_bytes {
-            self.close_file().await?;
+        let mut rest = batch.clone();
+        while rest.num_rows() > 0 {
+            let file = match &mut self.open {
+                Some(file) => file,
+                None => self.open.insert(self.open_file(&rest)?),
+            };
+            let encoder = match &mut file.row_group {
+                Some(encoder) => encoder,
+                None => file.row_group.insert(RowGroupEncoder::new(
+                    self.schema.clone(),
+                    file.columns
+                        .create_column_writers(file.writer.flushed_row_groups().len())?,
+                )),
+            };
+            let room = self.layout.row_group_rows - encoder.rows();
+            let part = rest.slice(0, room.min(rest.num_rows()));
+            rest = rest.slice(part.num_rows(), rest.num_rows() - part.num_rows());
+            encoder.write(&part).await?;
+            if encoder.rows() < self.layout.row_group_rows {
+                continue;
+            }
+            file.close_row_group()
+                .await
+                .map_err(|e| in_file(&file.path, e))?;
+            if file.writer.bytes_written() >= self.layout.target_file_bytes {
+                self.close_file().await?;
+            }
         }
         Ok(())
     }
@@ -125,21 +169,37 @@ impl ParquetFiles {
         let properties = self
             .layout
             .writer_properties(&mostly_distinct_columns(first));
-        let writer = AsyncArrowWriter::try_new(sink, self.schema.clone(), Some(properties))?;
+        let (writer, columns) =
+            ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties))?
+                .into_serialized_writer()?;
         debug!(%path, "opened data file");
-        Ok(OpenFile { path, writer })
+        Ok(OpenFile {
+            path,
+            sink,
+            writer,
+            columns,
+            row_group: None,
+        })
     }
 
     async fn close_file(&mut self) -> Result<()> {
         let Some(mut file) = self.open.take() else {
             return Ok(());
         };
-        let metadata = match file.writer.finish().await {
+        let finished = async {
+            file.close_row_group().await?;
+            let metadata = file.writer.finish()?;
+            file.send().await?;
+            file.sink.complete().await?;
+            Ok::<_, Error>(metadata)
+        }
+        .await;
+        let metadata = match finished {
             Ok(metadata) => metadata,
             Err(e) => {
-                let message = format!("finishing Parquet file {}: {e}", file.path);
+                let e = in_file(&file.path, e);
                 self.open = Some(file);
-                return Err(Error::Internal(message));
+                return Err(e);
             }
         };
         let data_file = DataFile {
@@ -165,10 +225,15 @@ impl ParquetFiles {
     /// Removes everything this writer put in the store.
     pub async fn abort(mut self) {
         if let Some(file) = self.open.take()
-            && let Err(e) = file.writer.into_inner().into_inner().abort().await
+            && let Err(e) = file.sink.into_inner().abort().await
         {
             warn!(path = %file.path, error = %e, "could not abort an unfinished upload");
         }
         delete_uncommitted(self.store.as_ref(), &self.done).await;
     }
+}
+
+/// Names the file an encoding or storage error happened in.
+fn in_file(path: &Path, e: Error) -> Error {
+    Error::Internal(format!("writing Parquet file {path}: {e}"))
 }

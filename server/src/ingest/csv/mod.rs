@@ -14,6 +14,7 @@ mod infer;
 mod options;
 mod records;
 mod source;
+mod spill;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

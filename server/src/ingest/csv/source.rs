@@ -7,15 +7,16 @@
 //! column's type is still a guess, and no longer: once every type is fixed
 //! the copy is dropped and bytes pass straight through. The copy is written
 //! by a thread of its own, handed the received chunks without copying them,
-//! so the parser does not wait on the file system.
+//! so the parser does not wait on the file system, into a [`SpillFile`]
+//! that bypasses the page cache.
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
+use super::spill::SpillFile;
 use crate::error::{Error, Result};
 
 /// Bytes read back from the copy at a time.
@@ -31,36 +32,36 @@ enum Job {
         len: usize,
         reply: oneshot::Sender<std::io::Result<Bytes>>,
     },
-    /// Answers with the first write error, if any.
-    Check(oneshot::Sender<std::io::Result<()>>),
+    /// Makes the copy readable; answers with the first write error, if any.
+    Settle(oneshot::Sender<std::io::Result<()>>),
 }
 
 /// Starts the thread that appends to and reads from `file`, in order.
-fn spawn_copier(file: std::fs::File) -> Result<mpsc::Sender<Job>> {
+fn spawn_copier(mut file: SpillFile) -> Result<mpsc::Sender<Job>> {
     let (jobs, mut queue) = mpsc::channel::<Job>(COPY_QUEUE);
     std::thread::Builder::new()
         .name("csv-upload-copy".into())
         .spawn(move || {
-            let mut written = 0u64;
             let mut failed: Option<std::io::Error> = None;
             while let Some(job) = queue.blocking_recv() {
                 match job {
                     Job::Append(bytes) if failed.is_none() => {
-                        match file.write_all_at(&bytes, written) {
-                            Ok(()) => written += bytes.len() as u64,
-                            Err(e) => failed = Some(e),
+                        if let Err(e) = file.append(&bytes) {
+                            failed = Some(e);
                         }
                     }
                     Job::Append(_) => {}
                     Job::Read { at, len, reply } => {
                         let mut buffer = BytesMut::zeroed(len);
-                        let read = file
-                            .read_exact_at(&mut buffer, at)
-                            .map(|()| buffer.freeze());
+                        let read = file.read_at(&mut buffer, at).map(|()| buffer.freeze());
                         let _ = reply.send(read);
                     }
-                    Job::Check(reply) => {
-                        let _ = reply.send(failed.take().map_or(Ok(()), Err));
+                    Job::Settle(reply) => {
+                        let settled = match failed.take() {
+                            Some(e) => Err(e),
+                            None => file.settle(),
+                        };
+                        let _ = reply.send(settled);
                     }
                 }
             }
@@ -93,7 +94,7 @@ where
         })?;
         Ok(Self {
             upload,
-            copy: Some(spawn_copier(file)?),
+            copy: Some(spawn_copier(SpillFile::new(file))?),
             copied: 0,
             replay_at: None,
             received: 0,
@@ -150,7 +151,7 @@ where
             .as_ref()
             .ok_or_else(|| Error::Internal("an upload without a copy cannot be re-read".into()))?;
         let (reply, answer) = oneshot::channel();
-        copy.send(Job::Check(reply)).await.map_err(|_| stopped())?;
+        copy.send(Job::Settle(reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?.map_err(io("write"))?;
         self.replay_at = Some(0);
         Ok(())
