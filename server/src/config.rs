@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+use lakehouse_extension::Selection;
+
 use crate::ingest::FileLayout;
 use crate::query::QueryOptions;
 
@@ -78,6 +80,20 @@ pub struct ServeArgs {
     /// Seconds a stopping server waits for in-flight requests
     #[arg(long, env = "LAKEHOUSE_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Install an extension that is off by default (repeat, or separate names with commas)
+    #[arg(
+        long = "enable-extension",
+        env = "LAKEHOUSE_ENABLE_EXTENSIONS",
+        value_delimiter = ','
+    )]
+    pub enable_extensions: Vec<String>,
+    /// Leave out an extension that is on by default (repeat, or separate names with commas)
+    #[arg(
+        long = "disable-extension",
+        env = "LAKEHOUSE_DISABLE_EXTENSIONS",
+        value_delimiter = ','
+    )]
+    pub disable_extensions: Vec<String>,
 }
 
 /// The same settings, as a TOML file spells them.
@@ -94,6 +110,8 @@ struct FileConfig {
     target_partitions: Option<usize>,
     max_message_mb: Option<usize>,
     shutdown_grace_secs: Option<u64>,
+    enable_extensions: Option<Vec<String>>,
+    disable_extensions: Option<Vec<String>>,
 }
 
 /// Resolved configuration.
@@ -107,6 +125,8 @@ pub struct ServerConfig {
     pub layout: FileLayout,
     pub max_message_bytes: usize,
     pub shutdown_grace: std::time::Duration,
+    /// Extensions turned on or off by name (the rest follow their default).
+    pub extensions: Selection,
 }
 
 impl ServeArgs {
@@ -184,8 +204,27 @@ impl ServeArgs {
                     .or(file.shutdown_grace_secs)
                     .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
             ),
+            extensions: Selection {
+                enable: names_or(self.enable_extensions, file.enable_extensions),
+                disable: names_or(self.disable_extensions, file.disable_extensions),
+            },
         })
     }
+}
+
+/// Extension names from flags or variables if any were given, else from
+/// the file.
+fn names_or(given: Vec<String>, file: Option<Vec<String>>) -> Vec<String> {
+    let names = if given.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        given
+    };
+    names
+        .into_iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

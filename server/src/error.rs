@@ -7,6 +7,7 @@
 //! and every message names the schema, table, column or file concerned.
 
 use datafusion::error::DataFusionError;
+use lakehouse_extension::ExtensionError;
 
 use crate::catalog::TableRef;
 
@@ -96,6 +97,10 @@ pub enum Error {
     #[error("catalog object {path} is corrupt: {detail}")]
     CorruptCatalog { path: String, detail: String },
 
+    /// An extension's error, with the kind it chose.
+    #[error(transparent)]
+    Extension(#[from] ExtensionError),
+
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 
@@ -129,7 +134,10 @@ impl Error {
         match error {
             DataFusionError::External(inner) => match inner.downcast::<Error>() {
                 Ok(ours) => *ours,
-                Err(other) => Error::DataFusion(DataFusionError::External(other)),
+                Err(other) => match other.downcast::<ExtensionError>() {
+                    Ok(extension) => Error::Extension(*extension),
+                    Err(other) => Error::DataFusion(DataFusionError::External(other)),
+                },
             },
             DataFusionError::Context(context, inner) => match Error::from_datafusion(*inner) {
                 Error::DataFusion(inner) => {

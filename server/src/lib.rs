@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod extensions;
 pub mod flight;
 pub mod ingest;
 pub mod query;

@@ -18,6 +18,8 @@ use tracing::{info, warn};
 use crate::catalog::Catalog;
 use crate::config::ServerConfig;
 use crate::error::Error;
+use crate::extensions::{Extensions, with_default_extensions};
+use crate::flight::actions::own_action_names;
 use crate::flight::{FlightSql, LakehouseFlightService};
 use crate::ingest::Ingest;
 use crate::query::QueryEngine;
@@ -32,6 +34,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot install the extensions: {0}")]
+    Extensions(#[source] Error),
     #[error("cannot start on storage {location}: {source}")]
     Storage {
         location: String,
@@ -78,7 +82,24 @@ impl Server {
             config.query.clone(),
         )
         .map_err(storage_error)?;
-        let service = FlightSql::new(Arc::new(engine), catalog, ingest).into_service();
+        let extensions = Extensions::install(
+            &with_default_extensions(),
+            &config.extensions,
+            engine.session(),
+            &own_action_names(),
+        )
+        .map_err(ServeError::Extensions)?;
+        info!(
+            enabled = %extensions
+                .listed()
+                .iter()
+                .filter(|e| e.enabled)
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            "extensions installed"
+        );
+        let service = FlightSql::new(Arc::new(engine), catalog, ingest, extensions).into_service();
         let listener =
             TcpListener::bind(&config.listen)
                 .await

@@ -11,14 +11,17 @@ use serde::Deserialize;
 
 use crate::catalog::{Catalog, TableRef, VacuumOptions};
 use crate::error::{Error, Result};
+use crate::extensions::Extensions;
 use crate::ingest::Ingest;
 
 pub const TABLE_HISTORY: &str = "table_history";
 pub const VACUUM: &str = "vacuum";
 pub const REGISTER_PARQUET: &str = "register_parquet";
+pub const LIST_EXTENSIONS: &str = "list_extensions";
 
-/// Every custom action with its description.
-pub const ACTIONS: [(&str, &str); 3] = [
+/// Every custom action of the server itself, with its description
+/// (extensions add theirs).
+pub const ACTIONS: [(&str, &str); 4] = [
     (
         TABLE_HISTORY,
         "A table's versions, oldest first. Body: {\"table\": \"[schema.]name\"}. \
@@ -36,7 +39,17 @@ pub const ACTIONS: [(&str, &str); 3] = [
          copying them. Body: {\"table\": \"[schema.]name\", \"paths\": [\"imports/part-0.parquet\", ...]}. \
          Paths the table already references are skipped. Result: JSON {table, version, files_added, rows_added, already_registered}.",
     ),
+    (
+        LIST_EXTENSIONS,
+        "The extensions this server is built with. Body: empty or {}. Result: JSON array of \
+         {name, description, enabled, functions: [{name, kind, extension, description}], actions}.",
+    ),
 ];
+
+/// The names of the server's own actions, which extensions may not take.
+pub fn own_action_names() -> Vec<&'static str> {
+    ACTIONS.iter().map(|(name, _)| *name).collect()
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +57,10 @@ struct RegisterBody {
     table: String,
     paths: Vec<String>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,16 +81,31 @@ fn parse<'a, T: Deserialize<'a>>(action: &str, body: &'a [u8]) -> Result<T> {
         .map_err(|e| Error::invalid(format!("the body of action {action:?} is not valid: {e}")))
 }
 
-/// Runs a custom action; `None` when no action has that name.
-pub async fn run(ingest: &Ingest, action: &str, body: &[u8]) -> Option<Result<Vec<u8>>> {
+/// Runs a custom action, the server's own or an extension's; `None` when
+/// no action has that name.
+pub async fn run(
+    ingest: &Ingest,
+    extensions: &Extensions,
+    action: &str,
+    body: &[u8],
+) -> Option<Result<Vec<u8>>> {
     let catalog = ingest.catalog();
     let result = match action {
         TABLE_HISTORY => table_history(catalog, body),
         VACUUM => vacuum(catalog, body).await,
         REGISTER_PARQUET => register_parquet(ingest, body).await,
-        _ => return None,
+        LIST_EXTENSIONS => list_extensions(extensions, body),
+        _ => return extensions.run(action, body).await,
     };
     Some(result)
+}
+
+fn list_extensions(extensions: &Extensions, body: &[u8]) -> Result<Vec<u8>> {
+    let empty = body.iter().all(u8::is_ascii_whitespace);
+    if !empty {
+        let _: EmptyBody = parse(LIST_EXTENSIONS, body)?;
+    }
+    serde_json::to_vec(extensions.listed()).map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn table_history(catalog: &Catalog, body: &[u8]) -> Result<Vec<u8>> {

@@ -4,7 +4,7 @@
 //! This is the only layer that knows about gRPC. Every error crosses into a
 //! `tonic::Status` through the one mapping in [`status`].
 
-mod actions;
+pub mod actions;
 mod prepared;
 mod put;
 mod schema_service;
@@ -45,6 +45,7 @@ pub use upload_watch::watch as watch_upload;
 
 use crate::catalog::{CATALOG_NAME, Catalog};
 use crate::error::{Error, Result};
+use crate::extensions::Extensions;
 use crate::ingest::Ingest;
 use crate::query::{Planned, QueryEngine};
 use crate::types::cast_batch;
@@ -61,15 +62,22 @@ pub struct FlightSql {
     engine: Arc<QueryEngine>,
     catalog: Arc<Catalog>,
     ingest: Ingest,
+    extensions: Extensions,
     prepared: PreparedStatements,
 }
 
 impl FlightSql {
-    pub fn new(engine: Arc<QueryEngine>, catalog: Arc<Catalog>, ingest: Ingest) -> Self {
+    pub fn new(
+        engine: Arc<QueryEngine>,
+        catalog: Arc<Catalog>,
+        ingest: Ingest,
+        extensions: Extensions,
+    ) -> Self {
         Self {
             engine,
             catalog,
             ingest,
+            extensions,
             prepared: PreparedStatements::default(),
         }
     }
@@ -596,13 +604,15 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn list_custom_actions(&self) -> Option<Vec<Result<arrow_flight::ActionType, Status>>> {
+        let own = actions::ACTIONS
+            .iter()
+            .map(|(name, description)| (name.to_string(), description.to_string()));
         Some(
-            actions::ACTIONS
-                .iter()
+            own.chain(self.extensions.actions())
                 .map(|(name, description)| {
                     Ok(arrow_flight::ActionType {
-                        r#type: name.to_string(),
-                        description: description.to_string(),
+                        r#type: name,
+                        description,
                     })
                 })
                 .collect(),
@@ -617,7 +627,9 @@ impl FlightSqlService for FlightSql {
         Status,
     > {
         let action = request.into_inner();
-        let Some(result) = actions::run(&self.ingest, &action.r#type, &action.body).await else {
+        let Some(result) =
+            actions::run(&self.ingest, &self.extensions, &action.r#type, &action.body).await
+        else {
             return Err(Error::invalid(format!(
                 "unknown action {:?}; ListActions lists the actions this server offers",
                 action.r#type

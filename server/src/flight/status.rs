@@ -10,6 +10,8 @@ use datafusion::error::DataFusionError;
 use tonic::{Code, Status};
 use tracing::{debug, error};
 
+use lakehouse_extension::ExtensionError;
+
 use crate::error::Error;
 
 fn arrow_code(e: &ArrowError) -> Code {
@@ -44,6 +46,19 @@ fn datafusion_code(e: &DataFusionError) -> Code {
     }
 }
 
+fn extension_code(e: &ExtensionError) -> Code {
+    match e {
+        ExtensionError::InvalidArgument(_) => Code::InvalidArgument,
+        ExtensionError::NotFound(_) => Code::NotFound,
+        ExtensionError::AlreadyExists(_) => Code::AlreadyExists,
+        ExtensionError::FailedPrecondition(_) | ExtensionError::Conflict(_) => {
+            Code::FailedPrecondition
+        }
+        ExtensionError::ResourceExhausted(_) => Code::ResourceExhausted,
+        ExtensionError::Internal(_) => Code::Internal,
+    }
+}
+
 fn code(e: &Error) -> Code {
     match e {
         Error::InvalidArgument(_) | Error::Refused(_) | Error::BadCsv { .. } => {
@@ -63,6 +78,7 @@ fn code(e: &Error) -> Code {
         Error::CorruptCatalog { .. } => Code::DataLoss,
         Error::DataFusion(inner) => datafusion_code(inner),
         Error::Arrow(inner) => arrow_code(inner),
+        Error::Extension(inner) => extension_code(inner),
     }
 }
 

@@ -108,6 +108,12 @@ impl QueryEngine {
         })
     }
 
+    /// The session every statement is planned in, for registering
+    /// extension functions.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
     /// Parses, checks and plans one SQL statement. Placeholders (`$1` or
     /// `?`) stay in the plan until [`Self::bind`].
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {

@@ -1,0 +1,31 @@
+//! Errors an extension reports, by kind, so the server can answer each
+//! with the right gRPC status.
+
+/// What went wrong in an extension; the message names what it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtensionError {
+    /// The request is wrong: a bad argument, body or option.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Something the request names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Something the request would create exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request is valid but the state does not allow it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A limit was reached.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// Two extensions (or an extension and the server) claim one name, or
+    /// configuration names an extension that does not exist.
+    #[error("{0}")]
+    Conflict(String),
+    /// A fault inside the extension.
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = ExtensionError> = std::result::Result<T, E>;

@@ -1,0 +1,79 @@
+//! The extension API: what an extension is, what it may add to a server,
+//! and the registry a server installs its extensions from.
+//!
+//! An extension is compiled in and adds SQL scalar functions, SQL table
+//! functions and DoAction handlers. The server builds a [`Registry`] of
+//! every extension it was built with, then installs the ones its
+//! configuration enables; installing refuses two contributions with one
+//! name, so an extension can never silently replace another's function.
+//!
+//! This crate depends on DataFusion's function traits and nothing of the
+//! server: an extension sees the server only through [`Host`].
+
+mod error;
+mod registry;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::TableFunctionImpl;
+use datafusion::logical_expr::ScalarUDF;
+
+pub use error::{ExtensionError, Result};
+pub use registry::{ExtensionInfo, FunctionInfo, FunctionKind, Installed, Registry, Selection};
+
+/// A compiled-in extension.
+pub trait Extension: Send + Sync + 'static {
+    /// The name configuration enables and disables it by: lower case,
+    /// unique among extensions.
+    fn name(&self) -> &'static str;
+
+    /// One sentence for `list_extensions`.
+    fn description(&self) -> &'static str;
+
+    /// Whether it is installed when configuration names it neither way.
+    fn enabled_by_default(&self) -> bool {
+        true
+    }
+
+    /// What it adds to a server, given what the server offers.
+    fn contributions(&self, host: &Host) -> Result<Contributions>;
+}
+
+/// What the server offers extensions.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Host {}
+
+/// Everything one extension adds.
+#[derive(Default)]
+pub struct Contributions {
+    pub scalar_functions: Vec<ScalarFunction>,
+    pub table_functions: Vec<TableFunction>,
+    pub actions: Vec<Arc<dyn Action>>,
+}
+
+/// An SQL scalar function and what it does, in one line.
+pub struct ScalarFunction {
+    pub udf: ScalarUDF,
+    pub description: String,
+}
+
+/// An SQL table function (used in `FROM`) and what it does, in one line.
+pub struct TableFunction {
+    pub name: String,
+    pub function: Arc<dyn TableFunctionImpl>,
+    pub description: String,
+}
+
+/// A DoAction verb: JSON (or other bytes) in, bytes out.
+#[async_trait]
+pub trait Action: Send + Sync {
+    /// The action type clients send; unique across the server.
+    fn name(&self) -> &str;
+
+    /// What it does, its body and its result, for `ListActions`.
+    fn description(&self) -> &str;
+
+    async fn run(&self, body: &[u8]) -> Result<Vec<u8>>;
+}
