@@ -16,5 +16,6 @@ pub mod query;
 pub mod server;
 pub mod storage;
 pub mod types;
+pub mod vectors;
 
 pub use error::{Error, Result};

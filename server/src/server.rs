@@ -24,6 +24,7 @@ use crate::flight::{FlightSql, LakehouseFlightService};
 use crate::ingest::Ingest;
 use crate::query::QueryEngine;
 use crate::storage::Storage;
+use crate::vectors::VectorTables;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -74,11 +75,14 @@ impl Server {
                 .map_err(storage_error)?
                 .with_local_dir(storage.local_dir.clone()),
         );
-        let ingest = Ingest::new(catalog.clone(), config.layout.clone());
+        let vectors = Arc::new(VectorTables::new(&storage));
+        let ingest =
+            Ingest::new(catalog.clone(), config.layout.clone()).with_vectors(vectors.clone());
         let engine = QueryEngine::new(
             &storage,
             catalog.clone(),
             ingest.clone(),
+            vectors,
             config.query.clone(),
         )
         .map_err(storage_error)?;

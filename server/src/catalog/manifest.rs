@@ -25,7 +25,29 @@ pub const MANIFEST_FORMAT: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TableKind {
+    /// Parquet files listed in the manifest.
     Parquet,
+    /// A Lance dataset (tables with vector columns); the manifest pins the
+    /// dataset version it reads.
+    Lance,
+}
+
+impl TableKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Parquet => "parquet",
+            TableKind::Lance => "lance",
+        }
+    }
+}
+
+/// The Lance dataset version a catalog version reads, and what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LanceData {
+    pub version: u64,
+    pub rows: u64,
+    /// Bytes of the dataset's data files.
+    pub bytes: u64,
 }
 
 /// What a version did to its table.
@@ -88,15 +110,18 @@ pub struct Manifest {
     #[serde(with = "ipc_schema")]
     pub schema: SchemaRef,
     pub files: Vec<DataFile>,
+    /// Set on Lance tables' versions (which list no files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lance: Option<LanceData>,
 }
 
 impl Manifest {
     pub fn total_rows(&self) -> u64 {
-        self.files.iter().map(|f| f.rows).sum()
+        self.files.iter().map(|f| f.rows).sum::<u64>() + self.lance.map_or(0, |l| l.rows)
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.bytes).sum()
+        self.files.iter().map(|f| f.bytes).sum::<u64>() + self.lance.map_or(0, |l| l.bytes)
     }
 
     pub fn is_dropped(&self) -> bool {
@@ -211,6 +236,7 @@ mod tests {
                     max: None,
                 }],
             }],
+            lance: None,
         };
         let back = Manifest::from_json("m", &manifest.to_json()).unwrap();
         assert_eq!(back.schema, schema);

@@ -28,7 +28,8 @@ use tracing::{debug, info, warn};
 
 pub use compat::{evolve_schema, schema_differences, table_schema_for, types_compatible};
 pub use manifest::{
-    ColumnStats, DataFile, MANIFEST_FORMAT, Manifest, Operation, TableKind, VersionSummary,
+    ColumnStats, DataFile, LanceData, MANIFEST_FORMAT, Manifest, Operation, TableKind,
+    VersionSummary,
 };
 pub use names::{
     CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN, TableRef, split_version, validate_name,
@@ -66,9 +67,19 @@ pub struct Commit {
     pub schema: SchemaRef,
     /// Files already written under [`data_prefix`].
     pub files: Vec<DataFile>,
+    /// For a Lance table: the dataset version written, which the new
+    /// version reads (`files` is then empty).
+    pub lance: Option<LanceWrite>,
     pub idempotency_key: Option<String>,
     /// An append may add columns and leave some out (read as null).
     pub evolve: bool,
+}
+
+/// A write to a Lance table's dataset, to commit.
+#[derive(Debug, Clone, Copy)]
+pub struct LanceWrite {
+    pub data: LanceData,
+    pub rows_added: u64,
 }
 
 /// What a commit produced.
@@ -293,6 +304,11 @@ impl Catalog {
         self.table(table).is_ok()
     }
 
+    /// The version an idempotency key already made on a table, if any.
+    pub fn version_for_key(&self, table: &TableRef, key: &str) -> Option<u64> {
+        self.state.read().tables.get(table)?.version_for_key(key)
+    }
+
     /// Creates a schema; with `if_not_exists`, an existing one is fine.
     pub async fn create_schema(&self, name: &str, if_not_exists: bool) -> Result<()> {
         validate_name("schema", name)?;
@@ -462,17 +478,35 @@ impl Catalog {
             ),
         };
         files.extend(commit.files.iter().cloned());
+        let (kind, rows_added) = match commit.lance {
+            Some(write) => (TableKind::Lance, write.rows_added),
+            None => (
+                TableKind::Parquet,
+                commit.files.iter().map(|f| f.rows).sum(),
+            ),
+        };
+        if let Some(m) = live
+            && operation == Operation::Append
+            && m.kind != kind
+        {
+            return Err(Error::invalid(format!(
+                "table {table} is stored as {}, so {} data cannot be appended to it",
+                m.kind.as_str(),
+                kind.as_str()
+            )));
+        }
         Ok(Manifest {
             format: MANIFEST_FORMAT,
             table: table.clone(),
             version: previous.map_or(1, |m| m.version + 1),
-            kind: TableKind::Parquet,
+            kind,
             operation,
             committed_at: Utc::now(),
             idempotency_key: commit.idempotency_key.clone(),
-            rows_added: commit.files.iter().map(|f| f.rows).sum(),
+            rows_added,
             schema,
             files,
+            lance: commit.lance.map(|w| w.data),
         })
     }
 
@@ -500,6 +534,7 @@ impl Catalog {
                 rows_added: 0,
                 schema: current.schema.clone(),
                 files: Vec::new(),
+                lance: None,
             };
             match self.put_manifest(&tombstone).await {
                 Ok(()) => {
@@ -790,6 +825,7 @@ mod tests {
                 bytes: 10,
                 columns: vec![],
             }],
+            lance: None,
             idempotency_key: key.map(str::to_string),
             evolve: false,
         }

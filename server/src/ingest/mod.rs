@@ -25,12 +25,17 @@ pub use csv::{CsvLoaded, CsvOptions};
 pub use parquet_files::{FileLayout, ParquetFiles};
 pub use register::Registered;
 
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use tokio_stream::wrappers::ReceiverStream;
+
 use crate::catalog::{
-    Catalog, Commit, Committed, TableRef, WriteMode, data_prefix, delete_uncommitted,
+    Catalog, Commit, Committed, TableKind, TableRef, WriteMode, data_prefix, delete_uncommitted,
     evolve_schema, schema_differences, table_schema_for,
 };
 use crate::error::{Error, Result};
 use crate::types::cast_batch;
+use crate::vectors::{VectorTables, WriteRequest, check_vectors_fit, has_vector_column};
 
 /// Batches in flight between the decoding and the encoding task.
 const PIPELINE_DEPTH: usize = 4;
@@ -50,11 +55,24 @@ pub struct IngestRequest {
 pub struct Ingest {
     catalog: Arc<Catalog>,
     layout: FileLayout,
+    /// Where tables with vector columns go; without it every table is
+    /// Parquet.
+    vectors: Option<Arc<VectorTables>>,
 }
 
 impl Ingest {
     pub fn new(catalog: Arc<Catalog>, layout: FileLayout) -> Self {
-        Self { catalog, layout }
+        Self {
+            catalog,
+            layout,
+            vectors: None,
+        }
+    }
+
+    /// Stores tables with vector columns as Lance datasets.
+    pub fn with_vectors(mut self, vectors: Arc<VectorTables>) -> Self {
+        self.vectors = Some(vectors);
+        self
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -74,6 +92,11 @@ impl Ingest {
     {
         let started = std::time::Instant::now();
         let table_schema = self.target_schema(&request, &input_schema)?;
+        if let Some(vectors) = self.lance_target(&request, &table_schema) {
+            return self
+                .write_lance(vectors, request, table_schema, batches, started)
+                .await;
+        }
         let mut files = ParquetFiles::new(
             self.catalog.store().clone(),
             data_prefix(&request.table),
@@ -113,6 +136,7 @@ impl Ingest {
                 mode: request.mode,
                 schema: table_schema,
                 files,
+                lance: None,
                 idempotency_key: request.idempotency_key,
                 evolve: request.evolve,
             })
@@ -137,12 +161,94 @@ impl Ingest {
         }
     }
 
+    /// The vector store, when this write goes to a Lance dataset: always
+    /// for a Lance table that is appended to, and for a new (or replaced)
+    /// table whose schema has a vector column.
+    fn lance_target(&self, request: &IngestRequest, schema: &Schema) -> Option<&Arc<VectorTables>> {
+        let vectors = self.vectors.as_ref()?;
+        let appending = matches!(request.mode, WriteMode::Append | WriteMode::CreateOrAppend);
+        let lance = match self.catalog.table(&request.table) {
+            Ok(live) if appending => live.kind == TableKind::Lance,
+            _ => has_vector_column(schema),
+        };
+        lance.then_some(vectors)
+    }
+
+    /// Streams the batches into the table's Lance dataset while they
+    /// arrive; a failure of the incoming stream wins over the write's.
+    async fn write_lance<S>(
+        &self,
+        vectors: &VectorTables,
+        request: IngestRequest,
+        table_schema: SchemaRef,
+        batches: S,
+        started: std::time::Instant,
+    ) -> Result<Committed>
+    where
+        S: Stream<Item = Result<RecordBatch>> + Send,
+    {
+        if request.evolve
+            && let Ok(live) = self.catalog.table(&request.table)
+            && schema_differences(&live.schema, &table_schema).is_some()
+        {
+            return Err(Error::NotSupported(format!(
+                "adding columns to vector table {} (evolve)",
+                request.table
+            )));
+        }
+        let stream_schema = table_schema.clone();
+        let (tx, rx) = mpsc::channel::<DFResult<RecordBatch>>(PIPELINE_DEPTH);
+        let stream = RecordBatchStreamAdapter::new(table_schema.clone(), ReceiverStream::new(rx));
+        // A failed upload must fail Lance's write too: a stream that merely
+        // ended would be committed.
+        let feeding = async move {
+            let mut batches = std::pin::pin!(batches);
+            while let Some(batch) = batches.next().await {
+                match batch.and_then(|b| align(&b, &table_schema)) {
+                    Ok(aligned) => {
+                        if tx.send(Ok(aligned)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => {
+                        let stop = DataFusionError::Execution(format!("the upload failed: {e}"));
+                        let _ = tx.send(Err(stop)).await;
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        };
+        let write = WriteRequest {
+            table: &request.table,
+            mode: request.mode,
+            schema: &stream_schema,
+            idempotency_key: request.idempotency_key.as_deref(),
+        };
+        let (fed, written) = tokio::join!(
+            feeding,
+            vectors.write(&self.catalog, write, Box::pin(stream))
+        );
+        fed?;
+        let committed = written?;
+        let secs = started.elapsed().as_secs_f64();
+        info!(
+            table = %request.table,
+            version = committed.version,
+            rows = committed.rows,
+            seconds = secs,
+            "vector table ingest finished"
+        );
+        Ok(committed)
+    }
+
     /// The schema files are written in: the table's own when appending,
     /// otherwise the table schema derived from the input. Refuses drift
     /// before any byte is written.
     fn target_schema(&self, request: &IngestRequest, input: &SchemaRef) -> Result<SchemaRef> {
         match self.catalog.check_write(&request.table, request.mode)? {
             Some(existing) => {
+                check_vectors_fit(&request.table, &existing, input)?;
                 let conflict = |differences| Error::SchemaConflict {
                     table: request.table.clone(),
                     differences,

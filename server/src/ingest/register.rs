@@ -92,6 +92,7 @@ impl Ingest {
                 mode: WriteMode::CreateOrAppend,
                 schema: Arc::new(table_schema_for(&schema)),
                 files,
+                lance: None,
                 idempotency_key: None,
                 evolve: false,
             })

@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::ingest::{Ingest, IngestRequest};
 use crate::storage::{STORE_URL, Storage};
 use crate::types::classic_schema;
+use crate::vectors::VectorTables;
 use provider::LakehouseCatalog;
 use statement::{
     classify, looks_like_path, number_question_marks, refuse_dangerous, versioned_table_ref,
@@ -76,6 +77,7 @@ impl QueryEngine {
         storage: &Storage,
         catalog: Arc<Catalog>,
         ingest: Ingest,
+        vectors: Arc<VectorTables>,
         options: QueryOptions,
     ) -> Result<Self> {
         let mut config = SessionConfig::new()
@@ -94,7 +96,7 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_catalog(
             CATALOG_NAME,
-            Arc::new(LakehouseCatalog::new(catalog.clone())),
+            Arc::new(LakehouseCatalog::new(catalog.clone(), vectors)),
         );
         ctx.register_udtf(
             history::FUNCTION_NAME,

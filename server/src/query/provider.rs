@@ -1,7 +1,9 @@
 //! The catalog as DataFusion sees it: one catalog provider, a schema
 //! provider per schema, and a table provider per table version.
 //!
-//! A table is read through its manifest's file list, sizes and row counts:
+//! A vector table is read through Lance's own provider, at the dataset
+//! version its manifest pins. A Parquet table is read through its
+//! manifest's file list, sizes and row counts:
 //! no directory listing and no HEAD requests at query time. Filters are
 //! reported inexact so DataFusion keeps them and pushes them into the Parquet
 //! scan for row-group and page pruning.
@@ -25,18 +27,22 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 
+use lance::datafusion::LanceTableProvider;
+
 use crate::catalog::{Catalog, DataFile, Manifest, TableRef, split_version};
 use crate::storage::STORE_URL;
+use crate::vectors::VectorTables;
 
 /// The server's one catalog, read live from [`Catalog`].
 #[derive(Debug)]
 pub struct LakehouseCatalog {
     catalog: Arc<Catalog>,
+    vectors: Arc<VectorTables>,
 }
 
 impl LakehouseCatalog {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        Self { catalog }
+    pub fn new(catalog: Arc<Catalog>, vectors: Arc<VectorTables>) -> Self {
+        Self { catalog, vectors }
     }
 }
 
@@ -49,6 +55,7 @@ impl CatalogProvider for LakehouseCatalog {
         self.catalog.schema_exists(name).then(|| {
             Arc::new(LakehouseSchema {
                 catalog: self.catalog.clone(),
+                vectors: self.vectors.clone(),
                 schema: name.to_string(),
             }) as Arc<dyn SchemaProvider>
         })
@@ -58,6 +65,7 @@ impl CatalogProvider for LakehouseCatalog {
 #[derive(Debug)]
 struct LakehouseSchema {
     catalog: Arc<Catalog>,
+    vectors: Arc<VectorTables>,
     schema: String,
 }
 
@@ -83,7 +91,22 @@ impl SchemaProvider for LakehouseSchema {
             None => self.catalog.table(&table).ok(),
             Some(v) => self.catalog.version(&table, v).await.ok(),
         };
-        Ok(manifest.map(|m| Arc::new(ParquetTable::new(m)) as Arc<dyn TableProvider>))
+        let Some(manifest) = manifest else {
+            return Ok(None);
+        };
+        let Some(pinned) = manifest.lance else {
+            return Ok(Some(Arc::new(ParquetTable::new(manifest))));
+        };
+        let dataset = self
+            .vectors
+            .open(&table, &pinned)
+            .await
+            .map_err(|e| e.into_datafusion())?;
+        Ok(Some(Arc::new(LanceTableProvider::new(
+            Arc::new(dataset),
+            false,
+            false,
+        ))))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -1,0 +1,78 @@
+"""Vector tables from real clients: a table with a vector column is stored
+as a Lance dataset and behaves like any table (ADBC ingest, SQL, INSERT,
+GetTables, history, time travel, restart), with clear errors for vectors
+of the wrong dimension and for creating a table twice."""
+
+import adbc_driver_manager
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from conftest import Server
+
+DIM = 8
+
+
+def vectors(rows, dim=DIM, seed=0):
+    rng = np.random.default_rng(seed)
+    flat = rng.standard_normal(rows * dim).astype(np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat), dim)
+
+
+def docs(start, rows, dim=DIM):
+    return pa.table({
+        "id": pa.array(range(start, start + rows), pa.int64()),
+        "state": pa.array(["IL" if i % 3 == 0 else "WI" for i in range(start, start + rows)]),
+        "emb": vectors(rows, dim, seed=start),
+    })
+
+
+def test_a_vector_table_is_lance_and_behaves_like_any_table(tmp_path):
+    server = Server(tmp_path / "data")
+    try:
+        with server.connect() as conn, conn.cursor() as cur:
+            first = docs(0, 100)
+            cur.adbc_ingest("docs", first, mode="create")
+            cur.adbc_ingest("docs", docs(100, 50), mode="append")
+            cur.execute("SELECT count(*), count(DISTINCT id) FROM docs")
+            assert cur.fetchone() == (150, 150)
+            cur.execute("SELECT id, emb FROM docs WHERE id < 100 ORDER BY id")
+            back = cur.fetch_arrow_table()
+            assert back.column("id").to_pylist() == list(range(100))
+            got = np.array(back.column("emb").to_pylist(), dtype=np.float32)
+            want = np.array(first.column("emb").to_pylist(), dtype=np.float32)
+            assert np.array_equal(got, want)
+            cur.execute('SELECT count(*) FROM "docs@v1"')
+            assert cur.fetchone() == (100,)
+            cur.execute("SELECT version, operation, rows_added, total_rows FROM table_history('docs')")
+            assert cur.fetchall() == [(1, "create", 100, 100), (2, "append", 50, 150)]
+            cur.execute("INSERT INTO docs SELECT id + 1000, state, emb FROM docs WHERE id < 10")
+            cur.execute("SELECT count(*) FROM docs")
+            assert cur.fetchone() == (160,)
+            tables = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+            names = [t["table_name"] for c in tables for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]]
+            assert "docs" in names
+    finally:
+        server.kill()
+    again = Server(tmp_path / "data")
+    try:
+        with again.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM docs")
+            assert cur.fetchone() == (160,)
+            cur.execute('SELECT count(*) FROM "docs@v2"')
+            assert cur.fetchone() == (150,)
+    finally:
+        again.kill()
+
+
+def test_wrong_dimensions_and_duplicate_creates_are_refused(conn):
+    with conn.cursor() as cur:
+        cur.adbc_ingest("docs", docs(0, 10), mode="create")
+        with pytest.raises(adbc_driver_manager.Error) as wrong:
+            cur.adbc_ingest("docs", docs(10, 5, dim=3), mode="append")
+        message = str(wrong.value)
+        assert "INVALID_ARGUMENT" in message and "8 dimensions" in message and "3" in message, message
+        with pytest.raises(adbc_driver_manager.Error, match="ALREADY_EXISTS"):
+            cur.adbc_ingest("docs", docs(0, 10), mode="create")
+        cur.execute("SELECT count(*) FROM docs")
+        assert cur.fetchone() == (10,)
