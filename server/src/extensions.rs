@@ -58,6 +58,7 @@ impl Extensions {
     pub fn install(
         registry: &Registry,
         selection: &Selection,
+        host: &Host,
         ctx: &SessionContext,
         own_actions: &[&str],
     ) -> Result<Self> {
@@ -66,7 +67,7 @@ impl Extensions {
             scalar_functions,
             table_functions,
             actions,
-        } = registry.install(selection, &Host::default())?;
+        } = registry.install(selection, host)?;
         let state = ctx.state();
         let owner = |name: &str| {
             extensions

@@ -24,7 +24,8 @@ use crate::flight::{FlightSql, LakehouseFlightService};
 use crate::ingest::Ingest;
 use crate::query::QueryEngine;
 use crate::storage::Storage;
-use crate::vectors::VectorTables;
+use crate::vectors::{Searcher, VectorTables};
+use lakehouse_extension::Host;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -76,6 +77,9 @@ impl Server {
                 .with_local_dir(storage.local_dir.clone()),
         );
         let vectors = Arc::new(VectorTables::new(&storage));
+        let host = Host {
+            vectors: Some(Arc::new(Searcher::new(catalog.clone(), vectors.clone()))),
+        };
         let ingest =
             Ingest::new(catalog.clone(), config.layout.clone()).with_vectors(vectors.clone());
         let engine = QueryEngine::new(
@@ -89,6 +93,7 @@ impl Server {
         let extensions = Extensions::install(
             &with_default_extensions(),
             &config.extensions,
+            &host,
             engine.session(),
             &own_action_names(),
         )

@@ -76,3 +76,61 @@ def test_wrong_dimensions_and_duplicate_creates_are_refused(conn):
             cur.adbc_ingest("docs", docs(0, 10), mode="create")
         cur.execute("SELECT count(*) FROM docs")
         assert cur.fetchone() == (10,)
+
+
+def literal(vector):
+    return "[" + ", ".join(f"{x:.9g}" for x in vector) + "]"
+
+
+def brute_force(table, query, k, keep=None):
+    emb = np.array(table.column("emb").to_pylist(), dtype=np.float32)
+    ids = np.array(table.column("id").to_pylist())
+    distances = ((emb - np.asarray(query, dtype=np.float32)) ** 2).sum(axis=1)
+    if keep is not None:
+        distances = np.where(keep, distances, np.inf)
+    order = np.argsort(distances, kind="stable")[:k]
+    return ids[order].tolist(), distances[order]
+
+
+def test_knn_is_exact_on_a_small_table_and_prefilters(conn):
+    table = docs(0, 500)
+    query = vectors(1, seed=99).to_pylist()[0]
+    with conn.cursor() as cur:
+        cur.adbc_ingest("docs", table, mode="create")
+        cur.execute(f"SELECT id, _distance FROM knn('docs', 'emb', {literal(query)}, 10)")
+        rows = cur.fetchall()
+        want_ids, want_distances = brute_force(table, query, 10)
+        assert [r[0] for r in rows] == want_ids
+        assert np.allclose([r[1] for r in rows], want_distances, rtol=1e-4)
+
+        cur.execute(
+            f"SELECT id, state FROM knn('docs', 'emb', {literal(query)}, 10) WHERE state = 'IL'"
+        )
+        filtered = cur.fetchall()
+        keep = np.array([s == "IL" for s in table.column("state").to_pylist()])
+        want_ids, _ = brute_force(table, query, 10, keep)
+        assert len(filtered) == 10 and all(state == "IL" for _, state in filtered)
+        assert [r[0] for r in filtered] == want_ids
+
+        cur.execute(f"SELECT count(*) FROM knn('docs', 'emb', {literal(query)}, 5) WHERE id < 0")
+        assert cur.fetchone() == (0,)
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("SELECT * FROM knn('docs', 'emb', [1,2,3,4,5,6,7,8], 0)", "k must be a positive"),
+    ("SELECT * FROM knn('docs', 'nope', [1,2,3,4,5,6,7,8], 5)", 'no column "nope"'),
+    ("SELECT * FROM knn('docs', 'state', [1,2,3,4,5,6,7,8], 5)", "not a vector column"),
+    ("SELECT * FROM knn('docs', 'emb', [1,2,3], 5)", "8 dimensions; the query has 3"),
+    ("SELECT * FROM knn('missing', 'emb', [1,2,3,4,5,6,7,8], 5)", "does not exist"),
+    ("SELECT * FROM knn('plain', 'x', [1.0], 5)", "not a vector table"),
+    ("SELECT * FROM knn('docs', 'emb', [1,2,3,4,5,6,7,8], 5, '{\"nprobe\": 3}')", "options are not valid"),
+])
+def test_knn_errors_are_clear_and_the_server_keeps_serving(conn, sql, message):
+    with conn.cursor() as cur:
+        cur.adbc_ingest("docs", docs(0, 20), mode="create")
+        cur.adbc_ingest("plain", pa.table({"x": [1.0]}), mode="create")
+        with pytest.raises(adbc_driver_manager.Error, match=message.replace("[", r"\[")):
+            cur.execute(sql)
+            cur.fetchall()
+        cur.execute("SELECT count(*) FROM docs")
+        assert cur.fetchone() == (20,)

@@ -12,6 +12,7 @@
 
 mod error;
 mod registry;
+mod vectors;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use datafusion::logical_expr::ScalarUDF;
 
 pub use error::{ExtensionError, Result};
 pub use registry::{ExtensionInfo, FunctionInfo, FunctionKind, Installed, Registry, Selection};
+pub use vectors::{Metric, SearchOptions, SearchRequest, VectorSearch};
 
 /// A compiled-in extension.
 pub trait Extension: Send + Sync + 'static {
@@ -42,8 +44,11 @@ pub trait Extension: Send + Sync + 'static {
 
 /// What the server offers extensions.
 #[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct Host {}
+pub struct Host {
+    /// Nearest-neighbour search over the server's vector tables, when it
+    /// has any storage for them.
+    pub vectors: Option<Arc<dyn VectorSearch>>,
+}
 
 /// Everything one extension adds.
 #[derive(Default)]

@@ -7,10 +7,13 @@
 //! `inner_product`) cover the other two metrics.
 
 mod distance;
+mod knn;
 mod vectors;
 
+use std::sync::Arc;
+
 use datafusion::logical_expr::ScalarUDF;
-use lakehouse_extension::{Contributions, Extension, Host, Result, ScalarFunction};
+use lakehouse_extension::{Contributions, Extension, Host, Result, ScalarFunction, TableFunction};
 
 pub use distance::{L2Distance, euclidean};
 
@@ -23,15 +26,25 @@ impl Extension for Vector {
     }
 
     fn description(&self) -> &'static str {
-        "Vector math and search: l2_distance (cosine_distance and dot_product are built in)"
+        "Vector search and math: knn() over vector tables, l2_distance (cosine_distance and dot_product are built in)"
     }
 
-    fn contributions(&self, _host: &Host) -> Result<Contributions> {
+    fn contributions(&self, host: &Host) -> Result<Contributions> {
+        let table_functions = host
+            .vectors
+            .iter()
+            .map(|search| TableFunction {
+                name: knn::KNN.into(),
+                function: Arc::new(knn::Knn::new(search.clone())),
+                description: "knn(table, column, query, k [, options]): the k rows nearest query, nearest first, with _distance; WHERE filters on the table's columns are prefilters".into(),
+            })
+            .collect();
         Ok(Contributions {
             scalar_functions: vec![ScalarFunction {
                 udf: ScalarUDF::new_from_impl(L2Distance::default()),
                 description: "l2_distance(a, b): Euclidean distance between two vectors".into(),
             }],
+            table_functions,
             ..Contributions::default()
         })
     }

@@ -11,6 +11,8 @@
 //! write can never become visible through a later one. One Lance session
 //! with bounded caches serves every table.
 
+mod search;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -25,6 +27,8 @@ use tracing::{info, warn};
 use crate::catalog::{Catalog, Commit, Committed, LanceData, LanceWrite, TableRef, WriteMode};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+
+pub use search::Searcher;
 
 /// Index cache budget of the shared session (weighted entries).
 const INDEX_CACHE_ENTRIES: usize = 256;

@@ -1,0 +1,272 @@
+//! `knn(table, column, query, k [, options])`: the `k` rows of a vector
+//! table nearest to `query`, nearest first, with their `_distance`.
+//!
+//! `query` is any constant expression giving a vector (an array literal,
+//! `[0.1, 0.2]`, or an expression over literals). `options` is a JSON
+//! object: `{"nprobes": 20, "ef": 64, "refine": 5, "metric": "cosine"}`.
+//! Filters on the table's columns in the query's `WHERE` are handed to the
+//! search as a prefilter, so `k` rows come back whenever `k` rows match;
+//! filters on `_distance` apply afterwards.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, ScalarValue, plan_datafusion_err, plan_err};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::{ColumnarValue, Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::create_physical_expr;
+use datafusion::physical_plan::ExecutionPlan;
+use lakehouse_extension::{SearchOptions, SearchRequest, VectorSearch};
+
+/// The SQL name.
+pub const KNN: &str = "knn";
+/// The column knn adds.
+pub const DISTANCE: &str = "_distance";
+
+#[derive(Debug)]
+pub struct Knn {
+    search: Arc<dyn VectorSearch>,
+}
+
+impl Knn {
+    pub fn new(search: Arc<dyn VectorSearch>) -> Self {
+        Self { search }
+    }
+}
+
+fn text_argument(expr: &Expr, what: &str) -> DFResult<String> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Ok(s.clone()),
+        other => plan_err!("{KNN}: the {what} must be a string literal, not {other}"),
+    }
+}
+
+/// Evaluates a constant expression to a vector of f32.
+fn query_vector(expr: &Expr) -> DFResult<Vec<f32>> {
+    if matches!(expr, Expr::Placeholder(_)) {
+        return plan_err!(
+            "{KNN}: the query vector cannot be a statement parameter yet; write it as an array literal"
+        );
+    }
+    let empty = Arc::new(Schema::empty());
+    let physical = create_physical_expr(expr, &DFSchema::empty(), &ExecutionProps::new())
+        .map_err(|e| plan_datafusion_err!("{KNN}: the query must be a constant vector: {e}"))?;
+    let one_row = RecordBatch::try_new_with_options(
+        empty,
+        vec![],
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let value = match physical.evaluate(&one_row)? {
+        ColumnarValue::Array(array) => array,
+        ColumnarValue::Scalar(scalar) => scalar.to_array_of_size(1)?,
+    };
+    let values = match value.data_type() {
+        DataType::List(_) => value.as_list::<i32>().value(0),
+        DataType::LargeList(_) => value.as_list::<i64>().value(0),
+        DataType::FixedSizeList(..) => value.as_fixed_size_list().value(0),
+        other => {
+            return plan_err!("{KNN}: the query must be a vector (a list of numbers), not {other}");
+        }
+    };
+    if value.is_null(0) {
+        return plan_err!("{KNN}: the query vector is null");
+    }
+    let values = cast(&values, &DataType::Float32)?;
+    let values = values.as_primitive::<datafusion::arrow::datatypes::Float32Type>();
+    if values.null_count() > 0 {
+        return plan_err!("{KNN}: the query vector has a null element");
+    }
+    Ok(values.values().to_vec())
+}
+
+impl TableFunctionImpl for Knn {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DFResult<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        if !(4..=5).contains(&exprs.len()) {
+            return plan_err!(
+                "{KNN} takes (table, column, query, k [, options]), e.g. knn('docs', 'emb', [0.1, 0.2], 10); got {} arguments",
+                exprs.len()
+            );
+        }
+        let table = text_argument(&exprs[0], "table name")?;
+        let column = text_argument(&exprs[1], "column name")?;
+        let query = query_vector(&exprs[2])?;
+        let k = match &exprs[3] {
+            Expr::Literal(ScalarValue::Int64(Some(k)), _) if *k > 0 => *k as usize,
+            Expr::Literal(ScalarValue::Int64(Some(k)), _) => {
+                return plan_err!("{KNN}: k must be a positive number of rows, not {k}");
+            }
+            other => return plan_err!("{KNN}: k must be an integer literal, not {other}"),
+        };
+        let options: SearchOptions = match exprs.get(4) {
+            Some(expr) => serde_json::from_str(&text_argument(expr, "options")?).map_err(|e| {
+                plan_datafusion_err!(
+                    "{KNN}: the options are not valid JSON of nprobes, ef, refine and metric: {e}"
+                )
+            })?,
+            None => SearchOptions::default(),
+        };
+        let columns = self.search.table_schema(&table).map_err(external)?;
+        let field = columns.field_with_name(&column).map_err(|_| {
+            plan_datafusion_err!(
+                "{KNN}: table {table} has no column {column:?} (its columns: {})",
+                columns
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        match field.data_type() {
+            DataType::FixedSizeList(_, dims) if *dims as usize == query.len() => {}
+            DataType::FixedSizeList(_, dims) => {
+                return plan_err!(
+                    "{KNN}: column {column} of {table} holds vectors of {dims} dimensions; the query has {}",
+                    query.len()
+                );
+            }
+            other => {
+                return plan_err!(
+                    "{KNN}: column {column} of {table} is {other}, not a vector column"
+                );
+            }
+        }
+        let mut fields: Vec<Field> = columns
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(DISTANCE, DataType::Float32, true));
+        Ok(Arc::new(KnnTable {
+            search: self.search.clone(),
+            request: SearchRequest {
+                table,
+                column,
+                query,
+                k,
+                filter: None,
+                options,
+            },
+            schema: Arc::new(Schema::new(fields)),
+        }))
+    }
+}
+
+fn external(e: lakehouse_extension::ExtensionError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// One knn call, planned; searching happens when it is scanned.
+#[derive(Debug)]
+struct KnnTable {
+    search: Arc<dyn VectorSearch>,
+    request: SearchRequest,
+    schema: SchemaRef,
+}
+
+impl KnnTable {
+    fn on_table_columns(&self, filter: &Expr) -> bool {
+        filter
+            .column_refs()
+            .iter()
+            .all(|c| c.name != DISTANCE && self.schema.field_with_name(&c.name).is_ok())
+    }
+}
+
+#[async_trait]
+impl TableProvider for KnnTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.on_table_columns(f) {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let mut request = self.request.clone();
+        let pushed: Vec<Expr> = filters
+            .iter()
+            .filter(|f| self.on_table_columns(f))
+            .map(|f| unqualified(f.clone()))
+            .collect::<DFResult<_>>()?;
+        request.filter = pushed.into_iter().reduce(Expr::and);
+        let batches = self.search.search(request).await.map_err(external)?;
+        let batches = batches
+            .into_iter()
+            .map(|b| align(&b, &self.schema))
+            .collect::<DFResult<Vec<_>>>()?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[batches],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// Column references without their table qualifier, as the search sees
+/// the table's own columns.
+fn unqualified(expr: Expr) -> DFResult<Expr> {
+    expr.transform(|e| match e {
+        Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+            c.name,
+        )))),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+/// The search's batch in the planned schema (names in order, types cast).
+fn align(batch: &RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch.column_by_name(field.name()).ok_or_else(|| {
+                plan_datafusion_err!("{KNN}: the search returned no column {}", field.name())
+            })?;
+            Ok(cast(column, field.data_type())?)
+        })
+        .collect::<DFResult<Vec<_>>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}

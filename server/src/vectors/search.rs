@@ -1,0 +1,114 @@
+//! Nearest-neighbour search over vector tables, offered to extensions (the
+//! `vector` extension's `knn()`) through [`VectorSearch`].
+
+use std::sync::Arc;
+
+use arrow::array::{Float32Array, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use lakehouse_extension::{ExtensionError, Metric, SearchRequest, VectorSearch};
+use lance_linalg::distance::DistanceType;
+
+use super::VectorTables;
+use crate::catalog::{Catalog, TableRef};
+use crate::error::Error;
+
+/// Search over the catalog's vector tables at their current versions.
+#[derive(Debug)]
+pub struct Searcher {
+    catalog: Arc<Catalog>,
+    tables: Arc<VectorTables>,
+}
+
+impl Searcher {
+    pub fn new(catalog: Arc<Catalog>, tables: Arc<VectorTables>) -> Self {
+        Self { catalog, tables }
+    }
+
+    fn vector_table(&self, name: &str) -> Result<(TableRef, Arc<crate::catalog::Manifest>), Error> {
+        let table = TableRef::parse(name)?;
+        let manifest = self.catalog.table(&table)?;
+        if manifest.lance.is_none() {
+            return Err(Error::invalid(format!(
+                "table {table} is not a vector table (it has no vector column, so it is stored as Parquet)"
+            )));
+        }
+        Ok((table, manifest))
+    }
+}
+
+#[async_trait]
+impl VectorSearch for Searcher {
+    fn table_schema(&self, table: &str) -> Result<SchemaRef, ExtensionError> {
+        let (_, manifest) = self.vector_table(table).map_err(for_extension)?;
+        Ok(manifest.schema.clone())
+    }
+
+    async fn search(&self, request: SearchRequest) -> Result<Vec<RecordBatch>, ExtensionError> {
+        self.run(request).await.map_err(for_extension)
+    }
+}
+
+impl Searcher {
+    async fn run(&self, request: SearchRequest) -> Result<Vec<RecordBatch>, Error> {
+        let (table, manifest) = self.vector_table(&request.table)?;
+        let pinned = manifest.lance.expect("checked to be a vector table");
+        let dataset = self.tables.open(&table, &pinned).await?;
+        let invalid = |e: lance::Error| Error::invalid(format!("knn over {table}: {e}"));
+        let mut scan = dataset.scan();
+        scan.nearest(
+            &request.column,
+            &Float32Array::from(request.query),
+            request.k,
+        )
+        .map_err(invalid)?;
+        if let Some(filter) = request.filter {
+            scan.filter_expr(filter).prefilter(true);
+        }
+        let options = request.options;
+        if let Some(n) = options.nprobes {
+            scan.nprobes(n);
+        }
+        if let Some(ef) = options.ef {
+            scan.ef(ef);
+        }
+        if let Some(factor) = options.refine {
+            scan.refine(factor);
+        }
+        if let Some(metric) = options.metric {
+            scan.distance_metric(distance_type(metric));
+        }
+        let batch = scan.try_into_batch().await.map_err(invalid)?;
+        Ok(vec![batch])
+    }
+}
+
+pub fn distance_type(metric: Metric) -> DistanceType {
+    match metric {
+        Metric::L2 => DistanceType::L2,
+        Metric::Cosine => DistanceType::Cosine,
+        Metric::Dot => DistanceType::Dot,
+    }
+}
+
+/// A server error as an extension sees it, keeping its kind.
+pub fn for_extension(e: Error) -> ExtensionError {
+    let message = e.to_string();
+    match e {
+        Error::InvalidArgument(_) | Error::Refused(_) | Error::BadCsv { .. } => {
+            ExtensionError::InvalidArgument(message)
+        }
+        Error::TableNotFound(_)
+        | Error::SchemaNotFound(_)
+        | Error::VersionNotFound { .. }
+        | Error::FileNotFound(_)
+        | Error::HandleNotFound(_) => ExtensionError::NotFound(message),
+        Error::TableExists(_) | Error::SchemaExists(_) => ExtensionError::AlreadyExists(message),
+        Error::SchemaConflict { .. } | Error::CommitConflict { .. } => {
+            ExtensionError::FailedPrecondition(message)
+        }
+        Error::ResourceExhausted(_) => ExtensionError::ResourceExhausted(message),
+        Error::Extension(inner) => inner,
+        _ => ExtensionError::Internal(message),
+    }
+}
