@@ -22,7 +22,10 @@ use datafusion::logical_expr::ScalarUDF;
 
 pub use error::{ExtensionError, Result};
 pub use registry::{ExtensionInfo, FunctionInfo, FunctionKind, Installed, Registry, Selection};
-pub use vectors::{Metric, SearchOptions, SearchRequest, VectorSearch};
+pub use vectors::{
+    IndexInfo, IndexKind, IndexParams, IndexRequest, Metric, SearchOptions, SearchRequest,
+    VectorService,
+};
 
 /// A compiled-in extension.
 pub trait Extension: Send + Sync + 'static {
@@ -47,7 +50,7 @@ pub trait Extension: Send + Sync + 'static {
 pub struct Host {
     /// Nearest-neighbour search over the server's vector tables, when it
     /// has any storage for them.
-    pub vectors: Option<Arc<dyn VectorSearch>>,
+    pub vectors: Option<Arc<dyn VectorService>>,
 }
 
 /// Everything one extension adds.

@@ -1,5 +1,6 @@
 //! What the server offers extensions over its vector tables: their
-//! columns, to plan with, and nearest-neighbour search with a prefilter.
+//! columns, to plan with, nearest-neighbour search with a prefilter, and
+//! their indexes.
 
 use std::fmt::Debug;
 
@@ -7,12 +8,12 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::Expr;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
 /// How vectors are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
     L2,
@@ -48,13 +49,82 @@ pub struct SearchRequest {
     pub options: SearchOptions,
 }
 
-/// Search over the server's vector tables.
+/// The kinds of index a vector table can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexKind {
+    /// IVF partitions of full vectors: exact within the probed partitions.
+    IvfFlat,
+    /// IVF with product quantization: smallest and fastest; use `refine`.
+    IvfPq,
+    /// IVF with an HNSW graph over 8-bit scalar-quantized vectors.
+    IvfHnswSq,
+    /// Full-text (BM25) index on a text column, for `fts()`.
+    Fts,
+    /// B-tree on a scalar column, for filters.
+    Btree,
+}
+
+/// Build parameters; absent ones take documented defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexParams {
+    pub num_partitions: Option<usize>,
+    pub num_sub_vectors: Option<usize>,
+    pub num_bits: Option<u8>,
+    /// HNSW: neighbours per node.
+    pub m: Option<usize>,
+    /// HNSW: candidate list size while building.
+    pub ef_construction: Option<usize>,
+    pub sample_rate: Option<usize>,
+    pub max_iterations: Option<usize>,
+}
+
+/// `create_index`'s body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexRequest {
+    pub table: String,
+    pub column: String,
+    pub index_type: IndexKind,
+    /// Vector indexes: how distances are measured (default l2).
+    #[serde(default)]
+    pub metric: Option<Metric>,
+    /// Default `<column>_idx`.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub params: IndexParams,
+    /// Replace an index of that name instead of refusing.
+    #[serde(default)]
+    pub replace: bool,
+}
+
+/// One index of a vector table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexInfo {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub index_type: String,
+    /// The table version that first had the index in this form.
+    pub table_version: u64,
+}
+
+/// Search and indexes over the server's vector tables.
 #[async_trait]
-pub trait VectorSearch: Send + Sync + Debug {
+pub trait VectorService: Send + Sync + Debug {
     /// The columns of a vector table as of now.
     fn table_schema(&self, table: &str) -> Result<SchemaRef>;
 
     /// The `k` rows nearest `query`, nearest first: the table's columns
     /// plus `_distance` (float32).
     async fn search(&self, request: SearchRequest) -> Result<Vec<RecordBatch>>;
+
+    /// Builds an index and commits the table version that has it.
+    async fn create_index(&self, request: IndexRequest) -> Result<IndexInfo>;
+
+    /// Removes an index, committing the table version without it.
+    async fn drop_index(&self, table: &str, name: &str) -> Result<u64>;
+
+    async fn list_indexes(&self, table: &str) -> Result<Vec<IndexInfo>>;
 }

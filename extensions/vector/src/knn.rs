@@ -24,7 +24,7 @@ use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{ColumnarValue, Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::ExecutionPlan;
-use lakehouse_extension::{SearchOptions, SearchRequest, VectorSearch};
+use lakehouse_extension::{SearchOptions, SearchRequest, VectorService};
 
 /// The SQL name.
 pub const KNN: &str = "knn";
@@ -33,11 +33,11 @@ pub const DISTANCE: &str = "_distance";
 
 #[derive(Debug)]
 pub struct Knn {
-    search: Arc<dyn VectorSearch>,
+    search: Arc<dyn VectorService>,
 }
 
 impl Knn {
-    pub fn new(search: Arc<dyn VectorSearch>) -> Self {
+    pub fn new(search: Arc<dyn VectorService>) -> Self {
         Self { search }
     }
 }
@@ -173,7 +173,7 @@ fn external(e: lakehouse_extension::ExtensionError) -> DataFusionError {
 /// One knn call, planned; searching happens when it is scanned.
 #[derive(Debug)]
 struct KnnTable {
-    search: Arc<dyn VectorSearch>,
+    search: Arc<dyn VectorService>,
     request: SearchRequest,
     schema: SchemaRef,
 }

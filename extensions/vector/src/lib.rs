@@ -7,6 +7,7 @@
 //! `inner_product`) cover the other two metrics.
 
 mod distance;
+mod index_actions;
 mod knn;
 mod vectors;
 
@@ -26,7 +27,7 @@ impl Extension for Vector {
     }
 
     fn description(&self) -> &'static str {
-        "Vector search and math: knn() over vector tables, l2_distance (cosine_distance and dot_product are built in)"
+        "Vector search and math: knn() over vector tables, create_index/drop_index/list_indexes, l2_distance (cosine_distance and dot_product are built in)"
     }
 
     fn contributions(&self, host: &Host) -> Result<Contributions> {
@@ -45,7 +46,11 @@ impl Extension for Vector {
                 description: "l2_distance(a, b): Euclidean distance between two vectors".into(),
             }],
             table_functions,
-            ..Contributions::default()
+            actions: host
+                .vectors
+                .iter()
+                .flat_map(index_actions::actions)
+                .collect(),
         })
     }
 }

@@ -58,6 +58,8 @@ pub enum Operation {
     Append,
     Overwrite,
     Drop,
+    /// A vector table's indexes changed; its rows did not.
+    Index,
 }
 
 impl Operation {
@@ -67,6 +69,7 @@ impl Operation {
             Operation::Append => "append",
             Operation::Overwrite => "overwrite",
             Operation::Drop => "drop",
+            Operation::Index => "index",
         }
     }
 }

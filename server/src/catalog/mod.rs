@@ -510,6 +510,43 @@ impl Catalog {
         })
     }
 
+    /// Commits a new version of a live vector table that reads dataset
+    /// version `data` and adds no rows (an index was built or dropped).
+    pub async fn commit_lance_version(
+        &self,
+        table: &TableRef,
+        data: LanceData,
+        operation: Operation,
+    ) -> Result<u64> {
+        let lock = self.commit_lock(table);
+        let _guard = lock.lock().await;
+        loop {
+            let current = self.table(table)?;
+            let next = Manifest {
+                version: current.version + 1,
+                operation,
+                committed_at: Utc::now(),
+                idempotency_key: None,
+                rows_added: 0,
+                lance: Some(data),
+                ..current.as_ref().clone()
+            };
+            match self.put_manifest(&next).await {
+                Ok(()) => {
+                    let version = next.version;
+                    info!(table = %table, version, operation = operation.as_str(), "committed");
+                    insert_manifest(&mut self.state.write(), next);
+                    return Ok(version);
+                }
+                Err(Error::Storage {
+                    source: object_store::Error::AlreadyExists { .. },
+                    ..
+                }) => self.refresh_table(table).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Drops a table by committing a tombstone version; its history stays
     /// readable until vacuumed. Returns false when `if_exists` and missing.
     pub async fn drop_table(&self, table: &TableRef, if_exists: bool) -> Result<bool> {

@@ -11,6 +11,7 @@
 //! write can never become visible through a later one. One Lance session
 //! with bounded caches serves every table.
 
+mod indexes;
 mod search;
 
 use std::collections::HashMap;
@@ -272,11 +273,24 @@ pub fn check_vectors_fit(table: &TableRef, existing: &Schema, incoming: &Schema)
 }
 
 fn lance_error(table: &TableRef, doing: &str, e: lance::Error) -> Error {
+    let message = format!("{doing} vector table {table}: {}", lance_message(&e));
     match e {
         lance::Error::DatasetNotFound { .. } => Error::TableNotFound(table.clone()),
-        lance::Error::InvalidInput { .. } | lance::Error::Schema { .. } => {
-            Error::invalid(format!("{doing} vector table {table}: {e}"))
+        lance::Error::InvalidInput { .. } | lance::Error::Schema { .. } => Error::invalid(message),
+        _ => Error::Internal(message),
+    }
+}
+
+/// A Lance error's text without the source location Lance appends
+/// (`..., /path/to/file.rs:12:34`), which means nothing to a client.
+fn lance_message(e: &lance::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(", ") {
+        Some((message, location))
+            if location.ends_with(|c: char| c.is_ascii_digit()) && location.contains(".rs:") =>
+        {
+            message.to_string()
         }
-        other => Error::Internal(format!("{doing} vector table {table}: {other}")),
+        _ => text,
     }
 }
