@@ -145,3 +145,31 @@ def test_index_errors_are_clear(server, conn):
     dropped = action(server, "drop_index", {"table": "small", "name": "id_idx"})
     assert dropped["name"] == "id_idx"
     assert action(server, "list_indexes", {"table": "small"}) == []
+
+
+def test_fts_ranks_text_matches_with_a_prefilter(server, conn):
+    rows = [
+        (1, "IL", "forklift operator with OSHA certification"),
+        (2, "WI", "forklift operator, night shift"),
+        (3, "IL", "registered nurse, intensive care"),
+        (4, "IL", "warehouse associate, forklift a plus"),
+        (5, "MN", "line cook"),
+    ]
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array([float(i) for i in range(10)], pa.float32()), 2)
+    with conn.cursor() as cur:
+        cur.adbc_ingest("jobs", pa.table({
+            "id": pa.array([r[0] for r in rows], pa.int64()),
+            "state": [r[1] for r in rows],
+            "title": [r[2] for r in rows],
+            "emb": vectors,
+        }), mode="create")
+    action(server, "create_index", {"table": "jobs", "column": "title", "index_type": "fts"})
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, _score FROM fts('jobs', 'title', 'forklift operator', 10)")
+        found = cur.fetchall()
+        assert [r[0] for r in found][:2] in ([1, 2], [2, 1]) and {r[0] for r in found} == {1, 2, 4}
+        assert all(a[1] >= b[1] for a, b in zip(found, found[1:]))
+        cur.execute("SELECT id FROM fts('jobs', 'title', 'forklift', 10) WHERE state = 'IL' ORDER BY id")
+        assert cur.fetchall() == [(1,), (4,)]
+        with pytest.raises(Exception, match="not text"):
+            cur.execute("SELECT * FROM fts('jobs', 'emb', 'x', 3)")

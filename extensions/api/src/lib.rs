@@ -24,7 +24,7 @@ pub use error::{ExtensionError, Result};
 pub use registry::{ExtensionInfo, FunctionInfo, FunctionKind, Installed, Registry, Selection};
 pub use vectors::{
     IndexInfo, IndexKind, IndexParams, IndexRequest, Metric, SearchOptions, SearchRequest,
-    VectorService,
+    TextSearchRequest, VectorService,
 };
 
 /// A compiled-in extension.

@@ -49,6 +49,17 @@ pub struct SearchRequest {
     pub options: SearchOptions,
 }
 
+/// One full-text (BM25) search over a text column with an `fts` index.
+#[derive(Debug, Clone)]
+pub struct TextSearchRequest {
+    pub table: String,
+    pub column: String,
+    pub query: String,
+    pub k: usize,
+    /// Applied before ranking, as for [`SearchRequest::filter`].
+    pub filter: Option<Expr>,
+}
+
 /// The kinds of index a vector table can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,6 +130,10 @@ pub trait VectorService: Send + Sync + Debug {
     /// The `k` rows nearest `query`, nearest first: the table's columns
     /// plus `_distance` (float32).
     async fn search(&self, request: SearchRequest) -> Result<Vec<RecordBatch>>;
+
+    /// The `k` best BM25 matches of `query`, best first: the table's
+    /// columns plus `_score` (float32).
+    async fn text_search(&self, request: TextSearchRequest) -> Result<Vec<RecordBatch>>;
 
     /// Builds an index and commits the table version that has it.
     async fn create_index(&self, request: IndexRequest) -> Result<IndexInfo>;

@@ -1,5 +1,7 @@
 //! `knn(table, column, query, k [, options])`: the `k` rows of a vector
-//! table nearest to `query`, nearest first, with their `_distance`.
+//! table nearest to `query`, nearest first, with their `_distance`; and
+//! `fts(table, column, query, k)`: the `k` best BM25 matches of a text
+//! query, with their `_score`.
 //!
 //! `query` is any constant expression giving a vector (an array literal,
 //! `[0.1, 0.2]`, or an expression over literals). `options` is a JSON
@@ -24,12 +26,14 @@ use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{ColumnarValue, Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::ExecutionPlan;
-use lakehouse_extension::{SearchOptions, SearchRequest, VectorService};
+use lakehouse_extension::{SearchOptions, SearchRequest, TextSearchRequest, VectorService};
 
-/// The SQL name.
+/// The SQL names.
 pub const KNN: &str = "knn";
-/// The column knn adds.
+pub const FTS: &str = "fts";
+/// The columns they add.
 pub const DISTANCE: &str = "_distance";
+pub const SCORE: &str = "_score";
 
 #[derive(Debug)]
 pub struct Knn {
@@ -42,7 +46,7 @@ impl Knn {
     }
 }
 
-fn text_argument(expr: &Expr, what: &str) -> DFResult<String> {
+fn text_argument(function: &str, expr: &Expr, what: &str) -> DFResult<String> {
     match expr {
         Expr::Literal(
             ScalarValue::Utf8(Some(s))
@@ -50,8 +54,49 @@ fn text_argument(expr: &Expr, what: &str) -> DFResult<String> {
             | ScalarValue::LargeUtf8(Some(s)),
             _,
         ) => Ok(s.clone()),
-        other => plan_err!("{KNN}: the {what} must be a string literal, not {other}"),
+        other => plan_err!("{function}: the {what} must be a string literal, not {other}"),
     }
+}
+
+fn k_argument(function: &str, expr: &Expr) -> DFResult<usize> {
+    match expr {
+        Expr::Literal(ScalarValue::Int64(Some(k)), _) if *k > 0 => Ok(*k as usize),
+        Expr::Literal(ScalarValue::Int64(Some(k)), _) => {
+            plan_err!("{function}: k must be a positive number of rows, not {k}")
+        }
+        other => plan_err!("{function}: k must be an integer literal, not {other}"),
+    }
+}
+
+/// The type of the table's column `column` (which must exist), and the
+/// schema of a search over the table: its columns plus `added`.
+fn search_schema(
+    service: &dyn VectorService,
+    function: &str,
+    table: &str,
+    column: &str,
+    added: &str,
+) -> DFResult<(SchemaRef, DataType)> {
+    let columns = service.table_schema(table).map_err(external)?;
+    let field = columns.field_with_name(column).map_err(|_| {
+        plan_datafusion_err!(
+            "{function}: table {table} has no column {column:?} (its columns: {})",
+            columns
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let column_type = field.data_type().clone();
+    let mut fields: Vec<Field> = columns
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(added, DataType::Float32, true));
+    Ok((Arc::new(Schema::new(fields)), column_type))
 }
 
 /// Evaluates a constant expression to a vector of f32.
@@ -101,37 +146,21 @@ impl TableFunctionImpl for Knn {
                 exprs.len()
             );
         }
-        let table = text_argument(&exprs[0], "table name")?;
-        let column = text_argument(&exprs[1], "column name")?;
+        let table = text_argument(KNN, &exprs[0], "table name")?;
+        let column = text_argument(KNN, &exprs[1], "column name")?;
         let query = query_vector(&exprs[2])?;
-        let k = match &exprs[3] {
-            Expr::Literal(ScalarValue::Int64(Some(k)), _) if *k > 0 => *k as usize,
-            Expr::Literal(ScalarValue::Int64(Some(k)), _) => {
-                return plan_err!("{KNN}: k must be a positive number of rows, not {k}");
-            }
-            other => return plan_err!("{KNN}: k must be an integer literal, not {other}"),
-        };
+        let k = k_argument(KNN, &exprs[3])?;
         let options: SearchOptions = match exprs.get(4) {
-            Some(expr) => serde_json::from_str(&text_argument(expr, "options")?).map_err(|e| {
+            Some(expr) => serde_json::from_str(&text_argument(KNN, expr, "options")?).map_err(|e| {
                 plan_datafusion_err!(
                     "{KNN}: the options are not valid JSON of nprobes, ef, refine and metric: {e}"
                 )
             })?,
             None => SearchOptions::default(),
         };
-        let columns = self.search.table_schema(&table).map_err(external)?;
-        let field = columns.field_with_name(&column).map_err(|_| {
-            plan_datafusion_err!(
-                "{KNN}: table {table} has no column {column:?} (its columns: {})",
-                columns
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
-        match field.data_type() {
+        let (schema, column_type) =
+            search_schema(self.search.as_ref(), KNN, &table, &column, DISTANCE)?;
+        match &column_type {
             DataType::FixedSizeList(_, dims) if *dims as usize == query.len() => {}
             DataType::FixedSizeList(_, dims) => {
                 return plan_err!(
@@ -145,50 +174,96 @@ impl TableFunctionImpl for Knn {
                 );
             }
         }
-        let mut fields: Vec<Field> = columns
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(Field::new(DISTANCE, DataType::Float32, true));
-        Ok(Arc::new(KnnTable {
-            search: self.search.clone(),
-            request: SearchRequest {
+        Ok(Arc::new(SearchTable {
+            service: self.search.clone(),
+            search: Search::Nearest(SearchRequest {
                 table,
                 column,
                 query,
                 k,
                 filter: None,
                 options,
-            },
-            schema: Arc::new(Schema::new(fields)),
+            }),
+            schema,
         }))
     }
+}
+
+#[derive(Debug)]
+pub struct Fts {
+    search: Arc<dyn VectorService>,
+}
+
+impl Fts {
+    pub fn new(search: Arc<dyn VectorService>) -> Self {
+        Self { search }
+    }
+}
+
+impl TableFunctionImpl for Fts {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DFResult<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        if exprs.len() != 4 {
+            return plan_err!(
+                "{FTS} takes (table, column, query, k), e.g. fts('docs', 'body', 'forklift safety', 10); got {} arguments",
+                exprs.len()
+            );
+        }
+        let table = text_argument(FTS, &exprs[0], "table name")?;
+        let column = text_argument(FTS, &exprs[1], "column name")?;
+        let query = text_argument(FTS, &exprs[2], "query")?;
+        let k = k_argument(FTS, &exprs[3])?;
+        let (schema, column_type) =
+            search_schema(self.search.as_ref(), FTS, &table, &column, SCORE)?;
+        if !matches!(
+            column_type,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
+            return plan_err!("{FTS}: column {column} of {table} is {column_type}, not text");
+        }
+        Ok(Arc::new(SearchTable {
+            service: self.search.clone(),
+            search: Search::Text(TextSearchRequest {
+                table,
+                column,
+                query,
+                k,
+                filter: None,
+            }),
+            schema,
+        }))
+    }
+}
+
+/// What a planned search will ask the service.
+#[derive(Debug, Clone)]
+enum Search {
+    Nearest(SearchRequest),
+    Text(TextSearchRequest),
 }
 
 fn external(e: lakehouse_extension::ExtensionError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// One knn call, planned; searching happens when it is scanned.
+/// One knn or fts call, planned; searching happens when it is scanned.
 #[derive(Debug)]
-struct KnnTable {
-    search: Arc<dyn VectorService>,
-    request: SearchRequest,
+struct SearchTable {
+    service: Arc<dyn VectorService>,
+    search: Search,
     schema: SchemaRef,
 }
 
-impl KnnTable {
+impl SearchTable {
     fn on_table_columns(&self, filter: &Expr) -> bool {
-        filter
-            .column_refs()
-            .iter()
-            .all(|c| c.name != DISTANCE && self.schema.field_with_name(&c.name).is_ok())
+        filter.column_refs().iter().all(|c| {
+            c.name != DISTANCE && c.name != SCORE && self.schema.field_with_name(&c.name).is_ok()
+        })
     }
 }
 
 #[async_trait]
-impl TableProvider for KnnTable {
+impl TableProvider for SearchTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -220,14 +295,23 @@ impl TableProvider for KnnTable {
         filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let mut request = self.request.clone();
         let pushed: Vec<Expr> = filters
             .iter()
             .filter(|f| self.on_table_columns(f))
             .map(|f| unqualified(f.clone()))
             .collect::<DFResult<_>>()?;
-        request.filter = pushed.into_iter().reduce(Expr::and);
-        let batches = self.search.search(request).await.map_err(external)?;
+        let filter = pushed.into_iter().reduce(Expr::and);
+        let batches = match self.search.clone() {
+            Search::Nearest(mut request) => {
+                request.filter = filter;
+                self.service.search(request).await
+            }
+            Search::Text(mut request) => {
+                request.filter = filter;
+                self.service.text_search(request).await
+            }
+        }
+        .map_err(external)?;
         let batches = batches
             .into_iter()
             .map(|b| align(&b, &self.schema))
@@ -259,7 +343,7 @@ fn align(batch: &RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> {
         .iter()
         .map(|field| {
             let column = batch.column_by_name(field.name()).ok_or_else(|| {
-                plan_datafusion_err!("{KNN}: the search returned no column {}", field.name())
+                plan_datafusion_err!("the search returned no column {}", field.name())
             })?;
             Ok(cast(column, field.data_type())?)
         })

@@ -27,17 +27,26 @@ impl Extension for Vector {
     }
 
     fn description(&self) -> &'static str {
-        "Vector search and math: knn() over vector tables, create_index/drop_index/list_indexes, l2_distance (cosine_distance and dot_product are built in)"
+        "Vector search and math: knn() and fts() over vector tables, create_index/drop_index/list_indexes, l2_distance (cosine_distance and dot_product are built in)"
     }
 
     fn contributions(&self, host: &Host) -> Result<Contributions> {
         let table_functions = host
             .vectors
             .iter()
-            .map(|search| TableFunction {
-                name: knn::KNN.into(),
-                function: Arc::new(knn::Knn::new(search.clone())),
-                description: "knn(table, column, query, k [, options]): the k rows nearest query, nearest first, with _distance; WHERE filters on the table's columns are prefilters".into(),
+            .flat_map(|search| {
+                [
+                    TableFunction {
+                        name: knn::KNN.into(),
+                        function: Arc::new(knn::Knn::new(search.clone())),
+                        description: "knn(table, column, query, k [, options]): the k rows nearest query, nearest first, with _distance; WHERE filters on the table's columns are prefilters".into(),
+                    },
+                    TableFunction {
+                        name: knn::FTS.into(),
+                        function: Arc::new(knn::Fts::new(search.clone())),
+                        description: "fts(table, column, query, k): the k best BM25 matches of query in a text column with an fts index, best first, with _score".into(),
+                    },
+                ]
             })
             .collect();
         Ok(Contributions {

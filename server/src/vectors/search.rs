@@ -7,8 +7,10 @@ use arrow::array::{Float32Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use lakehouse_extension::{
-    ExtensionError, IndexInfo, IndexRequest, Metric, SearchRequest, VectorService,
+    ExtensionError, IndexInfo, IndexRequest, Metric, SearchRequest, TextSearchRequest,
+    VectorService,
 };
+use lance_index::scalar::FullTextSearchQuery;
 use lance_linalg::distance::DistanceType;
 
 use super::{VectorTables, lance_message};
@@ -48,6 +50,13 @@ impl VectorService for Searcher {
 
     async fn search(&self, request: SearchRequest) -> Result<Vec<RecordBatch>, ExtensionError> {
         self.run(request).await.map_err(for_extension)
+    }
+
+    async fn text_search(
+        &self,
+        request: TextSearchRequest,
+    ) -> Result<Vec<RecordBatch>, ExtensionError> {
+        self.run_text(request).await.map_err(for_extension)
     }
 
     async fn create_index(&self, request: IndexRequest) -> Result<IndexInfo, ExtensionError> {
@@ -109,6 +118,27 @@ impl Searcher {
 /// recall@k of 0.95 or better on hard (random, high-dimensional) data.
 fn default_ef(k: usize) -> usize {
     (k * 20).max(200)
+}
+
+impl Searcher {
+    async fn run_text(&self, request: TextSearchRequest) -> Result<Vec<RecordBatch>, Error> {
+        let (table, manifest) = self.vector_table(&request.table)?;
+        let pinned = manifest.lance.expect("checked to be a vector table");
+        let dataset = self.tables.open(&table, &pinned).await?;
+        let invalid =
+            |e: lance::Error| Error::invalid(format!("fts over {table}: {}", lance_message(&e)));
+        let mut query = FullTextSearchQuery::new(request.query)
+            .with_column(request.column)
+            .map_err(invalid)?;
+        query.limit = Some(request.k as i64);
+        let mut scan = dataset.scan();
+        scan.full_text_search(query).map_err(invalid)?;
+        if let Some(filter) = request.filter {
+            scan.filter_expr(filter).prefilter(true);
+        }
+        let batch = scan.try_into_batch().await.map_err(invalid)?;
+        Ok(vec![batch])
+    }
 }
 
 pub fn distance_type(metric: Metric) -> DistanceType {
