@@ -103,7 +103,7 @@ def test_recall_with_hnsw_sq_and_with_pq_plus_refine(tmp_path, data):
         again.kill()
 
 
-def test_rows_appended_after_indexing_are_found_at_once(server, conn, data):
+def test_rows_appended_after_indexing_are_found_at_once_and_folded_in(server, conn, data):
     base, _, _ = data
     load(conn, "vecs", base[:5000])
     action(server, "create_index", {"table": "vecs", "column": "emb", "index_type": "ivf_flat"})
@@ -115,6 +115,19 @@ def test_rows_appended_after_indexing_are_found_at_once(server, conn, data):
         }), mode="append")
         cur.execute(f"SELECT id FROM knn('vecs', 'emb', {literal(fresh[0])}, 1)")
         assert cur.fetchall() == [(999_999,)]
+        # The append is folded into the index in the background, as a
+        # version of its own; wait for it (bounded), then search again.
+        deadline = time.monotonic() + 120
+        while True:
+            cur.execute("SELECT operation FROM table_history('vecs') ORDER BY version")
+            operations = [r[0] for r in cur.fetchall()]
+            if operations == ["create", "index", "append", "index"]:
+                break
+            assert time.monotonic() < deadline, operations
+            time.sleep(0.05)
+        cur.execute(f"SELECT id FROM knn('vecs', 'emb', {literal(fresh[0])}, 1)")
+        assert cur.fetchall() == [(999_999,)]
+    assert [i["name"] for i in action(server, "list_indexes", {"table": "vecs"})] == ["emb_idx"]
 
 
 def test_index_errors_are_clear(server, conn):

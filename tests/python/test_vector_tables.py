@@ -134,3 +134,32 @@ def test_knn_errors_are_clear_and_the_server_keeps_serving(conn, sql, message):
             cur.fetchall()
         cur.execute("SELECT count(*) FROM docs")
         assert cur.fetchone() == (20,)
+
+
+def test_csv_upload_with_a_vector_column_makes_a_vector_table(server, conn):
+    import io
+    import pathlib
+    import sys
+    import pyarrow.flight as flight
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"))
+    from upload_csv import upload_csv
+
+    client = flight.connect(server.uri)
+    columns = [{"name": "emb", "type": "vector(3)"}]
+    csv = b'id,title,emb\n1,forklift,"[1, 0, 0]"\n2,nurse,"[0, 1, 0]"\n3,cook,\n4,driver,"0.9 0.1 0"\n'
+    loaded = upload_csv(client, io.BytesIO(csv), {"table": "jobs", "columns": columns})
+    assert loaded["rows"] == 4
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, _distance FROM knn('jobs', 'emb', [1.0, 0.0, 0.0], 2)")
+        assert [r[0] for r in cur.fetchall()] == [1, 4]
+        cur.execute("SELECT count(*) FROM jobs WHERE emb IS NULL")
+        assert cur.fetchone() == (1,)
+    with pytest.raises(pa.ArrowInvalid, match=r'CSV line 3, column "emb": the vector has 2 numbers where the column holds vectors of 3'):
+        upload_csv(client, io.BytesIO(b'id,title,emb\n5,a,"[1,2,3]"\n6,b,"[1,2]"\n'),
+                   {"table": "jobs", "mode": "append", "columns": columns})
+    with pytest.raises(pa.ArrowInvalid, match=r'CSV line 2, column "emb": "x" in "\[1, x, 3\]" is not a number'):
+        upload_csv(client, io.BytesIO(b'id,title,emb\n5,a,"[1, x, 3]"\n'),
+                   {"table": "jobs", "mode": "append", "columns": columns})
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM jobs")
+        assert cur.fetchone() == (4,)

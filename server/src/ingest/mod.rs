@@ -178,7 +178,7 @@ impl Ingest {
     /// arrive; a failure of the incoming stream wins over the write's.
     async fn write_lance<S>(
         &self,
-        vectors: &VectorTables,
+        vectors: &Arc<VectorTables>,
         request: IngestRequest,
         table_schema: SchemaRef,
         batches: S,

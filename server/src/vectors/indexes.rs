@@ -7,21 +7,24 @@
 //! one per 4 dimensions for PQ, HNSW `m` 20 and `ef_construction` 150,
 //! 8-bit scalar quantization. A vector index needs rows to train on: the
 //! request is refused, saying how many, while the table is smaller, and knn
-//! answers exactly (a flat search) until then.
+//! answers exactly (a flat search) until then. Rows appended to an indexed
+//! table are folded into its indexes in the background after each append.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lakehouse_extension::{IndexInfo, IndexKind, IndexParams, IndexRequest, Metric};
 use lance::Dataset;
 use lance::index::DatasetIndexExt;
 use lance::index::vector::VectorIndexParams;
+use lance_index::optimize::OptimizeOptions;
 use lance_index::scalar::{BuiltinIndexType, InvertedIndexParams, ScalarIndexParams};
 use lance_index::vector::hnsw::builder::HnswBuildParams;
 use lance_index::vector::ivf::IvfBuildParams;
 use lance_index::vector::pq::PQBuildParams;
 use lance_index::vector::sq::builder::SQBuildParams;
 use lance_index::{IndexParams as LanceIndexParams, IndexType};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::search::distance_type;
 use super::{VectorTables, describe, is_vector_type, lance_error, lance_message};
@@ -174,6 +177,50 @@ impl VectorTables {
             });
         }
         Ok(listed)
+    }
+
+    /// Folds rows appended since the indexes were built into them, in the
+    /// background, and commits the result as an `index` version. Until it
+    /// lands, knn searches the new rows exactly beside the index, so
+    /// nothing waits for it; a failure is logged and the next append
+    /// tries again.
+    pub fn fold_appended_rows(self: &Arc<Self>, catalog: Arc<Catalog>, table: TableRef) {
+        let tables = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match tables.fold(&catalog, &table).await {
+                Ok(Some(version)) => {
+                    info!(table = %table, version, seconds = started.elapsed().as_secs_f64(), "appended rows folded into the indexes")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(table = %table, error = %e, "could not fold appended rows into the indexes; knn still finds them")
+                }
+            }
+        });
+    }
+
+    async fn fold(&self, catalog: &Catalog, table: &TableRef) -> Result<Option<u64>> {
+        let lock = self.lock(table);
+        let _serialised = lock.lock().await;
+        let (_, mut dataset) = self.live_dataset(catalog, table).await?;
+        let indexes = dataset
+            .load_indices()
+            .await
+            .map_err(|e| lance_error(table, "listing the indexes of", e))?;
+        if indexes.iter().all(|i| lance_index::is_system_index(i)) {
+            return Ok(None);
+        }
+        info!(table = %table, "folding appended rows into the indexes");
+        dataset
+            .optimize_indices(&OptimizeOptions::append())
+            .await
+            .map_err(|e| lance_error(table, "optimizing the indexes of", e))?;
+        let data = describe(table, &dataset).await?;
+        let version = catalog
+            .commit_lance_version(table, data, Operation::Index)
+            .await?;
+        Ok(Some(version))
     }
 
     /// The live manifest of a vector table and its dataset, restored to

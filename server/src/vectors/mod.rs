@@ -116,8 +116,8 @@ impl VectorTables {
     /// Writes `batches` (in `schema`, the table's) into the table's dataset
     /// and commits the result as the table's next catalog version.
     pub async fn write(
-        &self,
-        catalog: &Catalog,
+        self: &Arc<Self>,
+        catalog: &Arc<Catalog>,
         request: WriteRequest<'_>,
         batches: SendableRecordBatchStream,
     ) -> Result<Committed> {
@@ -188,11 +188,16 @@ impl VectorTables {
                 evolve: false,
             })
             .await;
-        if committed.is_err()
-            && let Some(pinned) = pinned
-            && let Err(e) = self.at_pinned(table, &uri, &pinned).await
-        {
-            warn!(table = %table, error = %e, "could not roll the dataset back after a failed commit; the next write will");
+        match &committed {
+            Ok(_) if appending => self.fold_appended_rows(catalog.clone(), table.clone()),
+            Ok(_) => {}
+            Err(_) => {
+                if let Some(pinned) = pinned
+                    && let Err(e) = self.at_pinned(table, &uri, &pinned).await
+                {
+                    warn!(table = %table, error = %e, "could not roll the dataset back after a failed commit; the next write will");
+                }
+            }
         }
         committed
     }

@@ -8,11 +8,13 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
-    RecordBatchOptions, StringArray, StringBuilder, TimestampMicrosecondBuilder, new_null_array,
+    Array, ArrayRef, BooleanBuilder, Date32Builder, FixedSizeListArray, Float32Builder,
+    Float64Builder, Int64Builder, RecordBatch, RecordBatchOptions, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder, new_null_array,
 };
+use arrow::buffer::NullBuffer;
 use arrow::compute::{CastOptions, cast_with_options};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 
 use super::infer::{Kind, parse_bool, parse_date, parse_float, parse_int, parse_timestamp};
 use super::records::Block;
@@ -185,9 +187,68 @@ impl Column<'_> {
         builder.finish()
     }
 
+    /// Vector values, each `[x, y, ...]` (brackets optional; numbers
+    /// separated by commas or spaces), as a fixed-size list of `dims`.
+    fn vectors(&self, element: &DataType, dims: i32, name: &str) -> Result<ArrayRef, Misfit> {
+        let width = dims as usize;
+        let mut values = Float32Builder::with_capacity(self.block.rows() * width);
+        let mut valid = Vec::with_capacity(self.block.rows());
+        for (row, value) in self.values().enumerate() {
+            let bad = |detail: String| {
+                Misfit::Invalid(Error::BadCsv {
+                    line: self.block.line(row),
+                    column: Some(name.to_string()),
+                    detail,
+                })
+            };
+            let Some(text) = value else {
+                values.append_nulls(width);
+                valid.push(false);
+                continue;
+            };
+            let inner = text.trim();
+            let inner = inner
+                .strip_prefix('[')
+                .and_then(|v| v.strip_suffix(']'))
+                .unwrap_or(inner);
+            let mut count = 0;
+            for number in inner
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|n| !n.is_empty())
+            {
+                let parsed = parse_float(number)
+                    .or_else(|| number.parse::<f64>().ok())
+                    .ok_or_else(|| bad(format!("{number:?} in {text:?} is not a number")))?;
+                values.append_value(parsed as f32);
+                count += 1;
+            }
+            if count != width {
+                return Err(bad(format!(
+                    "the vector has {count} numbers where the column holds vectors of {width}"
+                )));
+            }
+            valid.push(true);
+        }
+        let item = Arc::new(Field::new_list_field(DataType::Float32, true));
+        let vectors = FixedSizeListArray::try_new(
+            item,
+            dims,
+            Arc::new(values.finish()),
+            Some(NullBuffer::from(valid)),
+        )
+        .map_err(|e| Misfit::Invalid(e.into()))?;
+        let wanted =
+            DataType::FixedSizeList(Arc::new(Field::new_list_field(element.clone(), true)), dims);
+        cast_with_options(&vectors, &wanted, &CastOptions::default())
+            .map_err(|e| Misfit::Invalid(e.into()))
+    }
+
     /// The values cast to a fixed type; the first that does not fit is an
     /// error naming its line.
     fn cast(&self, data_type: &DataType, name: &str) -> Result<ArrayRef, Misfit> {
+        if let DataType::FixedSizeList(element, dims) = data_type {
+            return self.vectors(element.data_type(), *dims, name);
+        }
         let strings = self.strings();
         if data_type == &DataType::Utf8 {
             return Ok(Arc::new(strings));

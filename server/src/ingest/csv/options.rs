@@ -4,7 +4,9 @@
 //! Unknown fields are refused so that a misspelt option is an error, not a
 //! silently different load.
 
-use arrow::datatypes::{DataType, TimeUnit};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, TimeUnit};
 use serde::Deserialize;
 
 use super::convert::NullValues;
@@ -165,6 +167,9 @@ pub fn parse_type(name: &str) -> Result<DataType, String> {
     if let Some(t) = simple {
         return Ok(t);
     }
+    if let Some(vector) = vector_type(&lower) {
+        return vector.map_err(|e| format!("{name:?} is not a valid vector type: {e}"));
+    }
     if let Some(args) = lower
         .strip_prefix("decimal(")
         .and_then(|r| r.strip_suffix(')'))
@@ -182,8 +187,29 @@ pub fn parse_type(name: &str) -> Result<DataType, String> {
     }
     name.trim().parse::<DataType>().map_err(|_| {
         format!(
-            "unknown type {name:?}: use bool, int32, int64, float64, text, date, timestamp, timestamptz, decimal(p,s) or an Arrow type name"
+            "unknown type {name:?}: use bool, int32, int64, float64, text, date, timestamp, timestamptz, decimal(p,s), vector(n), float16[n] or an Arrow type name"
         )
+    })
+}
+
+/// `vector(n)` or `float32[n]` (float32 vectors), `float16[n]`: a
+/// fixed-size list, which makes the table a vector table.
+fn vector_type(lower: &str) -> Option<Result<DataType, String>> {
+    let (element, dims) = if let Some(dims) = lower.strip_prefix("vector(") {
+        (DataType::Float32, dims.strip_suffix(')')?)
+    } else if let Some(dims) = lower.strip_prefix("float32[") {
+        (DataType::Float32, dims.strip_suffix(']')?)
+    } else if let Some(dims) = lower.strip_prefix("float16[") {
+        (DataType::Float16, dims.strip_suffix(']')?)
+    } else {
+        return None;
+    };
+    Some(match dims.trim().parse::<i32>() {
+        Ok(n) if n > 0 => Ok(DataType::FixedSizeList(
+            Arc::new(Field::new_list_field(element, true)),
+            n,
+        )),
+        _ => Err(format!("the dimension {dims:?} is not a positive integer")),
     })
 }
 
@@ -220,6 +246,21 @@ mod tests {
     #[test]
     fn parses_type_names() {
         assert_eq!(parse_type("BIGINT").unwrap(), DataType::Int64);
+        let vector =
+            |element, n| DataType::FixedSizeList(Arc::new(Field::new_list_field(element, true)), n);
+        assert_eq!(
+            parse_type("vector(384)").unwrap(),
+            vector(DataType::Float32, 384)
+        );
+        assert_eq!(
+            parse_type("float16[8]").unwrap(),
+            vector(DataType::Float16, 8)
+        );
+        assert!(
+            parse_type("vector(0)")
+                .unwrap_err()
+                .contains("not a positive integer")
+        );
         assert_eq!(
             parse_type("decimal(10, 2)").unwrap(),
             DataType::Decimal128(10, 2)
