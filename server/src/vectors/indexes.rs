@@ -208,7 +208,7 @@ impl VectorTables {
             .load_indices()
             .await
             .map_err(|e| lance_error(table, "listing the indexes of", e))?;
-        if indexes.iter().all(|i| lance_index::is_system_index(i)) {
+        if indexes.iter().all(lance_index::is_system_index) {
             return Ok(None);
         }
         info!(table = %table, "folding appended rows into the indexes");
