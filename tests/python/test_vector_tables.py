@@ -163,3 +163,31 @@ def test_csv_upload_with_a_vector_column_makes_a_vector_table(server, conn):
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM jobs")
         assert cur.fetchone() == (4,)
+
+
+def test_the_request_can_name_the_format(server, conn):
+    import io
+    import json
+    import pathlib
+    import sys
+    import pyarrow.flight as flight
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"))
+    from upload_csv import upload_csv
+
+    client = flight.connect(server.uri)
+    vectors_csv = b'id,emb\n1,"[1, 0]"\n2,"[0, 1]"\n'
+    columns = [{"name": "emb", "type": "vector(2)"}]
+    upload_csv(client, io.BytesIO(vectors_csv), {"table": "as_parquet", "columns": columns, "format": "parquet"})
+    upload_csv(client, io.BytesIO(b"id,name\n1,a\n2,b\n"), {"table": "as_lance", "format": "lance"})
+    with conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.Error, match="not a vector table"):
+            cur.execute("SELECT * FROM knn('as_parquet', 'emb', [1.0, 0.0], 1)")
+        cur.execute("SELECT id FROM as_parquet ORDER BY l2_distance(emb, [1.0, 0.0]) LIMIT 1")
+        assert cur.fetchall() == [(1,)]
+        cur.execute("SELECT count(*) FROM as_lance")
+        assert cur.fetchone() == (2,)
+    [made] = client.do_action(flight.Action("create_index", json.dumps(
+        {"table": "as_lance", "column": "id", "index_type": "btree"}).encode()))
+    assert json.loads(made.body.to_pybytes())["name"] == "id_idx"
+    with pytest.raises(pa.ArrowInvalid, match="unknown variant"):
+        upload_csv(client, io.BytesIO(b"id\n1\n"), {"table": "x", "format": "orc"})

@@ -30,7 +30,7 @@ use tonic::{Response, Status, Streaming};
 use super::tickets::ingest_mode;
 use super::upload_watch::UploadWatch;
 use super::{FlightSql, check_catalog};
-use crate::catalog::TableRef;
+use crate::catalog::{TableKind, TableRef};
 use crate::error::{Error, Result};
 use crate::ingest::{CsvOptions, IngestRequest};
 use crate::query::Planned;
@@ -127,6 +127,11 @@ impl FlightSql {
         let table = TableRef::new(command.schema.as_deref(), &command.table)?;
         let mode = ingest_mode(command.table_definition_options.as_ref())?;
         let idempotency_key = command.options.get("lakehouse.idempotency_key").cloned();
+        let format = command
+            .options
+            .get("lakehouse.format")
+            .map(|f| table_format(f))
+            .transpose()?;
         let (schema, batches) = decode_upload(upload).await?;
         let schema = schema.ok_or_else(|| Error::invalid("the upload carried no Arrow schema"))?;
         let request = IngestRequest {
@@ -134,6 +139,7 @@ impl FlightSql {
             mode,
             idempotency_key,
             evolve: false,
+            format,
         };
         let committed = self.ingest.write(request, schema, batches).await?;
         Ok(committed.rows as i64)
@@ -337,5 +343,16 @@ mod tests {
         let out: Vec<Bytes> = prefetch(chunks).try_collect().await.unwrap();
         let shape: Vec<(usize, u8)> = out.iter().map(|c| (c.len(), c[0])).collect();
         assert_eq!(shape, [(big, 0), (10, 1), (big, 2)]);
+    }
+}
+
+/// The `lakehouse.format` ingest option: how a new table is stored.
+fn table_format(name: &str) -> Result<TableKind> {
+    match name.to_ascii_lowercase().as_str() {
+        "parquet" => Ok(TableKind::Parquet),
+        "lance" => Ok(TableKind::Lance),
+        other => Err(Error::invalid(format!(
+            "lakehouse.format is {other:?}; use \"parquet\" or \"lance\""
+        ))),
     }
 }

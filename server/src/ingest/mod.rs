@@ -48,6 +48,9 @@ pub struct IngestRequest {
     pub idempotency_key: Option<String>,
     /// An append may add columns and leave some out.
     pub evolve: bool,
+    /// How a new (or replaced) table is stored; by default Lance when it
+    /// has a vector column, Parquet otherwise.
+    pub format: Option<TableKind>,
 }
 
 /// Writes streams of batches into catalog tables.
@@ -163,13 +166,17 @@ impl Ingest {
 
     /// The vector store, when this write goes to a Lance dataset: always
     /// for a Lance table that is appended to, and for a new (or replaced)
-    /// table whose schema has a vector column.
+    /// table the request says is Lance or, when it says nothing, whose
+    /// schema has a vector column.
     fn lance_target(&self, request: &IngestRequest, schema: &Schema) -> Option<&Arc<VectorTables>> {
         let vectors = self.vectors.as_ref()?;
         let appending = matches!(request.mode, WriteMode::Append | WriteMode::CreateOrAppend);
         let lance = match self.catalog.table(&request.table) {
             Ok(live) if appending => live.kind == TableKind::Lance,
-            _ => has_vector_column(schema),
+            _ => match request.format {
+                Some(format) => format == TableKind::Lance,
+                None => has_vector_column(schema),
+            },
         };
         lance.then_some(vectors)
     }
@@ -340,6 +347,7 @@ mod tests {
             mode,
             idempotency_key: None,
             evolve: false,
+            format: None,
         }
     }
 

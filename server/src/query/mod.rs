@@ -319,6 +319,7 @@ impl QueryEngine {
             mode,
             idempotency_key: None,
             evolve: false,
+            format: None,
         };
         let committed = self
             .ingest

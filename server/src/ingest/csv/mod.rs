@@ -127,6 +127,7 @@ impl Ingest {
                 mode: options.mode.into(),
                 idempotency_key: options.idempotency_key.clone(),
                 evolve: options.evolve,
+                format: options.format,
             };
             let pass = Pass {
                 table: &table,

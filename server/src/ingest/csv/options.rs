@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::convert::NullValues;
 use super::records::Dialect;
-use crate::catalog::{TableRef, WriteMode};
+use crate::catalog::{TableKind, TableRef, WriteMode};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +68,9 @@ pub struct CsvOptions {
     pub escape: Option<String>,
     pub null_values: Option<Vec<String>>,
     pub idempotency_key: Option<String>,
+    /// `"parquet"` or `"lance"` for a new table; by default Lance when it
+    /// has a vector column.
+    pub format: Option<TableKind>,
     #[serde(default)]
     pub evolve: bool,
     pub columns: Option<Vec<ColumnSpec>>,
