@@ -327,6 +327,17 @@ fn shared_values<O: OffsetSizeTrait>(array: &GenericBinaryArray<O>) -> Vec<Bytes
         .collect()
 }
 
+/// The `lakehouse.format` ingest option: how a new table is stored.
+fn table_format(name: &str) -> Result<TableKind> {
+    match name.to_ascii_lowercase().as_str() {
+        "parquet" => Ok(TableKind::Parquet),
+        "lance" => Ok(TableKind::Lance),
+        other => Err(Error::invalid(format!(
+            "lakehouse.format is {other:?}; use \"parquet\" or \"lance\""
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,16 +354,5 @@ mod tests {
         let out: Vec<Bytes> = prefetch(chunks).try_collect().await.unwrap();
         let shape: Vec<(usize, u8)> = out.iter().map(|c| (c.len(), c[0])).collect();
         assert_eq!(shape, [(big, 0), (10, 1), (big, 2)]);
-    }
-}
-
-/// The `lakehouse.format` ingest option: how a new table is stored.
-fn table_format(name: &str) -> Result<TableKind> {
-    match name.to_ascii_lowercase().as_str() {
-        "parquet" => Ok(TableKind::Parquet),
-        "lance" => Ok(TableKind::Lance),
-        other => Err(Error::invalid(format!(
-            "lakehouse.format is {other:?}; use \"parquet\" or \"lance\""
-        ))),
     }
 }
