@@ -191,3 +191,30 @@ def test_the_request_can_name_the_format(server, conn):
     assert json.loads(made.body.to_pybytes())["name"] == "id_idx"
     with pytest.raises(pa.ArrowInvalid, match="unknown variant"):
         upload_csv(client, io.BytesIO(b"id\n1\n"), {"table": "x", "format": "orc"})
+
+
+def test_idempotent_uploads_and_drop_then_recreate(server, conn):
+    import io
+    import pathlib
+    import sys
+    import pyarrow.flight as flight
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "clients" / "python"))
+    from upload_csv import upload_csv
+
+    client = flight.connect(server.uri)
+    csv = b'id,emb\n1,"[1, 0]"\n2,"[0, 1]"\n'
+    options = {"table": "v", "columns": [{"name": "emb", "type": "vector(2)"}], "idempotency_key": "load-1"}
+    first = upload_csv(client, io.BytesIO(csv), options)
+    again = upload_csv(client, io.BytesIO(csv), {**options, "mode": "append"})
+    assert (first["version"], again["version"], again["deduplicated"]) == (1, 1, True)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM v")
+        assert cur.fetchone() == (2,)
+        cur.execute("DROP TABLE v")
+        cur.adbc_ingest("v", docs(0, 5, dim=3), mode="create")
+        cur.execute("SELECT count(*) FROM v")
+        assert cur.fetchone() == (5,)
+        cur.execute('SELECT count(*) FROM "v@v1"')
+        assert cur.fetchone() == (2,)
+        cur.execute("SELECT id FROM knn('v', 'emb', [0.1, 0.2, 0.3], 5)")
+        assert sorted(r[0] for r in cur.fetchall()) == [0, 1, 2, 3, 4]
