@@ -218,3 +218,19 @@ def test_idempotent_uploads_and_drop_then_recreate(server, conn):
         assert cur.fetchone() == (2,)
         cur.execute("SELECT id FROM knn('v', 'emb', [0.1, 0.2, 0.3], 5)")
         assert sorted(r[0] for r in cur.fetchall()) == [0, 1, 2, 3, 4]
+
+
+def test_knn_takes_its_query_vector_as_a_statement_parameter(conn):
+    table = docs(0, 300)
+    query = vectors(1, seed=7).to_pylist()[0]
+    with conn.cursor() as cur:
+        cur.adbc_ingest("docs", table, mode="create")
+        cur.execute("SELECT id FROM knn('docs', 'emb', $1, 5) WHERE state = $2",
+                    parameters=(query, "IL"))
+        got = [r[0] for r in cur.fetchall()]
+        keep = np.array([s == "IL" for s in table.column("state").to_pylist()])
+        want, _ = brute_force(table, query, 5, keep)
+        assert got == want
+        with pytest.raises(adbc_driver_manager.Error, match=r"parameter \$1 cannot be used as FixedSizeList\(8 x Float32\).*has length 2"):
+            cur.execute("SELECT id FROM knn('docs', 'emb', $1, 5)", parameters=([1.0, 2.0],))
+            cur.fetchall()

@@ -11,6 +11,7 @@
 //! server: an extension sees the server only through [`Host`].
 
 mod error;
+mod parameters;
 mod registry;
 mod vectors;
 
@@ -21,6 +22,7 @@ use datafusion::catalog::TableFunctionImpl;
 use datafusion::logical_expr::ScalarUDF;
 
 pub use error::{ExtensionError, Result};
+pub use parameters::{Parameterized, ParameterizedTable};
 pub use registry::{ExtensionInfo, FunctionInfo, FunctionKind, Installed, Registry, Selection};
 pub use vectors::{
     IndexInfo, IndexKind, IndexParams, IndexRequest, Metric, SearchOptions, SearchRequest,

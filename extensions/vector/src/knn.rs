@@ -4,7 +4,8 @@
 //! query, with their `_score`.
 //!
 //! `query` is any constant expression giving a vector (an array literal,
-//! `[0.1, 0.2]`, or an expression over literals). `options` is a JSON
+//! `[0.1, 0.2]`, or an expression over literals) or a statement parameter
+//! (`$1`), bound when the prepared statement runs. `options` is a JSON
 //! object: `{"nprobes": 20, "ef": 64, "refine": 5, "metric": "cosine"}`.
 //! Filters on the table's columns in the query's `WHERE` are handed to the
 //! search as a prefilter, so `k` rows come back whenever `k` rows match;
@@ -18,7 +19,9 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema, ScalarValue, plan_datafusion_err, plan_err};
+use datafusion::common::{
+    Column, DFSchema, ParamValues, ScalarValue, plan_datafusion_err, plan_err,
+};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DFResult};
@@ -26,7 +29,10 @@ use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::{ColumnarValue, Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::ExecutionPlan;
-use lakehouse_extension::{SearchOptions, SearchRequest, TextSearchRequest, VectorService};
+use lakehouse_extension::{
+    Parameterized, ParameterizedTable, SearchOptions, SearchRequest, TextSearchRequest,
+    VectorService,
+};
 
 /// The SQL names.
 pub const KNN: &str = "knn";
@@ -99,13 +105,13 @@ fn search_schema(
     Ok((Arc::new(Schema::new(fields)), column_type))
 }
 
+/// A constant vector from a scalar (a list of numbers).
+fn vector_from_scalar(value: &ScalarValue) -> DFResult<Vec<f32>> {
+    query_vector(&Expr::Literal(value.clone(), None))
+}
+
 /// Evaluates a constant expression to a vector of f32.
 fn query_vector(expr: &Expr) -> DFResult<Vec<f32>> {
-    if matches!(expr, Expr::Placeholder(_)) {
-        return plan_err!(
-            "{KNN}: the query vector cannot be a statement parameter yet; write it as an array literal"
-        );
-    }
     let empty = Arc::new(Schema::empty());
     let physical = create_physical_expr(expr, &DFSchema::empty(), &ExecutionProps::new())
         .map_err(|e| plan_datafusion_err!("{KNN}: the query must be a constant vector: {e}"))?;
@@ -148,7 +154,6 @@ impl TableFunctionImpl for Knn {
         }
         let table = text_argument(KNN, &exprs[0], "table name")?;
         let column = text_argument(KNN, &exprs[1], "column name")?;
-        let query = query_vector(&exprs[2])?;
         let k = k_argument(KNN, &exprs[3])?;
         let options: SearchOptions = match exprs.get(4) {
             Some(expr) => serde_json::from_str(&text_argument(KNN, expr, "options")?).map_err(|e| {
@@ -160,32 +165,88 @@ impl TableFunctionImpl for Knn {
         };
         let (schema, column_type) =
             search_schema(self.search.as_ref(), KNN, &table, &column, DISTANCE)?;
-        match &column_type {
-            DataType::FixedSizeList(_, dims) if *dims as usize == query.len() => {}
-            DataType::FixedSizeList(_, dims) => {
-                return plan_err!(
-                    "{KNN}: column {column} of {table} holds vectors of {dims} dimensions; the query has {}",
-                    query.len()
-                );
-            }
-            other => {
-                return plan_err!(
-                    "{KNN}: column {column} of {table} is {other}, not a vector column"
-                );
-            }
+        if !matches!(column_type, DataType::FixedSizeList(..)) {
+            return plan_err!(
+                "{KNN}: column {column} of {table} is {column_type}, not a vector column"
+            );
         }
-        Ok(Arc::new(SearchTable {
+        let planned = PlannedKnn {
             service: self.search.clone(),
-            search: Search::Nearest(SearchRequest {
+            request: SearchRequest {
                 table,
                 column,
-                query,
+                query: Vec::new(),
                 k,
                 filter: None,
                 options,
-            }),
+            },
+            column_type,
             schema,
+        };
+        match &exprs[2] {
+            Expr::Placeholder(placeholder) => {
+                Ok(Arc::new(ParameterizedTable(Arc::new(KnnWithParameter {
+                    planned,
+                    parameter: placeholder.id.clone(),
+                }))))
+            }
+            query => planned.with_query(query_vector(query)?),
+        }
+    }
+}
+
+/// A knn call with everything but its query vector.
+#[derive(Debug, Clone)]
+struct PlannedKnn {
+    service: Arc<dyn VectorService>,
+    request: SearchRequest,
+    column_type: DataType,
+    schema: SchemaRef,
+}
+
+impl PlannedKnn {
+    fn with_query(&self, query: Vec<f32>) -> DFResult<Arc<dyn TableProvider>> {
+        let request = &self.request;
+        if let DataType::FixedSizeList(_, dims) = &self.column_type
+            && *dims as usize != query.len()
+        {
+            return plan_err!(
+                "{KNN}: column {} of {} holds vectors of {dims} dimensions; the query has {}",
+                request.column,
+                request.table,
+                query.len()
+            );
+        }
+        Ok(Arc::new(SearchTable {
+            service: self.service.clone(),
+            search: Search::Nearest(SearchRequest {
+                query,
+                ..request.clone()
+            }),
+            schema: self.schema.clone(),
         }))
+    }
+}
+
+/// knn whose query vector is a statement parameter.
+#[derive(Debug)]
+struct KnnWithParameter {
+    planned: PlannedKnn,
+    parameter: String,
+}
+
+impl Parameterized for KnnWithParameter {
+    fn schema(&self) -> SchemaRef {
+        self.planned.schema.clone()
+    }
+
+    fn parameters(&self) -> Vec<(String, DataType)> {
+        vec![(self.parameter.clone(), self.planned.column_type.clone())]
+    }
+
+    fn bind(&self, values: &ParamValues) -> DFResult<Arc<dyn TableProvider>> {
+        let value = values.get_placeholders_with_values(&self.parameter)?;
+        self.planned.with_query(vector_from_scalar(&value.value)?)
     }
 }
 

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -23,6 +25,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::TryStreamExt;
+use lakehouse_extension::ParameterizedTable;
 use url::Url;
 
 pub use statement::{Planned, Update};
@@ -37,6 +40,45 @@ use provider::LakehouseCatalog;
 use statement::{
     classify, looks_like_path, number_question_marks, refuse_dangerous, versioned_table_ref,
 };
+
+/// The table function calls in a plan that wait for parameter values.
+fn parameterized_scans(plan: &LogicalPlan) -> Result<Vec<ParameterizedTable>> {
+    let mut found = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(table) = provider.downcast_ref::<ParameterizedTable>()
+        {
+            found.push(table.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(Error::from_datafusion)?;
+    Ok(found)
+}
+
+/// Replaces each table function call waiting for parameters with the
+/// provider for `values`.
+fn bind_parameterized_scans(plan: LogicalPlan, values: &ParamValues) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| match node {
+        LogicalPlan::TableScan(mut scan) => {
+            let bound = source_as_provider(&scan.source).ok().and_then(|p| {
+                p.downcast_ref::<ParameterizedTable>()
+                    .map(|t| t.0.bind(values))
+            });
+            match bound {
+                Some(provider) => {
+                    scan.source = provider_as_source(provider?);
+                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                }
+                None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
+            }
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+    .map_err(Error::from_datafusion)
+}
 
 /// How queries run.
 #[derive(Debug, Clone)]
@@ -195,17 +237,32 @@ impl QueryEngine {
     /// The parameters a plan expects, as a schema of fields `$1..$n`
     /// (type Null where DataFusion cannot infer one).
     pub fn parameter_schema(&self, plan: &LogicalPlan) -> Result<SchemaRef> {
-        let fields = plan
+        let mut fields: Vec<(String, DataType)> = plan
             .get_parameter_fields()
-            .map_err(Error::from_datafusion)?;
-        let mut indexed: Vec<(usize, Field)> = fields
+            .map_err(Error::from_datafusion)?
             .into_iter()
             .map(|(name, field)| {
+                let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
+                (name, data_type)
+            })
+            .collect();
+        for (name, data_type) in parameterized_scans(plan)?
+            .iter()
+            .flat_map(|table| table.0.parameters())
+        {
+            match fields.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, existing)) if existing == &DataType::Null => *existing = data_type,
+                Some(_) => {}
+                None => fields.push((name, data_type)),
+            }
+        }
+        let mut indexed: Vec<(usize, Field)> = fields
+            .into_iter()
+            .map(|(name, data_type)| {
                 let index = name
                     .trim_start_matches('$')
                     .parse::<usize>()
                     .unwrap_or(usize::MAX);
-                let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
                 (index, Field::new(name, data_type, true))
             })
             .collect();
@@ -245,9 +302,12 @@ impl QueryEngine {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        plan.clone()
-            .with_param_values(ParamValues::from(values))
-            .map_err(Error::from_datafusion)
+        let values = ParamValues::from(values);
+        let bound = plan
+            .clone()
+            .with_param_values(values.clone())
+            .map_err(Error::from_datafusion)?;
+        bind_parameterized_scans(bound, &values)
     }
 
     /// Runs a query plan, streaming its batches.
