@@ -89,7 +89,10 @@ def test_recall_with_hnsw_sq_and_with_pq_plus_refine(tmp_path, data):
             with conn.cursor() as cur:
                 cur.execute("SELECT operation FROM table_history('vecs') ORDER BY version")
                 assert [r[0] for r in cur.fetchall()] == ["create", "index", "index"]
-            before = recall(conn, "vecs", queries[:5], exact[:5], {"refine": 20, "nprobes": 16})
+            # Without refine, ivf_pq's answers are approximate: the same
+            # recall below 1.0 after the restart shows the index is used.
+            before = recall(conn, "vecs", queries, exact)
+            assert before == pq_only < 1.0
     finally:
         server.kill()
     again = Server(tmp_path / "data")
@@ -97,7 +100,7 @@ def test_recall_with_hnsw_sq_and_with_pq_plus_refine(tmp_path, data):
         listed = action(again, "list_indexes", {"table": "vecs"})
         assert [i["name"] for i in listed] == ["emb_idx"]
         with again.connect() as conn:
-            after = recall(conn, "vecs", queries[:5], exact[:5], {"refine": 20, "nprobes": 16})
+            after = recall(conn, "vecs", queries, exact)
         assert after == before
     finally:
         again.kill()
