@@ -146,15 +146,7 @@ impl Ingest {
             .await;
         match committed {
             Ok(committed) => {
-                let secs = started.elapsed().as_secs_f64();
-                info!(
-                    table = %request.table,
-                    version = committed.version,
-                    rows = committed.rows,
-                    seconds = secs,
-                    rows_per_sec = (committed.rows as f64 / secs.max(1e-9)) as u64,
-                    "ingest finished"
-                );
+                log_finished(&request.table, &committed, started);
                 Ok(committed)
             }
             Err(e) => {
@@ -238,14 +230,7 @@ impl Ingest {
         );
         fed?;
         let committed = written?;
-        let secs = started.elapsed().as_secs_f64();
-        info!(
-            table = %request.table,
-            version = committed.version,
-            rows = committed.rows,
-            seconds = secs,
-            "vector table ingest finished"
-        );
+        log_finished(&request.table, &committed, started);
         Ok(committed)
     }
 
@@ -271,6 +256,18 @@ impl Ingest {
             None => Ok(Arc::new(table_schema_for(input))),
         }
     }
+}
+
+fn log_finished(table: &TableRef, committed: &Committed, started: std::time::Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    info!(
+        table = %table,
+        version = committed.version,
+        rows = committed.rows,
+        seconds = secs,
+        rows_per_sec = (committed.rows as f64 / secs.max(1e-9)) as u64,
+        "ingest finished"
+    );
 }
 
 /// Aligns every batch to the table schema (by column name, casting within a
