@@ -189,3 +189,26 @@ def test_fts_ranks_text_matches_with_a_prefilter(server, conn):
         assert cur.fetchall() == [(1,), (4,)]
         with pytest.raises(Exception, match="not text"):
             cur.execute("SELECT * FROM fts('jobs', 'emb', 'x', 3)")
+
+
+def test_distance_is_exact_in_the_index_metric_whatever_the_index(server, conn):
+    """An HNSW cosine index alone reports twice the cosine distance (its L2
+    on normalised vectors); knn re-ranks by exact distance so _distance
+    means the same with every index."""
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((20_000, 64)).astype(np.float32)
+    with conn.cursor() as cur:
+        cur.adbc_ingest("cos", pa.table({
+            "id": pa.array(np.arange(len(base)), pa.int64()),
+            "emb": pa.FixedSizeListArray.from_arrays(pa.array(base.ravel()), 64),
+        }).to_reader(max_chunksize=5000), mode="create")
+    action(server, "create_index",
+           {"table": "cos", "column": "emb", "index_type": "ivf_hnsw_sq", "metric": "cosine"})
+    query = base[42]
+    unit = base / np.linalg.norm(base, axis=1, keepdims=True)
+    cosine = 1 - unit @ (query / np.linalg.norm(query))
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT id, _distance FROM knn('cos', 'emb', {literal(query)}, 5)")
+        found = cur.fetchall()
+    assert [r[0] for r in found] == np.argsort(cosine)[:5].tolist()
+    assert np.allclose([r[1] for r in found], np.sort(cosine)[:5], atol=1e-5)

@@ -103,9 +103,11 @@ impl Searcher {
             scan.nprobes(n);
         }
         scan.ef(options.ef.unwrap_or_else(|| default_ef(request.k)));
-        if let Some(factor) = options.refine {
-            scan.refine(factor);
-        }
+        // Re-ranking at least the k found by exact distance costs k vector
+        // reads and makes `_distance` exact in the index's metric whatever
+        // the index (an HNSW cosine index otherwise reports twice the
+        // cosine distance, PQ an approximation).
+        scan.refine(options.refine.unwrap_or(1).max(1));
         if let Some(metric) = options.metric {
             scan.distance_metric(distance_type(metric));
         }
