@@ -118,6 +118,7 @@ def test_knn_is_exact_on_a_small_table_and_prefilters(conn):
 
 @pytest.mark.parametrize("sql, message", [
     ("SELECT * FROM knn('docs', 'emb', [1,2,3,4,5,6,7,8], 0)", "k must be a positive"),
+    ("SELECT * FROM knn('docs', 'emb', [1,2,3,4,5,6,7,8], 1000000000)", "at most 100000 rows"),
     ("SELECT * FROM knn('docs', 'nope', [1,2,3,4,5,6,7,8], 5)", 'no column "nope"'),
     ("SELECT * FROM knn('docs', 'state', [1,2,3,4,5,6,7,8], 5)", "not a vector column"),
     ("SELECT * FROM knn('docs', 'emb', [1,2,3], 5)", "8 dimensions; the query has 3"),

@@ -64,8 +64,14 @@ fn text_argument(function: &str, expr: &Expr, what: &str) -> DFResult<String> {
     }
 }
 
+/// Most rows one search returns: its results are held in memory.
+const MAX_K: i64 = 100_000;
+
 fn k_argument(function: &str, expr: &Expr) -> DFResult<usize> {
     match expr {
+        Expr::Literal(ScalarValue::Int64(Some(k)), _) if *k > MAX_K => {
+            plan_err!("{function}: k is {k}; at most {MAX_K} rows per search")
+        }
         Expr::Literal(ScalarValue::Int64(Some(k)), _) if *k > 0 => Ok(*k as usize),
         Expr::Literal(ScalarValue::Int64(Some(k)), _) => {
             plan_err!("{function}: k must be a positive number of rows, not {k}")

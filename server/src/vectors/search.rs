@@ -10,6 +10,7 @@ use lakehouse_extension::{
     ExtensionError, IndexInfo, IndexRequest, Metric, SearchRequest, TextSearchRequest,
     VectorService,
 };
+use lance::dataset::scanner::Scanner;
 use lance_index::scalar::FullTextSearchQuery;
 use lance_linalg::distance::DistanceType;
 
@@ -83,36 +84,60 @@ impl VectorService for Searcher {
 
 impl Searcher {
     async fn run(&self, request: SearchRequest) -> Result<Vec<RecordBatch>, Error> {
-        let (table, manifest) = self.vector_table(&request.table)?;
+        let options = request.options;
+        let k = request.k;
+        let query = Float32Array::from(request.query);
+        self.scan_once("knn", &request.table, request.filter, |scan| {
+            scan.nearest(&request.column, &query, k)?;
+            if let Some(n) = options.nprobes {
+                scan.nprobes(n);
+            }
+            scan.ef(options.ef.unwrap_or_else(|| default_ef(k)));
+            // Re-ranking at least the k found by exact distance costs k
+            // vector reads and makes `_distance` exact in the index's metric
+            // whatever the index (an HNSW cosine index otherwise reports
+            // twice the cosine distance, PQ an approximation).
+            scan.refine(options.refine.unwrap_or(1).max(1));
+            if let Some(metric) = options.metric {
+                scan.distance_metric(distance_type(metric));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn run_text(&self, request: TextSearchRequest) -> Result<Vec<RecordBatch>, Error> {
+        let k = request.k as i64;
+        self.scan_once("fts", &request.table, request.filter, |scan| {
+            let mut query = FullTextSearchQuery::new(request.query).with_column(request.column)?;
+            query.limit = Some(k);
+            scan.full_text_search(query)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// One scan of a vector table at its current version: `configure`
+    /// sets the search, `filter` (if any) applies before it.
+    async fn scan_once(
+        &self,
+        function: &str,
+        table: &str,
+        filter: Option<datafusion::logical_expr::Expr>,
+        configure: impl FnOnce(&mut Scanner) -> lance::Result<()>,
+    ) -> Result<Vec<RecordBatch>, Error> {
+        let (table, manifest) = self.vector_table(table)?;
         let pinned = manifest.lance.expect("checked to be a vector table");
         let dataset = self.tables.open(&table, &pinned).await?;
-        let invalid =
-            |e: lance::Error| Error::invalid(format!("knn over {table}: {}", lance_message(&e)));
+        let invalid = |e: lance::Error| {
+            Error::invalid(format!("{function} over {table}: {}", lance_message(&e)))
+        };
         let mut scan = dataset.scan();
-        scan.nearest(
-            &request.column,
-            &Float32Array::from(request.query),
-            request.k,
-        )
-        .map_err(invalid)?;
-        if let Some(filter) = request.filter {
+        configure(&mut scan).map_err(invalid)?;
+        if let Some(filter) = filter {
             scan.filter_expr(filter).prefilter(true);
         }
-        let options = request.options;
-        if let Some(n) = options.nprobes {
-            scan.nprobes(n);
-        }
-        scan.ef(options.ef.unwrap_or_else(|| default_ef(request.k)));
-        // Re-ranking at least the k found by exact distance costs k vector
-        // reads and makes `_distance` exact in the index's metric whatever
-        // the index (an HNSW cosine index otherwise reports twice the
-        // cosine distance, PQ an approximation).
-        scan.refine(options.refine.unwrap_or(1).max(1));
-        if let Some(metric) = options.metric {
-            scan.distance_metric(distance_type(metric));
-        }
-        let batch = scan.try_into_batch().await.map_err(invalid)?;
-        Ok(vec![batch])
+        Ok(vec![scan.try_into_batch().await.map_err(invalid)?])
     }
 }
 
@@ -120,27 +145,6 @@ impl Searcher {
 /// recall@k of 0.95 or better on hard (random, high-dimensional) data.
 fn default_ef(k: usize) -> usize {
     (k * 20).max(200)
-}
-
-impl Searcher {
-    async fn run_text(&self, request: TextSearchRequest) -> Result<Vec<RecordBatch>, Error> {
-        let (table, manifest) = self.vector_table(&request.table)?;
-        let pinned = manifest.lance.expect("checked to be a vector table");
-        let dataset = self.tables.open(&table, &pinned).await?;
-        let invalid =
-            |e: lance::Error| Error::invalid(format!("fts over {table}: {}", lance_message(&e)));
-        let mut query = FullTextSearchQuery::new(request.query)
-            .with_column(request.column)
-            .map_err(invalid)?;
-        query.limit = Some(request.k as i64);
-        let mut scan = dataset.scan();
-        scan.full_text_search(query).map_err(invalid)?;
-        if let Some(filter) = request.filter {
-            scan.filter_expr(filter).prefilter(true);
-        }
-        let batch = scan.try_into_batch().await.map_err(invalid)?;
-        Ok(vec![batch])
-    }
 }
 
 pub fn distance_type(metric: Metric) -> DistanceType {
