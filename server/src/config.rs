@@ -3,11 +3,13 @@
 //! defaults. A flag or variable wins over the file; the file wins over the
 //! default.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+use lakehouse_ext_embed::{ModelConfig, ModelsConfig};
 use lakehouse_extension::Selection;
 
 use crate::ingest::FileLayout;
@@ -94,6 +96,12 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub disable_extensions: Vec<String>,
+    /// Directory holding local embedding models (default: ~/.cache/lakehouse/models)
+    #[arg(long, env = "LAKEHOUSE_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// The embedding model embed() uses when none is named (default: the only one, or "local")
+    #[arg(long, env = "LAKEHOUSE_DEFAULT_MODEL")]
+    pub default_model: Option<String>,
 }
 
 /// The same settings, as a TOML file spells them.
@@ -112,6 +120,11 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     enable_extensions: Option<Vec<String>>,
     disable_extensions: Option<Vec<String>>,
+    models_dir: Option<PathBuf>,
+    default_model: Option<String>,
+    /// `[models.NAME]` tables.
+    #[serde(default)]
+    models: BTreeMap<String, ModelConfig>,
 }
 
 /// Resolved configuration.
@@ -127,6 +140,8 @@ pub struct ServerConfig {
     pub shutdown_grace: std::time::Duration,
     /// Extensions turned on or off by name (the rest follow their default).
     pub extensions: Selection,
+    /// The embedding models and which is the default.
+    pub models: ModelsConfig,
 }
 
 impl ServeArgs {
@@ -169,6 +184,16 @@ impl ServeArgs {
             "max_message_mb",
             self.max_message_mb.or(file.max_message_mb),
         )?;
+        let models_dir = self
+            .models_dir
+            .or(file.models_dir)
+            .unwrap_or_else(default_models_dir);
+        let models = ModelsConfig::resolve(
+            file.models,
+            self.default_model.or(file.default_model),
+            &models_dir,
+        )
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(ServerConfig {
             listen: self
                 .listen
@@ -208,8 +233,17 @@ impl ServeArgs {
                 enable: names_or(self.enable_extensions, file.enable_extensions),
                 disable: names_or(self.disable_extensions, file.disable_extensions),
             },
+            models,
         })
     }
+}
+
+/// Where the set-up scripts unpack the local model.
+fn default_models_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".cache/lakehouse/models")
 }
 
 /// Extension names from flags or variables if any were given, else from

@@ -28,6 +28,7 @@ pub fn with_default_extensions() -> Registry {
     let mut registry = Registry::new();
     let built_in = [
         registry.register(lakehouse_ext_vector::Vector),
+        registry.register(lakehouse_ext_embed::Embed),
         registry.register(lakehouse_ext_example::Example),
     ];
     for registered in built_in {

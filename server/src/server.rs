@@ -25,7 +25,8 @@ use crate::ingest::Ingest;
 use crate::query::QueryEngine;
 use crate::storage::Storage;
 use crate::vectors::{Searcher, VectorTables};
-use lakehouse_extension::Host;
+use lakehouse_ext_embed::Models;
+use lakehouse_extension::{EmbeddingService, Host};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -44,6 +45,8 @@ pub enum ServeError {
         #[source]
         source: Error,
     },
+    #[error("cannot set up the embedding models: {0}")]
+    Models(#[source] lakehouse_ext_embed::EmbedError),
     #[error("the Flight server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -77,11 +80,16 @@ impl Server {
                 .with_local_dir(storage.local_dir.clone()),
         );
         let vectors = Arc::new(VectorTables::new(&storage));
+        let models = Arc::new(Models::new(config.models.clone()).map_err(ServeError::Models)?);
+        models.warm_up();
+        let models: Arc<dyn EmbeddingService> = models;
         let host = Host {
             vectors: Some(Arc::new(Searcher::new(catalog.clone(), vectors.clone()))),
+            embeddings: Some(models.clone()),
         };
-        let ingest =
-            Ingest::new(catalog.clone(), config.layout.clone()).with_vectors(vectors.clone());
+        let ingest = Ingest::new(catalog.clone(), config.layout.clone())
+            .with_vectors(vectors.clone())
+            .with_embeddings(Some(models));
         let engine = QueryEngine::new(
             &storage,
             catalog.clone(),

@@ -103,6 +103,10 @@ pub struct PutArgs {
     /// Add the file's new columns to the table instead of refusing them
     #[arg(long)]
     pub evolve: bool,
+    /// Fill a vector column with the embedding of a text column, TARGET=SOURCE[:MODEL]
+    /// (repeatable), e.g. summary_embedding=summary; declared when the table is created
+    #[arg(long = "embed")]
+    pub embed: Vec<String>,
     /// Bytes per chunk sent
     #[arg(long, default_value_t = 1024 * 1024)]
     pub chunk_bytes: usize,

@@ -49,6 +49,29 @@ fn options(args: &PutArgs) -> Result<Value, CliError> {
             .collect::<Result<Vec<_>, CliError>>()?;
         options.insert("columns".into(), Value::Array(columns));
     }
+    if !args.embed.is_empty() {
+        let embed = args
+            .embed
+            .iter()
+            .map(|spec| {
+                let usage = || {
+                    CliError::Usage(format!(
+                        "--embed {spec:?}: write TARGET=SOURCE[:MODEL], as in summary_embedding=summary"
+                    ))
+                };
+                let (target, rest) = spec.split_once('=').ok_or_else(usage)?;
+                let (source, model) = match rest.split_once(':') {
+                    Some((source, model)) => (source, Some(model)),
+                    None => (rest, None),
+                };
+                if target.is_empty() || source.is_empty() {
+                    return Err(usage());
+                }
+                Ok(json!({"source": source, "target": target, "model": model}))
+            })
+            .collect::<Result<Vec<_>, CliError>>()?;
+        options.insert("embed".into(), Value::Array(embed));
+    }
     Ok(Value::Object(options))
 }
 

@@ -23,6 +23,10 @@ pub enum ExtensionError {
     /// configuration names an extension that does not exist.
     #[error("{0}")]
     Conflict(String),
+    /// A service the extension depends on (an embedding endpoint, say)
+    /// cannot be reached or keeps failing; trying later may work.
+    #[error("{0}")]
+    Unavailable(String),
     /// A fault inside the extension.
     #[error("{0}")]
     Internal(String),

@@ -10,6 +10,7 @@
 //! This crate depends on DataFusion's function traits and nothing of the
 //! server: an extension sees the server only through [`Host`].
 
+mod embeddings;
 mod error;
 mod parameters;
 mod registry;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::logical_expr::ScalarUDF;
 
+pub use embeddings::{EMBED_MODEL_KEY, EMBED_SOURCE_KEY, EmbeddingService, Embeddings, ModelInfo};
 pub use error::{ExtensionError, Result};
 pub use parameters::{Parameterized, ParameterizedTable};
 pub use registry::{ExtensionInfo, FunctionInfo, FunctionKind, Installed, Registry, Selection};
@@ -53,6 +55,8 @@ pub struct Host {
     /// Nearest-neighbour search over the server's vector tables, when it
     /// has any storage for them.
     pub vectors: Option<Arc<dyn VectorService>>,
+    /// The configured embedding models.
+    pub embeddings: Option<Arc<dyn EmbeddingService>>,
 }
 
 /// Everything one extension adds.

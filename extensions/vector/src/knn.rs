@@ -4,8 +4,10 @@
 //! query, with their `_score`.
 //!
 //! `query` is any constant expression giving a vector (an array literal,
-//! `[0.1, 0.2]`, or an expression over literals) or a statement parameter
-//! (`$1`), bound when the prepared statement runs. `options` is a JSON
+//! `[0.1, 0.2]`, or an expression over literals), a statement parameter
+//! (`$1`), bound when the prepared statement runs, or a text, embedded when
+//! the search runs with the model that fills the column (or the default
+//! model, when the column declares none and its length fits). `options` is a JSON
 //! object: `{"nprobes": 20, "ef": 64, "refine": 5, "metric": "cosine"}`.
 //! Filters on the table's columns in the query's `WHERE` are handed to the
 //! search as a prefilter, so `k` rows come back whenever `k` rows match;
@@ -30,8 +32,8 @@ use datafusion::logical_expr::{ColumnarValue, Expr, TableProviderFilterPushDown}
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::ExecutionPlan;
 use lakehouse_extension::{
-    Parameterized, ParameterizedTable, SearchOptions, SearchRequest, TextSearchRequest,
-    VectorService,
+    EMBED_MODEL_KEY, EmbeddingService, Parameterized, ParameterizedTable, SearchOptions,
+    SearchRequest, TextSearchRequest, VectorService,
 };
 
 /// The SQL names.
@@ -44,12 +46,43 @@ pub const SCORE: &str = "_score";
 #[derive(Debug)]
 pub struct Knn {
     search: Arc<dyn VectorService>,
+    embeddings: Option<Arc<dyn EmbeddingService>>,
 }
 
 impl Knn {
-    pub fn new(search: Arc<dyn VectorService>) -> Self {
-        Self { search }
+    pub fn new(
+        search: Arc<dyn VectorService>,
+        embeddings: Option<Arc<dyn EmbeddingService>>,
+    ) -> Self {
+        Self { search, embeddings }
     }
+}
+
+/// A text query's model: the one the column declares, else the default
+/// when its vectors have the column's length.
+fn text_model(
+    embeddings: Option<&Arc<dyn EmbeddingService>>,
+    column: &Field,
+    table: &str,
+) -> DFResult<(Arc<dyn EmbeddingService>, String)> {
+    let Some(embeddings) = embeddings else {
+        return plan_err!(
+            "{KNN}: a text query needs the embed extension, which is off; give a vector"
+        );
+    };
+    let declared = column.metadata().get(EMBED_MODEL_KEY).cloned();
+    let info = embeddings.model(declared.as_deref()).map_err(external)?;
+    if let DataType::FixedSizeList(_, dims) = column.data_type()
+        && *dims as usize != info.dimensions
+    {
+        return plan_err!(
+            "{KNN}: column {} of {table} holds {dims}-dimensional vectors but model '{}' makes {}; give a vector, or a model's vectors of that length",
+            column.name(),
+            info.name,
+            info.dimensions
+        );
+    }
+    Ok((embeddings.clone(), info.name))
 }
 
 fn text_argument(function: &str, expr: &Expr, what: &str) -> DFResult<String> {
@@ -175,6 +208,36 @@ impl TableFunctionImpl for Knn {
             return plan_err!(
                 "{KNN}: column {column} of {table} is {column_type}, not a vector column"
             );
+        }
+        let embed_text = |text: String| -> DFResult<Arc<dyn TableProvider>> {
+            let field = schema.field_with_name(&column)?;
+            let (embeddings, model) = text_model(self.embeddings.as_ref(), field, &table)?;
+            Ok(Arc::new(SearchTable {
+                service: self.search.clone(),
+                search: Search::NearestText {
+                    request: SearchRequest {
+                        table: table.clone(),
+                        column: column.clone(),
+                        query: Vec::new(),
+                        k,
+                        filter: None,
+                        options: options.clone(),
+                    },
+                    text,
+                    model,
+                    embeddings,
+                },
+                schema: schema.clone(),
+            }))
+        };
+        if let Expr::Literal(
+            ScalarValue::Utf8(Some(text))
+            | ScalarValue::Utf8View(Some(text))
+            | ScalarValue::LargeUtf8(Some(text)),
+            _,
+        ) = &exprs[2]
+        {
+            return embed_text(text.clone());
         }
         let planned = PlannedKnn {
             service: self.search.clone(),
@@ -306,6 +369,13 @@ impl TableFunctionImpl for Fts {
 #[derive(Debug, Clone)]
 enum Search {
     Nearest(SearchRequest),
+    /// Nearest to a text's embedding, made when the search runs.
+    NearestText {
+        request: SearchRequest,
+        text: String,
+        model: String,
+        embeddings: Arc<dyn EmbeddingService>,
+    },
     Text(TextSearchRequest),
 }
 
@@ -370,6 +440,20 @@ impl TableProvider for SearchTable {
         let filter = pushed.into_iter().reduce(Expr::and);
         let batches = match self.search.clone() {
             Search::Nearest(mut request) => {
+                request.filter = filter;
+                self.service.search(request).await
+            }
+            Search::NearestText {
+                mut request,
+                text,
+                model,
+                embeddings,
+            } => {
+                let vector = embeddings
+                    .embed(Some(&model), &[text])
+                    .await
+                    .map_err(external)?;
+                request.query = vector.values;
                 request.filter = filter;
                 self.service.search(request).await
             }

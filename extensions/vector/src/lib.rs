@@ -38,8 +38,8 @@ impl Extension for Vector {
                 [
                     TableFunction {
                         name: knn::KNN.into(),
-                        function: Arc::new(knn::Knn::new(search.clone())),
-                        description: "knn(table, column, query, k [, options]): the k rows nearest query, nearest first, with _distance; WHERE filters on the table's columns are prefilters".into(),
+                        function: Arc::new(knn::Knn::new(search.clone(), host.embeddings.clone())),
+                        description: "knn(table, column, query, k [, options]): the k rows nearest query (a vector, or a text embedded with the column's model), nearest first, with _distance; WHERE filters on the table's columns are prefilters".into(),
                     },
                     TableFunction {
                         name: knn::FTS.into(),

@@ -5,6 +5,7 @@
 //! refuses a command that is not a protobuf `Any` before a service sees
 //! it, so DoPut is routed here rather than there.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -32,17 +33,43 @@ use super::upload_watch::UploadWatch;
 use super::{FlightSql, check_catalog};
 use crate::catalog::{TableKind, TableRef};
 use crate::error::{Error, Result};
-use crate::ingest::{CsvOptions, IngestRequest};
+use crate::ingest::{CsvOptions, EmbedSpec, IngestRequest};
 use crate::query::Planned;
 
 /// The `app_metadata` of a message that abandons its upload, for clients
 /// that cannot cancel a call (pyarrow's DoPut writer can only finish it).
 const ABORT: &[u8] = b"abort";
 
-/// An upload's messages, and whether its client abandoned it.
+/// The header prefix that carries ingest options: `x-lakehouse-embed`
+/// is the option `lakehouse.embed`. ADBC's Flight SQL driver refuses
+/// statement options it does not know, but sends any header it is given
+/// (`adbc.flight.sql.rpc.call_header.x-lakehouse-embed`).
+pub const OPTION_HEADER_PREFIX: &str = "x-lakehouse-";
+
+/// The `lakehouse.*` ingest options a call's headers carry.
+pub fn header_options(headers: &tonic::metadata::MetadataMap) -> HashMap<String, String> {
+    headers
+        .iter()
+        .filter_map(|entry| match entry {
+            tonic::metadata::KeyAndValueRef::Ascii(key, value) => {
+                let name = key.as_str().strip_prefix(OPTION_HEADER_PREFIX)?;
+                let value = value.to_str().ok()?;
+                Some((
+                    format!("lakehouse.{}", name.replace('-', "_")),
+                    value.to_string(),
+                ))
+            }
+            tonic::metadata::KeyAndValueRef::Binary(..) => None,
+        })
+        .collect()
+}
+
+/// An upload's messages, whether its client abandoned it, and the ingest
+/// options its headers carry.
 struct Upload {
     data: Peekable<Streaming<FlightData>>,
     watch: UploadWatch,
+    header_options: HashMap<String, String>,
 }
 
 type DoPutStream = <FlightSql as FlightService>::DoPutStream;
@@ -53,10 +80,12 @@ impl FlightSql {
         &self,
         upload: Streaming<FlightData>,
         watch: Option<UploadWatch>,
+        header_options: HashMap<String, String>,
     ) -> Result<Response<DoPutStream>, Status> {
         let mut upload = Upload {
             data: upload.peekable(),
             watch: watch.unwrap_or_default(),
+            header_options,
         };
         let command = match Pin::new(&mut upload.data).peek().await {
             None => return Err(Error::invalid("DoPut sent no messages").into()),
@@ -126,12 +155,18 @@ impl FlightSql {
         }
         let table = TableRef::new(command.schema.as_deref(), &command.table)?;
         let mode = ingest_mode(command.table_definition_options.as_ref())?;
-        let idempotency_key = command.options.get("lakehouse.idempotency_key").cloned();
-        let format = command
-            .options
+        // Options in the command win over the same options in headers.
+        let mut options = upload.header_options.clone();
+        options.extend(command.options.clone());
+        let idempotency_key = options.get("lakehouse.idempotency_key").cloned();
+        let format = options
             .get("lakehouse.format")
             .map(|f| table_format(f))
             .transpose()?;
+        let embed = match options.get("lakehouse.embed") {
+            Some(value) => EmbedSpec::parse_option(value)?,
+            None => Vec::new(),
+        };
         let (schema, batches) = decode_upload(upload).await?;
         let schema = schema.ok_or_else(|| Error::invalid("the upload carried no Arrow schema"))?;
         let request = IngestRequest {
@@ -140,6 +175,7 @@ impl FlightSql {
             idempotency_key,
             evolve: false,
             format,
+            embed,
         };
         let committed = self.ingest.write(request, schema, batches).await?;
         Ok(committed.rows as i64)

@@ -19,6 +19,7 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::FlightSql;
+use super::put::header_options;
 use super::upload_watch::UploadWatch;
 use crate::error::Error;
 
@@ -122,7 +123,8 @@ impl FlightService for LakehouseFlightService {
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
         let watch = request.extensions().get::<UploadWatch>().cloned();
-        self.inner.put(request.into_inner(), watch).await
+        let options = header_options(request.metadata());
+        self.inner.put(request.into_inner(), watch, options).await
     }
 
     async fn do_action(

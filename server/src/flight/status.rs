@@ -55,6 +55,7 @@ fn extension_code(e: &ExtensionError) -> Code {
             Code::FailedPrecondition
         }
         ExtensionError::ResourceExhausted(_) => Code::ResourceExhausted,
+        ExtensionError::Unavailable(_) => Code::Unavailable,
         ExtensionError::Internal(_) => Code::Internal,
     }
 }

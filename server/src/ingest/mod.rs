@@ -8,6 +8,7 @@
 
 mod csv;
 mod dictionary;
+mod embedding;
 mod file_stats;
 mod parquet_files;
 mod register;
@@ -22,6 +23,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 pub use csv::{CsvLoaded, CsvOptions};
+pub use embedding::{EmbedSpec, declared};
 pub use parquet_files::{FileLayout, ParquetFiles};
 pub use register::Registered;
 
@@ -36,6 +38,8 @@ use crate::catalog::{
 use crate::error::{Error, Result};
 use crate::types::cast_batch;
 use crate::vectors::{VectorTables, WriteRequest, check_vectors_fit, has_vector_column};
+use embedding::EmbedPlan;
+use lakehouse_extension::EmbeddingService;
 
 /// Batches in flight between the decoding and the encoding task.
 const PIPELINE_DEPTH: usize = 4;
@@ -51,6 +55,9 @@ pub struct IngestRequest {
     /// How a new (or replaced) table is stored; by default Lance when it
     /// has a vector column, Parquet otherwise.
     pub format: Option<TableKind>,
+    /// Vector columns to fill with embeddings of text columns, declared on
+    /// the new table.
+    pub embed: Vec<EmbedSpec>,
 }
 
 /// Writes streams of batches into catalog tables.
@@ -61,6 +68,8 @@ pub struct Ingest {
     /// Where tables with vector columns go; without it every table is
     /// Parquet.
     vectors: Option<Arc<VectorTables>>,
+    /// The models that fill embedded columns.
+    embeddings: Option<Arc<dyn EmbeddingService>>,
 }
 
 impl Ingest {
@@ -69,12 +78,19 @@ impl Ingest {
             catalog,
             layout,
             vectors: None,
+            embeddings: None,
         }
     }
 
     /// Stores tables with vector columns as Lance datasets.
     pub fn with_vectors(mut self, vectors: Arc<VectorTables>) -> Self {
         self.vectors = Some(vectors);
+        self
+    }
+
+    /// Fills embedded columns with these models.
+    pub fn with_embeddings(mut self, models: Option<Arc<dyn EmbeddingService>>) -> Self {
+        self.embeddings = models;
         self
     }
 
@@ -94,6 +110,31 @@ impl Ingest {
         S: Stream<Item = Result<RecordBatch>> + Send,
     {
         let started = std::time::Instant::now();
+        let existing = self
+            .catalog
+            .table(&request.table)
+            .ok()
+            .map(|t| t.schema.clone());
+        let embed = EmbedPlan::new(
+            &request.table,
+            existing.as_deref(),
+            &input_schema,
+            &request.embed,
+            self.embeddings.as_ref(),
+        )?;
+        let (input_schema, batches) = match (&self.embeddings, embed.is_empty()) {
+            (Some(models), false) => {
+                let schema = embed.schema(&input_schema);
+                let filled = embed.apply(
+                    request.table.clone(),
+                    models.clone(),
+                    schema.clone(),
+                    batches,
+                );
+                (schema, filled.boxed())
+            }
+            _ => (input_schema, batches.boxed()),
+        };
         let table_schema = self.target_schema(&request, &input_schema)?;
         if let Some(vectors) = self.lance_target(&request, &table_schema) {
             return self
@@ -345,6 +386,7 @@ mod tests {
             idempotency_key: None,
             evolve: false,
             format: None,
+            embed: Vec::new(),
         }
     }
 

@@ -380,6 +380,7 @@ impl QueryEngine {
             idempotency_key: None,
             evolve: false,
             format: None,
+            embed: Vec::new(),
         };
         let committed = self
             .ingest

@@ -32,7 +32,7 @@ use tracing::info;
 
 pub use options::CsvOptions;
 
-use super::{Ingest, IngestRequest};
+use super::{Ingest, IngestRequest, declared};
 use crate::catalog::{Committed, TableRef, evolve_schema, schema_differences, table_schema_for};
 use crate::error::{Error, Result};
 use convert::{Misfit, NullValues, Target, Typing, convert};
@@ -128,6 +128,7 @@ impl Ingest {
                 idempotency_key: options.idempotency_key.clone(),
                 evolve: options.evolve,
                 format: options.format,
+                embed: options.embed.clone(),
             };
             let pass = Pass {
                 table: &table,
@@ -307,6 +308,17 @@ fn plan(
     let Some(existing) = existing else {
         return Ok(Layout { targets: file });
     };
+    // Columns the table fills with embeddings are computed after parsing,
+    // so a file need not carry them.
+    let filled_later = |f: &Field| declared(f).is_some() && !start.names.contains(f.name());
+    let existing = &Schema::new(
+        existing
+            .fields()
+            .iter()
+            .filter(|f| !filled_later(f))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let data = Layout {
         targets: file.clone(),
     }

@@ -13,6 +13,7 @@ use super::convert::NullValues;
 use super::records::Dialect;
 use crate::catalog::{TableKind, TableRef, WriteMode};
 use crate::error::{Error, Result};
+use crate::ingest::EmbedSpec;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +75,10 @@ pub struct CsvOptions {
     #[serde(default)]
     pub evolve: bool,
     pub columns: Option<Vec<ColumnSpec>>,
+    /// Vector columns a new table fills with embeddings of its text
+    /// columns: `[{"source", "target", "model"}]`.
+    #[serde(default)]
+    pub embed: Vec<EmbedSpec>,
 }
 
 fn default_header() -> bool {
