@@ -147,3 +147,25 @@ def test_the_cli_put_declares_an_embedding(server, tmp_path):
     with server.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT count(summary_embedding) FROM people")
         assert cur.fetchone() == (20,)
+
+
+def test_create_table_action_declares_columns_and_embeddings(server):
+    client = flight.connect(server.uri)
+    body = {"table": "jobs", "columns": [{"name": "id", "type": "int64"}, {"name": "title", "type": "text"}],
+            "embed": [{"source": "title", "target": "title_emb"}]}
+    (result,) = client.do_action(flight.Action("create_table", json.dumps(body).encode()))
+    created = json.loads(result.body.to_pybytes())
+    assert created["version"] == 1
+    assert [c["name"] for c in created["columns"]] == ["id", "title", "title_emb"]
+    assert created["columns"][2]["type"].startswith("FixedSizeList(384")
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM jobs")
+        assert cur.fetchone() == (0,)
+        cur.execute("INSERT INTO jobs (id, title) VALUES (1, 'forklift operator'), (2, 'registered nurse')")
+        cur.execute("SELECT id FROM knn('jobs', 'title_emb', 'warehouse lift truck driver', 1)")
+        assert cur.fetchone() == (1,)
+    with pytest.raises(pa.ArrowInvalid, match='column "when": .*nonsense'):
+        list(client.do_action(flight.Action("create_table", json.dumps(
+            {"table": "bad", "columns": [{"name": "when", "type": "nonsense"}]}).encode())))
+    with pytest.raises(pa.ArrowException, match="already exists"):
+        list(client.do_action(flight.Action("create_table", json.dumps(body).encode())))

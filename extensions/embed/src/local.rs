@@ -23,9 +23,13 @@ struct SentenceBertConfig {
     max_seq_length: usize,
 }
 
-/// Texts per forward pass: large enough to keep the matrix kernels busy,
-/// small enough that one long text does not pad many short ones.
-const FORWARD_BATCH: usize = 32;
+/// Tokens (texts times the longest text's length) per forward pass: enough
+/// rows to keep the matrix kernels busy, while the attention scores of a
+/// pass (texts x 12 heads x length^2 floats) stay small enough to stay in
+/// cache rather than be allocated, zeroed and streamed through memory.
+const FORWARD_TOKENS: usize = 2048;
+/// Most texts per forward pass, however short.
+const FORWARD_TEXTS: usize = 128;
 
 /// A loaded model, ready to embed.
 pub struct LocalModel {
@@ -125,11 +129,22 @@ impl LocalModel {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].len());
         let mut out = vec![0f32; texts.len() * self.dimensions];
-        for chunk in order.chunks(FORWARD_BATCH) {
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted by length, so the last text of a pass is its longest.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < FORWARD_TEXTS
+                && (end + 1 - start) * ids[order[end]].len() <= FORWARD_TOKENS
+            {
+                end += 1;
+            }
+            let chunk = &order[start..end];
             let pooled = self.forward(chunk.iter().map(|&i| ids[i]))?;
             for (row, &i) in pooled.chunks_exact(self.dimensions).zip(chunk) {
                 out[i * self.dimensions..(i + 1) * self.dimensions].copy_from_slice(row);
             }
+            start = end;
         }
         Ok(out)
     }

@@ -5,23 +5,33 @@
 //! lists them with these descriptions (docs/flight-sql.md has the full
 //! reference).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::datatypes::{Field, Schema};
 use serde::Deserialize;
 
-use crate::catalog::{Catalog, TableRef, VacuumOptions};
+use crate::catalog::{Catalog, TableKind, TableRef, VacuumOptions, WriteMode};
 use crate::error::{Error, Result};
 use crate::extensions::Extensions;
-use crate::ingest::Ingest;
+use crate::ingest::{EmbedSpec, Ingest, IngestRequest, parse_type};
 
 pub const TABLE_HISTORY: &str = "table_history";
 pub const VACUUM: &str = "vacuum";
 pub const REGISTER_PARQUET: &str = "register_parquet";
 pub const LIST_EXTENSIONS: &str = "list_extensions";
+pub const CREATE_TABLE: &str = "create_table";
 
 /// Every custom action of the server itself, with its description
 /// (extensions add theirs).
-pub const ACTIONS: [(&str, &str); 4] = [
+pub const ACTIONS: [(&str, &str); 5] = [
+    (
+        CREATE_TABLE,
+        "Creates an empty table (version 1) with the given columns, and the vector columns it fills with \
+         embeddings of its text columns on every write. Body: {\"table\": \"[schema.]name\", \"columns\": \
+         [{\"name\", \"type\"}], \"embed\": [{\"source\", \"target\", \"model\"}], \"format\": \"parquet\"|\"lance\"}; \
+         types as in CSV uploads (int64, text, date, vector(384), ...). Result: JSON {table, version, columns: [{name, type}]}.",
+    ),
     (
         TABLE_HISTORY,
         "A table's versions, oldest first. Body: {\"table\": \"[schema.]name\"}. \
@@ -64,6 +74,24 @@ struct EmptyBody {}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CreateTableBody {
+    table: String,
+    columns: Vec<ColumnBody>,
+    #[serde(default)]
+    embed: Vec<EmbedSpec>,
+    format: Option<TableKind>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnBody {
+    name: String,
+    #[serde(rename = "type")]
+    data_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TableBody {
     table: String,
 }
@@ -95,9 +123,57 @@ pub async fn run(
         VACUUM => vacuum(catalog, body).await,
         REGISTER_PARQUET => register_parquet(ingest, body).await,
         LIST_EXTENSIONS => list_extensions(extensions, body),
+        CREATE_TABLE => create_table(ingest, body).await,
         _ => return extensions.run(action, body).await,
     };
     Some(result)
+}
+
+async fn create_table(ingest: &Ingest, body: &[u8]) -> Result<Vec<u8>> {
+    let body: CreateTableBody = parse(CREATE_TABLE, body)?;
+    let table = TableRef::parse(&body.table)?;
+    if body.columns.is_empty() && body.embed.is_empty() {
+        return Err(Error::invalid(format!(
+            "create_table {table}: give at least one column"
+        )));
+    }
+    let fields = body
+        .columns
+        .iter()
+        .map(|c| {
+            let data_type = parse_type(&c.data_type).map_err(|e| {
+                Error::invalid(format!("create_table {table}: column {:?}: {e}", c.name))
+            })?;
+            Ok(Field::new(&c.name, data_type, true))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let request = IngestRequest {
+        table: table.clone(),
+        mode: WriteMode::Create,
+        idempotency_key: None,
+        evolve: false,
+        format: body.format,
+        embed: body.embed,
+    };
+    let committed = ingest
+        .write(
+            request,
+            Arc::new(Schema::new(fields)),
+            futures::stream::empty(),
+        )
+        .await?;
+    let schema = ingest.catalog().table(&table)?.schema.clone();
+    let columns: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .collect();
+    Ok(serde_json::to_vec(&serde_json::json!({
+        "table": table.to_string(),
+        "version": committed.version,
+        "columns": columns,
+    }))
+    .expect("JSON values serialize"))
 }
 
 fn list_extensions(extensions: &Extensions, body: &[u8]) -> Result<Vec<u8>> {

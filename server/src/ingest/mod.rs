@@ -22,7 +22,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tracing::info;
 
-pub use csv::{CsvLoaded, CsvOptions};
+pub use csv::{CsvLoaded, CsvOptions, parse_type};
 pub use embedding::{EmbedSpec, declared};
 pub use parquet_files::{FileLayout, ParquetFiles};
 pub use register::Registered;

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::info;
 
-pub use options::CsvOptions;
+pub use options::{CsvOptions, parse_type};
 
 use super::{Ingest, IngestRequest, declared};
 use crate::catalog::{Committed, TableRef, evolve_schema, schema_differences, table_schema_for};
