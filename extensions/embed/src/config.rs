@@ -22,7 +22,7 @@ pub const LOCAL_MODEL_DIR: &str = "all-MiniLM-L6-v2";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
-    /// In-process, with candle.
+    /// In-process, on the CPU.
     Local,
     /// An Ollama server's `POST /api/embed`.
     Ollama,

@@ -2,15 +2,18 @@
 //! the models the server is configured with.
 //!
 //! This crate also holds the models themselves ([`Models`]): the `local`
-//! provider (a sentence-transformers model run in-process with candle),
+//! provider (a sentence-transformers model run in-process by its own BERT
+//! encoder),
 //! and the `ollama` and `openai` HTTP providers. The server builds
 //! [`Models`] from its configuration and offers them to every extension
 //! (and to its own ingest) as an [`EmbeddingService`].
 
 mod actions;
+mod bert;
 mod config;
 mod error;
 mod http;
+mod kernels;
 mod local;
 mod models;
 mod providers;

@@ -1,20 +1,18 @@
 //! The `local` provider: a sentence-transformers BERT model (by default
-//! all-MiniLM-L6-v2) run in-process with candle, on every core.
+//! all-MiniLM-L6-v2) run in-process on every core (see [`crate::bert`]).
 //!
 //! It reproduces `SentenceTransformer.encode` with that model's default
 //! settings: the model's own WordPiece tokenizer truncating at
 //! `max_seq_length` (256), mean pooling over the attention mask, then L2
-//! normalisation. Texts are sorted by length and batched so that padding,
-//! which costs as much as real tokens, stays small.
+//! normalisation. Texts are encoded in passes of up to [`PASS_TOKENS`]
+//! tokens, packed without padding.
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::bert::{BertConfig, Encoder};
 use crate::error::{EmbedError, Result};
 
 /// Where sentence-transformers keeps the truncation length.
@@ -23,27 +21,23 @@ struct SentenceBertConfig {
     max_seq_length: usize,
 }
 
-/// Tokens (texts times the longest text's length) per forward pass: enough
-/// rows to keep the matrix kernels busy, while the attention scores of a
-/// pass (texts x 12 heads x length^2 floats) stay small enough to stay in
-/// cache rather than be allocated, zeroed and streamed through memory.
-const FORWARD_TOKENS: usize = 2048;
-/// Most texts per forward pass, however short.
-const FORWARD_TEXTS: usize = 128;
+/// Tokens per forward pass: enough rows for the matrix products to run at
+/// full speed, while a pass's intermediate activations (tokens x 1,536
+/// floats for MiniLM) stay within a few tens of megabytes.
+const PASS_TOKENS: usize = 4096;
 
 /// A loaded model, ready to embed.
 pub struct LocalModel {
     dir: PathBuf,
     tokenizer: Tokenizer,
-    model: BertModel,
-    dimensions: usize,
+    encoder: Encoder,
 }
 
 impl std::fmt::Debug for LocalModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalModel")
             .field("dir", &self.dir)
-            .field("dimensions", &self.dimensions)
+            .field("dimensions", &self.encoder.hidden_size())
             .finish_non_exhaustive()
     }
 }
@@ -70,7 +64,7 @@ impl LocalModel {
             path: dir.join(file),
             message,
         };
-        let config: Config = serde_json::from_slice(&read("config.json")?)
+        let config: BertConfig = serde_json::from_slice(&read("config.json")?)
             .map_err(|e| bad("config.json", e.to_string()))?;
         let max_seq_length = match read("sentence_bert_config.json") {
             Ok(bytes) => {
@@ -80,6 +74,15 @@ impl LocalModel {
             }
             Err(_) => config.max_position_embeddings,
         };
+        if max_seq_length == 0 || max_seq_length > config.max_position_embeddings {
+            return Err(bad(
+                "sentence_bert_config.json",
+                format!(
+                    "max_seq_length {max_seq_length} is outside 1..={} (max_position_embeddings)",
+                    config.max_position_embeddings
+                ),
+            ));
+        }
         let mut tokenizer = Tokenizer::from_bytes(read("tokenizer.json")?)
             .map_err(|e| bad("tokenizer.json", e.to_string()))?;
         tokenizer.with_padding(None);
@@ -91,24 +94,27 @@ impl LocalModel {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|e| bad("tokenizer.json", e.to_string()))?;
-        let weights = VarBuilder::from_buffered_safetensors(
-            read("model.safetensors")?,
-            DType::F32,
-            &Device::Cpu,
-        )
-        .map_err(|e| bad("model.safetensors", e.to_string()))?;
-        let model = BertModel::load(weights, &config)
-            .map_err(|e| bad("model.safetensors", e.to_string()))?;
+        let tokenizer_vocabulary = tokenizer.get_vocab_size(true);
+        if tokenizer_vocabulary > config.vocab_size {
+            return Err(bad(
+                "tokenizer.json",
+                format!(
+                    "{tokenizer_vocabulary} tokens, more than the model's vocab_size {}",
+                    config.vocab_size
+                ),
+            ));
+        }
+        let encoder = Encoder::load(&config, &read("model.safetensors")?)
+            .map_err(|message| bad("model.safetensors", message))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             tokenizer,
-            model,
-            dimensions: config.hidden_size,
+            encoder,
         })
     }
 
     pub fn dimensions(&self) -> usize {
-        self.dimensions
+        self.encoder.hidden_size()
     }
 
     pub fn dir(&self) -> &Path {
@@ -126,60 +132,24 @@ impl LocalModel {
                 message: format!("tokenizing: {e}"),
             })?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| ids[i].len());
-        let mut out = vec![0f32; texts.len() * self.dimensions];
+        let dimensions = self.dimensions();
+        let mut out = Vec::with_capacity(texts.len() * dimensions);
         let mut start = 0;
-        while start < order.len() {
-            // Sorted by length, so the last text of a pass is its longest.
+        while start < ids.len() {
             let mut end = start + 1;
-            while end < order.len()
-                && end - start < FORWARD_TEXTS
-                && (end + 1 - start) * ids[order[end]].len() <= FORWARD_TOKENS
-            {
+            let mut tokens = ids[start].len();
+            while end < ids.len() && tokens + ids[end].len() <= PASS_TOKENS {
+                tokens += ids[end].len();
                 end += 1;
             }
-            let chunk = &order[start..end];
-            let pooled = self.forward(chunk.iter().map(|&i| ids[i]))?;
-            for (row, &i) in pooled.chunks_exact(self.dimensions).zip(chunk) {
-                out[i * self.dimensions..(i + 1) * self.dimensions].copy_from_slice(row);
+            let mut pooled = self.encoder.mean_pooled(&ids[start..end]);
+            for row in pooled.chunks_exact_mut(dimensions) {
+                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                row.iter_mut().for_each(|x| *x /= norm);
             }
+            out.extend_from_slice(&pooled);
             start = end;
         }
         Ok(out)
-    }
-
-    /// Mean-pooled, normalised vectors of one padded batch, row after row.
-    fn forward<'a>(
-        &self,
-        batch: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
-    ) -> Result<Vec<f32>> {
-        let rows = batch.len();
-        let width = batch.clone().map(<[u32]>::len).max().unwrap_or(0).max(1);
-        let mut input = vec![0u32; rows * width];
-        let mut mask = vec![0f32; rows * width];
-        for (r, ids) in batch.enumerate() {
-            input[r * width..r * width + ids.len()].copy_from_slice(ids);
-            mask[r * width..r * width + ids.len()].fill(1.0);
-        }
-        let fault = |e: candle_core::Error| EmbedError::Provider {
-            model: self.dir.display().to_string(),
-            message: e.to_string(),
-        };
-        let device = Device::Cpu;
-        let input = Tensor::from_vec(input, (rows, width), &device).map_err(fault)?;
-        let mask = Tensor::from_vec(mask, (rows, width), &device).map_err(fault)?;
-        let token_types = input.zeros_like().map_err(fault)?;
-        let pooled = (|| {
-            let hidden = self.model.forward(&input, &token_types, Some(&mask))?;
-            let mask = mask.unsqueeze(2)?;
-            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-            let counts = mask.sum(1)?;
-            let mean = summed.broadcast_div(&counts)?;
-            let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
-            mean.broadcast_div(&norms)?.flatten_all()?.to_vec1::<f32>()
-        })()
-        .map_err(fault)?;
-        Ok(pooled)
     }
 }
