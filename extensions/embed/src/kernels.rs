@@ -254,7 +254,7 @@ vectorised! {
     /// Softmax of every `width`-wide row of `rows`, in place.
     pub fn softmax_rows(rows: &mut [f32], width: usize) {
         for row in rows.chunks_exact_mut(width) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let max = max(row);
             for x in row.iter_mut() {
                 *x = exp(*x - max);
             }
@@ -297,6 +297,21 @@ fn sum(values: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + rest
 }
 
+/// The largest value (NaN-blind, which scores never are).
+#[inline(always)]
+fn max(values: &[f32]) -> f32 {
+    let larger = |a: f32, b: f32| if b > a { b } else { a };
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| larger(m, x));
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = larger(*lane, x);
+        }
+    }
+    lanes.into_iter().fold(rest, larger)
+}
+
 #[inline(always)]
 fn sum_of_squares(values: &[f32]) -> f32 {
     let mut lanes = [0f32; LANES];
@@ -312,12 +327,19 @@ fn sum_of_squares(values: &[f32]) -> f32 {
 
 /// e^x to within 2 ulp for x in [-87, 88] (clamped outside): 2^n times a
 /// degree-7 Taylor polynomial of e^r, |r| <= ln(2)/2.
+///
+/// n is rounded by adding 1.5 x 2^23, which leaves it in the low mantissa
+/// bits, where 2^n's exponent is built from directly: a float-to-int cast
+/// would not vectorise (Rust's `as` saturates, so it compiles to scalar
+/// compare-and-insert sequences).
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0;
     let x = x.max(-87.0).min(88.0);
-    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
@@ -325,7 +347,9 @@ fn exp(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // The low bits of `shifted` are n + 0x40_0000; shifting by 23 drops
+    // everything above n + 127, the biased exponent of 2^n.
+    p * f32::from_bits((shifted.to_bits() + 127) << 23)
 }
 
 /// erf(x) to within 1.5e-7 (Abramowitz and Stegun 7.1.26).
