@@ -81,6 +81,10 @@ impl Server {
         );
         let vectors = Arc::new(VectorTables::new(&storage));
         let models = Arc::new(Models::new(config.models.clone()).map_err(ServeError::Models)?);
+        models
+            .check_dimensions()
+            .await
+            .map_err(ServeError::Models)?;
         models.warm_up();
         let models: Arc<dyn EmbeddingService> = models;
         let host = Host {

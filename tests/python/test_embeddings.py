@@ -6,6 +6,7 @@ errors that say what went wrong."""
 
 import json
 import pathlib
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from conftest import Server
+from conftest import Server, server_binary
 
 FIXTURE = pathlib.Path(__file__).resolve().parents[2] / "extensions/embed/tests/fixtures/minilm-reference.json"
 FAKE_DIM = 8
@@ -53,6 +54,7 @@ class FakeProviders:
 
     def __init__(self):
         self.requests = []
+        self.shown = []
         self.lock = threading.Lock()
         providers = self
 
@@ -63,6 +65,15 @@ class FakeProviders:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 mode, _, api = self.path.lstrip("/").partition("/")
+                if api == "api/show":
+                    # Only the "shows" mode knows its model, like a current
+                    # Ollama; the others answer like a server without it.
+                    with providers.lock:
+                        providers.shown.append(body["model"])
+                    if mode != "shows":
+                        return self.answer(404, b'{"error": "not found"}')
+                    info = {"general.architecture": "nomic-bert", "nomic-bert.embedding_length": FAKE_DIM}
+                    return self.answer(200, json.dumps({"model_info": info}).encode())
                 with providers.lock:
                     providers.requests.append((mode, "/" + api, body, self.headers.get("Authorization")))
                     seen = sum(1 for r in providers.requests if r[0] == mode)
@@ -218,3 +229,35 @@ def test_http_provider_failures_say_which_endpoint_and_how(http_server, provider
         embed_action(http_server, {"model": "wrongdims", "texts": ["x"]})
     (listed,) = action(http_server, "list_models", b"")
     assert len(json.loads(listed)) == 8
+
+
+def ollama_config(tmp_path, providers, mode, dims):
+    config = tmp_path / f"{mode}-{dims}.toml"
+    config.write_text("\n".join([
+        'default_model = "nomic"', "[models.nomic]", 'provider = "ollama"', f'endpoint = "{providers.base}/{mode}"',
+        'model = "nomic-embed-text"', f"dimensions = {dims}", "timeout_secs = 1", "retries = 0"]) + "\n")
+    return config
+
+
+def test_ollama_dimensions_are_checked_at_start(tmp_path, providers):
+    # Ollama reports the model's length in /api/show: a configuration that
+    # disagrees stops the server at start, naming the model and the URL.
+    config = ollama_config(tmp_path, providers, "shows", 16)
+    refused = subprocess.run(
+        [str(server_binary()), "serve", "--listen", "127.0.0.1:0", "--storage", str(tmp_path / "bad"),
+         "--config", str(config)],
+        capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert (f"embedding model 'nomic' at {providers.base}/shows/api/show answered 8 dimensions; "
+            "configuration says 16") in refused.stderr
+    assert providers.shown == ["nomic-embed-text"]
+
+    # Agreeing, or an Ollama that cannot tell: the server starts and embeds.
+    for mode in ["shows", "ok"]:
+        server = Server(tmp_path / mode, "--config", str(ollama_config(tmp_path, providers, mode, FAKE_DIM)))
+        try:
+            table = embed_action(server, {"texts": ["forklift"]})
+            assert table.column(0)[0].as_py() == pytest.approx(fake_vector("forklift"), rel=1e-6)
+        finally:
+            server.kill()
+    assert providers.shown == ["nomic-embed-text"] * 3

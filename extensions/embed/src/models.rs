@@ -29,6 +29,9 @@ fn local_dimensions(model: &ResolvedModel) -> Option<usize> {
         .map(|h| h.hidden_size)
 }
 
+/// How long the start-up dimension check waits for a provider.
+const DIMENSIONS_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug)]
 struct Entry {
     model: ResolvedModel,
@@ -81,6 +84,52 @@ impl Models {
                 }
             });
         }
+    }
+
+    /// Compares each configured vector length with what the provider
+    /// reports, where it can tell (Ollama's `/api/show`): a disagreement is
+    /// an error, so a server does not start with a model that would fail
+    /// every call. A provider that cannot be asked within
+    /// [`DIMENSIONS_CHECK_TIMEOUT`] is logged and checked on every answer.
+    pub async fn check_dimensions(&self) -> Result<()> {
+        let checks = self.entries.iter().map(|entry| async move {
+            let Some(expected) = entry.model.dimensions else {
+                return Ok(());
+            };
+            let asked = tokio::time::timeout(
+                DIMENSIONS_CHECK_TIMEOUT,
+                entry.provider.reported_dimensions(),
+            )
+            .await;
+            match asked {
+                Ok(Ok(Some((actual, url)))) if actual != expected => Err(EmbedError::Dimensions {
+                    model: entry.model.name.clone(),
+                    endpoint: url,
+                    expected,
+                    actual,
+                }),
+                Ok(Ok(Some((_, url)))) => {
+                    tracing::info!(model = %entry.model.name, %url, dimensions = expected, "dimensions confirmed");
+                    Ok(())
+                }
+                Ok(Ok(None)) => Ok(()),
+                Ok(Err(e)) => {
+                    tracing::warn!(model = %entry.model.name, "dimensions not checked at start: {e}");
+                    Ok(())
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        model = %entry.model.name,
+                        "dimensions not checked at start: no answer within {DIMENSIONS_CHECK_TIMEOUT:?}"
+                    );
+                    Ok(())
+                }
+            }
+        });
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .collect()
     }
 
     fn entry(&self, name: Option<&str>) -> Result<&Entry> {

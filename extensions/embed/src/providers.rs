@@ -18,6 +18,12 @@ use crate::local::LocalModel;
 pub trait Provider: Send + Sync + std::fmt::Debug {
     /// One vector per text, row after row, each `dimensions` long.
     async fn embed_batch(&self, texts: &[String]) -> Result<Vec<f32>>;
+
+    /// The vector length the provider reports for its model without
+    /// embedding anything, where it can tell, with the URL that told.
+    async fn reported_dimensions(&self) -> Result<Option<(usize, String)>> {
+        Ok(None)
+    }
 }
 
 /// Builds the provider a resolved model asks for.
@@ -29,6 +35,7 @@ pub fn provider(model: &ResolvedModel) -> Result<Arc<dyn Provider>> {
         }),
         ProviderKind::Ollama => Arc::new(Ollama {
             endpoint: Endpoint::new(model, "/api/embed", None)?,
+            show: Endpoint::new(model, "/api/show", None)?,
             model: model.clone(),
         }),
         ProviderKind::Openai => {
@@ -112,12 +119,20 @@ impl Provider for Local {
 #[derive(Debug)]
 struct Ollama {
     endpoint: Endpoint,
+    /// `/api/show`, whose `model_info` has the model's embedding length.
+    show: Endpoint,
     model: ResolvedModel,
 }
 
 #[derive(Deserialize)]
 struct OllamaAnswer {
     embeddings: Vec<Vec<f32>>,
+}
+
+#[derive(Deserialize)]
+struct OllamaShow {
+    #[serde(default)]
+    model_info: serde_json::Map<String, serde_json::Value>,
 }
 
 #[async_trait]
@@ -128,6 +143,20 @@ impl Provider for Ollama {
             .post(&json!({ "model": self.model.model, "input": texts }))
             .await?;
         flatten(&self.model, &self.endpoint, texts.len(), answer.embeddings)
+    }
+
+    /// `model_info` names it `<architecture>.embedding_length`.
+    async fn reported_dimensions(&self) -> Result<Option<(usize, String)>> {
+        let show: OllamaShow = self
+            .show
+            .post(&json!({ "model": self.model.model }))
+            .await?;
+        let length = show
+            .model_info
+            .iter()
+            .find(|(key, _)| key.ends_with(".embedding_length"))
+            .and_then(|(_, value)| value.as_u64());
+        Ok(length.map(|n| (n as usize, self.show.url().to_string())))
     }
 }
 
