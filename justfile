@@ -52,3 +52,13 @@ lint:
 bench-embed *ARGS:
     cargo build --release -p lakehouse-server --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/embeddings.py {{ARGS}}
+
+# TPC-H (SF1 by default) through Flight SQL against DuckDB and DataFusion in-process, and result transfer (release build)
+bench-tpch *ARGS:
+    cargo build --release -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/release/lakehouse-bench" {{python}} benches/tpch.py {{ARGS}}
+
+# The benchmark harnesses end to end at tiny scale on debug builds (CI); the figures mean nothing
+bench-quick:
+    cargo build -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
+    LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/debug/lakehouse-bench" {{python}} benches/tpch.py --quick

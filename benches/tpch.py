@@ -1,0 +1,256 @@
+"""TPC-H through Flight SQL against DuckDB and DataFusion in-process, on the
+same Parquet files, in the same run; and result transfer (DoGet of
+lineitem) against collecting it in-process.
+
+Data: `tpchgen-cli parquet -s SCALE` (one file per table), generated once
+into ~/.cache/lakehouse/tpch/sf<SCALE> and linked into a fresh release
+server's storage, where the `register_parquet` action makes each file a
+table without copying it, so every engine reads the same files.
+
+Per query, warm-up runs, then N samples of the whole query with its result
+collected:
+- lakehouse, Rust Flight SQL client (`lakehouse-bench --target flight`);
+- lakehouse, ADBC (`adbc_driver_flightsql`, `fetch_arrow_table`);
+- DataFusion in-process, the same version the server embeds
+  (`lakehouse-bench --target in-process`), no Flight;
+- DuckDB in-process (Python `duckdb`, views over the files, `.arrow()`),
+  run last so its threads cannot take CPU from the others.
+Every result is checked equal to DuckDB's (values in order; numbers within
+1e-6 relative or absolute, since engines type decimal averages differently).
+Reports median, MAD and p95 per query and engine, the ratio of medians to
+DuckDB and to in-process DataFusion, and their geometric means; writes the
+raw samples to bench-results/ (not committed).
+
+`--quick` (scale 0.01, no warm-up, one sample) checks the harness end to end
+in CI; its figures mean nothing. Run it with `just bench-tpch` (release).
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import duckdb
+import pyarrow as pa
+import pyarrow.flight as flight
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benches"))
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+from stats import summarize  # noqa: E402
+from conftest import Server  # noqa: E402
+
+TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
+QUERIES = sorted((ROOT / "benches" / "tpch" / "queries").glob("q*.sql"))
+
+
+def tpch_data(scale: float) -> pathlib.Path:
+    """The Parquet files of SCALE, generated on first use."""
+    out = pathlib.Path.home() / ".cache" / "lakehouse" / "tpch" / f"sf{scale:g}"
+    if all((out / f"{t}.parquet").exists() for t in TABLES):
+        return out
+    partial = out.with_name(out.name + ".partial")
+    subprocess.run(["rm", "-rf", str(partial)], check=True)
+    partial.mkdir(parents=True)
+    print(f"generating TPC-H SF{scale:g} into {out} ...", flush=True)
+    generator = pathlib.Path(sys.executable).with_name("tpchgen-cli")
+    subprocess.run([str(generator), "parquet", "-s", f"{scale:g}", "--output-dir", str(partial)], check=True)
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    partial.rename(out)
+    return out
+
+
+def bench_binary() -> pathlib.Path:
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", pathlib.Path.home() / ".cache/lakehouse/target"))
+    return pathlib.Path(os.environ.get("LAKEHOUSE_BENCH_BIN", target / "release" / "lakehouse-bench"))
+
+
+def load(server: Server, data: pathlib.Path):
+    """Links the files into the server's storage and registers them."""
+    imports = server.storage / "imports" / "tpch"
+    imports.mkdir(parents=True)
+    client = flight.FlightClient(server.uri)
+    for table in TABLES:
+        os.link(data / f"{table}.parquet", imports / f"{table}.parquet")
+        body = json.dumps({"table": table, "paths": [f"imports/tpch/{table}.parquet"]}).encode()
+        (result,) = client.do_action(flight.Action("register_parquet", body))
+        loaded = json.loads(result.body.to_pybytes())
+        print(f"  {table}: {loaded['rows_added']:,} rows", flush=True)
+
+
+def run_rust(args, target, extra, results):
+    """Samples per query from lakehouse-bench, keyed by query name."""
+    results.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(
+        [str(bench_binary()), "--target", target, *extra, "--warmup", str(args.warmup),
+         "--samples", str(args.samples), "--results", str(results), *[str(q) for q in QUERIES]],
+        check=True, capture_output=True, text=True)
+    runs = {}
+    for line in out.stdout.splitlines():
+        run = json.loads(line)
+        runs[run["query"]] = run
+        runs[run["query"]]["table"] = pa.ipc.open_file(results / f"{run['query']}.arrow").read_all()
+    return runs
+
+
+def run_python(args, execute):
+    """Samples per query of `execute(sql) -> pyarrow.Table`."""
+    runs = {}
+    for path in QUERIES:
+        sql = path.read_text()
+        ms = []
+        for i in range(args.warmup + args.samples):
+            start = time.perf_counter()
+            table = execute(sql)
+            if i >= args.warmup:
+                ms.append((time.perf_counter() - start) * 1000)
+        runs[path.stem] = {"query": path.stem, "ms": ms, "rows": table.num_rows, "table": table}
+    return runs
+
+
+def values(table: pa.Table):
+    return [tuple(row.values()) for row in table.to_pylist()]
+
+
+def same_value(a, b) -> bool:
+    if isinstance(a, (int, float)) or hasattr(a, "as_tuple"):
+        if not isinstance(b, (int, float)) and not hasattr(b, "as_tuple"):
+            return False
+        a, b = float(a), float(b)
+        return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+def check(name, runs, reference):
+    """Raises naming the query, row and column where `runs` differs."""
+    for query, run in runs.items():
+        got, want = values(run["table"]), values(reference[query]["table"])
+        if len(got) != len(want):
+            raise AssertionError(f"{name} {query}: {len(got)} rows, DuckDB {len(want)}")
+        for i, (g, w) in enumerate(zip(got, want)):
+            if len(g) != len(w) or not all(same_value(x, y) for x, y in zip(g, w)):
+                raise AssertionError(f"{name} {query} row {i}: {g} != DuckDB's {w}")
+
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def transfer(args, server, data):
+    """SELECT * FROM lineitem through DoGet (Rust client) and in-process."""
+    sql = pathlib.Path(tempfile.mkdtemp()) / "lineitem_scan.sql"
+    sql.write_text("select * from lineitem")
+    out = {}
+    for target, extra in [("flight", ["--server", server.address]), ("in-process", ["--tables", str(data)])]:
+        run = subprocess.run(
+            [str(bench_binary()), "--target", target, *extra, "--warmup", str(args.warmup),
+             "--samples", str(args.samples), str(sql)], check=True, capture_output=True, text=True)
+        out[target] = json.loads(run.stdout)
+    return out
+
+
+def versions(server_bin):
+    import adbc_driver_flightsql
+    return {
+        "lakehouse": subprocess.run([str(server_bin), "--version"], capture_output=True, text=True).stdout.strip(),
+        "duckdb": duckdb.__version__,
+        "pyarrow": pa.__version__,
+        "adbc_driver_flightsql": adbc_driver_flightsql.__version__,
+    }
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1), "os": platform.platform()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="scale 0.01, no warm-up, one sample: checks the harness")
+    args = parser.parse_args()
+    if args.quick:
+        args.scale, args.warmup, args.samples = 0.01, 0, 1
+
+    data = tpch_data(args.scale)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = ROOT / "bench-results" / f"tpch-sf{args.scale:g}-{stamp}"
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(pathlib.Path(tmp) / "data")
+        try:
+            print(f"loading SF{args.scale:g} into {server.uri}", flush=True)
+            load(server, data)
+            print("lakehouse, Rust Flight SQL client ...", flush=True)
+            engines = {"lakehouse (Rust)": run_rust(args, "flight", ["--server", server.address], results / "flight")}
+            print("lakehouse, ADBC ...", flush=True)
+            with server.connect() as conn:
+                def adbc(sql):
+                    with conn.cursor() as cur:
+                        cur.execute(sql)
+                        return cur.fetch_arrow_table()
+                engines["lakehouse (ADBC)"] = run_python(args, adbc)
+            print("DataFusion in-process ...", flush=True)
+            engines["DataFusion in-process"] = run_rust(args, "in-process", ["--tables", str(data)],
+                                                        results / "in-process")
+            print("result transfer ...", flush=True)
+            moved = transfer(args, server, data)
+            server_bin = server.process.args[0]
+        finally:
+            server.kill()
+    print("DuckDB in-process ...", flush=True)
+    db = duckdb.connect()
+    for table in TABLES:
+        db.sql(f"create view {table} as select * from read_parquet('{data / (table + '.parquet')}')")
+    duck = run_python(args, lambda sql: db.sql(sql).to_arrow_table())
+    db.close()
+    for name, runs in engines.items():
+        check(name, runs, duck)
+    engines["DuckDB in-process"] = duck
+
+    report = {"scale": args.scale, "warmup": args.warmup, "samples": args.samples, "machine": machine(),
+              "versions": versions(server_bin), "queries": {}, "transfer": moved}
+    names = list(engines)
+    print(f"\nTPC-H SF{args.scale:g}: ms per query (median, MAD), {args.warmup} warm-up + {args.samples} samples; "
+          "every result equal to DuckDB's")
+    print("| query | " + " | ".join(names) + " | Rust / DataFusion | Rust / DuckDB |")
+    print("| --- |" + " ---: |" * (len(names) + 2))
+    flight_ratio, duck_ratio = [], []
+    for path in QUERIES:
+        q = path.stem
+        stats = {n: summarize(engines[n][q]["ms"]) for n in names}
+        report["queries"][q] = {n: {"ms": engines[n][q]["ms"], "median": s[0], "mad": s[1], "p95": s[2]}
+                                for n, s in stats.items()}
+        ours, df, dk = stats["lakehouse (Rust)"][0], stats["DataFusion in-process"][0], stats["DuckDB in-process"][0]
+        flight_ratio.append(ours / df)
+        duck_ratio.append(ours / dk)
+        cells = [f"{s[0]:,.1f} ({s[1]:,.1f})" for s in stats.values()]
+        print(f"| {q} | " + " | ".join(cells) + f" | {ours / df:.2f} | {ours / dk:.2f} |")
+    print(f"| geometric mean | | | | | {geomean(flight_ratio):.2f} | {geomean(duck_ratio):.2f} |")
+    report["geomean"] = {"rust_over_datafusion": geomean(flight_ratio), "rust_over_duckdb": geomean(duck_ratio)}
+
+    print("\nResult transfer, SELECT * FROM lineitem:")
+    for target, run in moved.items():
+        med = summarize(run["ms"])[0]
+        print(f"  {target}: {med:,.0f} ms (MAD {summarize(run['ms'])[1]:,.0f}), {run['rows'] / med * 1000:,.0f} rows/s, "
+              f"{run['bytes'] / med / 1e3:,.0f} MB/s (Arrow in memory, {run['bytes'] / 1e6:,.0f} MB)")
+    ratio = summarize(moved["flight"]["ms"])[0] / summarize(moved["in-process"]["ms"])[0]
+    print(f"  DoGet / in-process collect: {ratio:.2f}")
+    report["transfer_ratio"] = ratio
+
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    print(f"\nraw samples: {results / 'report.json'}")
+
+
+if __name__ == "__main__":
+    main()
