@@ -649,3 +649,27 @@ async fn manifest_statistics_prune_whole_files() {
         .unwrap();
     assert_eq!(rows(&counted), vec!["50|p251|299"]);
 }
+
+/// A small query is answered in one round trip, not held back by Nagle's
+/// algorithm until the client's delayed ACK (40 ms, twice per query, before
+/// the server set TCP_NODELAY on accepted connections). The bound leaves
+/// ten times a debug build's own time per query and is still below one
+/// delayed ACK.
+#[tokio::test]
+async fn small_queries_do_not_wait_for_delayed_acks() {
+    let server = TestServer::start();
+    let mut client = server.client().await;
+    client.query("SELECT 1").await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..9 {
+        let started = std::time::Instant::now();
+        client.query("SELECT 1").await.unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    assert!(
+        median < std::time::Duration::from_millis(35),
+        "SELECT 1 took {median:?} (median of 9): small answers wait for delayed ACKs"
+    );
+}
