@@ -127,10 +127,10 @@ impl QueryEngine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_target_partitions(options.target_partitions);
+        // Types named in SQL stay classic; scans still decode strings into
+        // view types (see `ParquetTable`), cast back on the way out.
         if options.classic_types {
-            let opts = config.options_mut();
-            opts.execution.parquet.schema_force_view_types = false;
-            opts.sql_parser.map_string_types_to_utf8view = false;
+            config.options_mut().sql_parser.map_string_types_to_utf8view = false;
         }
         let runtime = RuntimeEnvBuilder::new().build_arc()?;
         let url = Url::parse(STORE_URL).map_err(|e| Error::Internal(e.to_string()))?;

