@@ -62,3 +62,7 @@ bench-tpch *ARGS:
 bench-quick:
     cargo build -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
     LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/debug/lakehouse-bench" {{python}} benches/tpch.py --quick
+
+# Compare the newest TPC-H report (or REPORT) with benches/baseline.json; fails on a regression beyond the noise
+bench-check REPORT="":
+    {{python}} benches/check.py "${REPORT:-$(ls -td bench-results/tpch-sf1-*/report.json 2>/dev/null | head -1)}"
