@@ -17,7 +17,9 @@ collected:
   run last so its threads cannot take CPU from the others.
 Every result is checked equal to DuckDB's (values in order; numbers within
 1e-6 relative or absolute, since engines type decimal averages differently).
-Reports median, MAD and p95 per query and engine, the ratio of medians to
+Also the server's start-to-ready time (process start to its ready line),
+idle RSS, and RSS after the TPC-H runs. Reports median, MAD and p95 per
+query and engine, the ratio of medians to
 DuckDB and to in-process DataFusion, and their geometric means; writes the
 raw samples to bench-results/ (not committed).
 
@@ -156,6 +158,14 @@ def transfer(args, server, data):
     return out
 
 
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process, MB."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
 def versions(server_bin):
     import adbc_driver_flightsql
     return {
@@ -186,8 +196,11 @@ def main():
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = ROOT / "bench-results" / f"tpch-sf{args.scale:g}-{stamp}"
     with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
         server = Server(pathlib.Path(tmp) / "data")
+        ready_ms = (time.perf_counter() - started) * 1000
         try:
+            idle_mb = rss_mb(server.process.pid)
             print(f"loading SF{args.scale:g} into {server.uri}", flush=True)
             load(server, data)
             print("lakehouse, Rust Flight SQL client ...", flush=True)
@@ -203,6 +216,7 @@ def main():
             engines["DataFusion in-process"] = run_rust(args, "in-process", ["--tables", str(data)],
                                                         results / "in-process")
             print("result transfer ...", flush=True)
+            after_mb = rss_mb(server.process.pid)
             moved = transfer(args, server, data)
             server_bin = server.process.args[0]
         finally:
@@ -218,7 +232,8 @@ def main():
     engines["DuckDB in-process"] = duck
 
     report = {"scale": args.scale, "warmup": args.warmup, "samples": args.samples, "machine": machine(),
-              "versions": versions(server_bin), "queries": {}, "transfer": moved}
+              "versions": versions(server_bin), "queries": {}, "transfer": moved,
+              "server": {"start_to_ready_ms": ready_ms, "idle_rss_mb": idle_mb, "rss_after_tpch_mb": after_mb}}
     names = list(engines)
     print(f"\nTPC-H SF{args.scale:g}: ms per query (median, MAD), {args.warmup} warm-up + {args.samples} samples; "
           "every result equal to DuckDB's")
@@ -246,6 +261,9 @@ def main():
     ratio = summarize(moved["flight"]["ms"])[0] / summarize(moved["in-process"]["ms"])[0]
     print(f"  DoGet / in-process collect: {ratio:.2f}")
     report["transfer_ratio"] = ratio
+
+    print(f"\nServer: start to ready {ready_ms:,.0f} ms (process start included), idle RSS {idle_mb:,.0f} MB, "
+          f"RSS after the TPC-H runs {after_mb:,.0f} MB")
 
     results.mkdir(parents=True, exist_ok=True)
     (results / "report.json").write_text(json.dumps(report, indent=1, default=str))
