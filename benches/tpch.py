@@ -145,9 +145,10 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
-def transfer(args, server, data):
+def transfer(args, server, data, results):
     """SELECT * FROM lineitem through DoGet (Rust client) and in-process."""
-    sql = pathlib.Path(tempfile.mkdtemp()) / "lineitem_scan.sql"
+    results.mkdir(parents=True, exist_ok=True)
+    sql = results / "lineitem_scan.sql"
     sql.write_text("select * from lineitem")
     out = {}
     for target, extra in [("flight", ["--server", server.address]), ("in-process", ["--tables", str(data)])]:
@@ -217,7 +218,7 @@ def main():
                                                         results / "in-process")
             print("result transfer ...", flush=True)
             after_mb = rss_mb(server.process.pid)
-            moved = transfer(args, server, data)
+            moved = transfer(args, server, data, results)
             server_bin = server.process.args[0]
         finally:
             server.kill()
