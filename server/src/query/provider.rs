@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session};
 use datafusion::common::stats::Precision;
@@ -18,6 +18,7 @@ use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::transform_schema_to_view;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
@@ -130,7 +131,7 @@ pub struct ParquetTable {
 
 impl ParquetTable {
     pub fn new(manifest: Arc<Manifest>) -> Self {
-        let schema = view_schema(&manifest.schema);
+        let schema = Arc::new(transform_schema_to_view(&manifest.schema));
         Self { manifest, schema }
     }
 
@@ -247,22 +248,4 @@ impl TableProvider for ParquetTable {
             .collect();
         Some(self.table_statistics(&files))
     }
-}
-
-/// `schema` with top-level Utf8 and Binary columns as their view types.
-fn view_schema(schema: &SchemaRef) -> SchemaRef {
-    let fields: Vec<FieldRef> = schema
-        .fields()
-        .iter()
-        .map(|field| match field.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 => {
-                Arc::new(field.as_ref().clone().with_data_type(DataType::Utf8View))
-            }
-            DataType::Binary | DataType::LargeBinary => {
-                Arc::new(field.as_ref().clone().with_data_type(DataType::BinaryView))
-            }
-            _ => field.clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
