@@ -12,6 +12,7 @@ use serde::Deserialize;
 use lakehouse_ext_embed::{ModelConfig, ModelsConfig};
 use lakehouse_extension::Selection;
 
+use crate::auth::AuthConfig;
 use crate::ingest::FileLayout;
 use crate::query::QueryOptions;
 
@@ -102,6 +103,22 @@ pub struct ServeArgs {
     /// The embedding model embed() uses when none is named (default: the only one, or "local")
     #[arg(long, env = "LAKEHOUSE_DEFAULT_MODEL")]
     pub default_model: Option<String>,
+    /// HTTP address of /health, /ready and /metrics, or "off" (default: the
+    /// Flight host with the next port, or port 0 when Flight's is 0)
+    #[arg(long, env = "LAKEHOUSE_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// Serve on a non-loopback address with no users or tokens configured
+    #[arg(long, env = "LAKEHOUSE_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    /// PEM certificate chain: serve Flight SQL over TLS (with --tls-key)
+    #[arg(long, env = "LAKEHOUSE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "LAKEHOUSE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: require clients to present a certificate signed by one
+    #[arg(long, env = "LAKEHOUSE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The same settings, as a TOML file spells them.
@@ -122,15 +139,25 @@ struct FileConfig {
     disable_extensions: Option<Vec<String>>,
     models_dir: Option<PathBuf>,
     default_model: Option<String>,
+    http_listen: Option<String>,
+    allow_unauthenticated: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
     /// `[models.NAME]` tables.
     #[serde(default)]
     models: BTreeMap<String, ModelConfig>,
+    /// `[auth]`: users, API tokens, token lifetime.
+    #[serde(default)]
+    auth: AuthConfig,
 }
 
 /// Resolved configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: String,
+    /// Address of the HTTP probes and metrics; `None` when turned off.
+    pub http_listen: Option<String>,
     pub storage: String,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -142,6 +169,20 @@ pub struct ServerConfig {
     pub extensions: Selection,
     /// The embedding models and which is the default.
     pub models: ModelsConfig,
+    /// Users and API tokens; authentication is on when there are any.
+    pub auth: AuthConfig,
+    pub allow_unauthenticated: bool,
+    /// Certificate and key when serving over TLS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -194,11 +235,40 @@ impl ServeArgs {
             &models_dir,
         )
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca: self.tls_client_ca.or(file.tls_client_ca),
+            }),
+            (None, None) if self.tls_client_ca.is_none() && file.tls_client_ca.is_none() => None,
+            (None, None) => {
+                return Err(ConfigError::Invalid(
+                    "tls_client_ca needs tls_cert and tls_key: client certificates are checked only over TLS"
+                        .into(),
+                ));
+            }
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert and tls_key go together: give both or neither".into(),
+                ));
+            }
+        };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let http_listen = match self.http_listen.or(file.http_listen) {
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            Some(address) => Some(address),
+            None => Some(next_port(&listen)?),
+        };
         Ok(ServerConfig {
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            listen,
+            http_listen,
             storage: self
                 .storage
                 .or(file.storage)
@@ -234,8 +304,29 @@ impl ServeArgs {
                 disable: names_or(self.disable_extensions, file.disable_extensions),
             },
             models,
+            auth: file.auth,
+            allow_unauthenticated: self.allow_unauthenticated
+                || file.allow_unauthenticated.unwrap_or(false),
+            tls,
         })
     }
+}
+
+/// `host:port` with the port after `listen`'s (port 0 stays 0).
+fn next_port(listen: &str) -> Result<String, ConfigError> {
+    let invalid = || ConfigError::Invalid(format!("listen address {listen:?} is not HOST:PORT"));
+    let (host, port) = listen.rsplit_once(':').ok_or_else(invalid)?;
+    let port: u16 = port.parse().map_err(|_| invalid())?;
+    let next = match port {
+        0 => 0,
+        u16::MAX => {
+            return Err(ConfigError::Invalid(format!(
+                "listen port {port} has no next port for the HTTP probes: set http_listen"
+            )));
+        }
+        p => p + 1,
+    };
+    Ok(format!("{host}:{next}"))
 }
 
 /// Where the set-up scripts unpack the local model.
@@ -271,6 +362,36 @@ mod tests {
         assert_eq!(config.listen, DEFAULT_LISTEN);
         assert_eq!(config.storage, DEFAULT_STORAGE);
         assert!(config.query.classic_types);
+        assert_eq!(config.http_listen.as_deref(), Some("127.0.0.1:50052"));
+    }
+
+    #[test]
+    fn the_http_port_follows_the_flight_port_unless_set() {
+        let with = |listen: &str, http: Option<&str>| {
+            ServeArgs {
+                listen: Some(listen.into()),
+                http_listen: http.map(str::to_string),
+                ..Default::default()
+            }
+            .resolve()
+            .map(|c| c.http_listen)
+        };
+        assert_eq!(
+            with("0.0.0.0:0", None).unwrap().as_deref(),
+            Some("0.0.0.0:0")
+        );
+        assert_eq!(
+            with("[::1]:9000", None).unwrap().as_deref(),
+            Some("[::1]:9001")
+        );
+        assert_eq!(with("127.0.0.1:0", Some("off")).unwrap(), None);
+        assert_eq!(
+            with("127.0.0.1:0", Some("127.0.0.1:8080"))
+                .unwrap()
+                .as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert!(with("nonsense", None).is_err());
     }
 
     #[test]

@@ -77,6 +77,14 @@ pub enum Error {
     #[error("{0}")]
     Cancelled(String),
 
+    /// No credentials, or ones that do not check out.
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// Authenticated, but the caller's role does not allow the operation.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+
     /// A server-side limit was hit.
     #[error("{0}")]
     ResourceExhausted(String),

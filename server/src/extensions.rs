@@ -18,6 +18,7 @@ use lakehouse_extension::{
     Action, ExtensionError, ExtensionInfo, FunctionInfo, Host, Installed, Registry, Selection,
 };
 
+use crate::auth::{Identity, Role};
 use crate::error::{Error, Result};
 
 /// The SQL name of the table function listing extension functions.
@@ -138,9 +139,19 @@ impl Extensions {
         actions
     }
 
-    /// Runs an extension's action; `None` when no extension has it.
-    pub async fn run(&self, action: &str, body: &[u8]) -> Option<Result<Vec<u8>>> {
+    /// Runs an extension's action as `identity`; `None` when no extension
+    /// has it.
+    pub async fn run(
+        &self,
+        identity: &Identity,
+        action: &str,
+        body: &[u8],
+    ) -> Option<Result<Vec<u8>>> {
         let handler = self.actions.get(action)?;
+        let needed = Role::for_access(handler.access());
+        if let Err(refused) = identity.require(needed, &format!("the {action} action")) {
+            return Some(Err(refused));
+        }
         Some(handler.run(body).await.map_err(Error::from))
     }
 }

@@ -6,12 +6,15 @@
 //! [`storage`]). Nothing below `flight` knows about gRPC; nothing below
 //! `query` knows about Flight.
 
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod extensions;
 pub mod flight;
+pub mod health;
 pub mod ingest;
+pub mod metrics;
 pub mod query;
 pub mod server;
 pub mod storage;

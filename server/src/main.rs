@@ -1,10 +1,12 @@
 //! The `lakehouse` binary: `lakehouse serve` runs the Flight SQL server;
-//! `sql`, `put` and `history` talk to one (`lakehouse-cli`).
+//! `sql`, `put` and `history` talk to one (`lakehouse-cli`); `user add` and
+//! `token add` print configuration entries for authentication.
 
 use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use lakehouse_server::auth::{self, Role};
 use lakehouse_server::config::{LogFormat, ServeArgs, ServerConfig};
 use lakehouse_server::server::Server;
 use tracing::info;
@@ -31,6 +33,71 @@ enum Command {
     Put(lakehouse_cli::PutArgs),
     /// List a table's versions
     History(lakehouse_cli::HistoryArgs),
+    /// Make the configuration lines that add a user (password login)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Make an API token and the configuration lines that accept it
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Print an [[auth.users]] entry to add to the server's config file
+    Add {
+        /// The user name clients log in with
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Read the password from standard input (one line) instead of generating one
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Generate a token, print it once (stderr) and its [[auth.tokens]] entry (stdout)
+    Add {
+        /// A name for the program that will use the token
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+}
+
+/// Prints the config entry for a new user; the password is read from stdin
+/// or generated and shown once on stderr.
+fn user_add(name: &str, role: Role, password_stdin: bool) -> anyhow::Result<()> {
+    auth::check_principal_name(name).map_err(anyhow::Error::msg)?;
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        anyhow::ensure!(
+            !password.is_empty(),
+            "the password read from standard input is empty"
+        );
+        password
+    } else {
+        let password = auth::random_secret();
+        eprintln!("password for {name}: {password}");
+        password
+    };
+    print!("{}", auth::user_entry(name, role, &password));
+    Ok(())
+}
+
+fn token_add(name: &str, role: Role) -> anyhow::Result<()> {
+    auth::check_principal_name(name).map_err(anyhow::Error::msg)?;
+    let token = auth::random_secret();
+    eprintln!(
+        "token for {name} (shown once; send it as \"authorization: Bearer <token>\"): {token}"
+    );
+    print!("{}", auth::token_entry(name, role, &token));
+    Ok(())
 }
 
 fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
@@ -72,8 +139,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::start(&config).await?;
     let address = server.local_addr()?;
     info!(%address, "serving Flight SQL");
-    // The one line on stdout: scripts and tests wait for it to know the
-    // server is ready and which port it took.
+    if let Some(http) = server.http_addr() {
+        let http = http?;
+        info!(address = %http, "serving /health, /ready and /metrics");
+        println!("lakehouse http on {http}");
+    }
+    // The last line on stdout at start: scripts and tests wait for it to
+    // know the server is ready and which port it took.
     println!("lakehouse listening on {address}");
     server.serve(shutdown_signal()).await?;
     Ok(())
@@ -86,6 +158,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Sql(args) => lakehouse_cli::sql(args).await,
         Command::Put(args) => lakehouse_cli::put(args).await,
         Command::History(args) => lakehouse_cli::history(args).await,
+        Command::User(UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        }) => return user_add(&name, role, password_stdin),
+        Command::Token(TokenCommand::Add { name, role }) => return token_add(&name, role),
     };
     // A client command's error is one line for a person, not a chain.
     if let Err(e) = client_command {

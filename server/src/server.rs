@@ -13,14 +13,17 @@ use std::time::Duration;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tracing::{info, warn};
 
+use crate::auth::Authenticator;
 use crate::catalog::Catalog;
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, TlsFiles};
 use crate::error::Error;
 use crate::extensions::{Extensions, with_default_extensions};
 use crate::flight::actions::own_action_names;
 use crate::flight::{FlightSql, LakehouseFlightService};
+use crate::health::{self, Probes};
 use crate::ingest::Ingest;
 use crate::query::QueryEngine;
 use crate::storage::Storage;
@@ -47,6 +50,21 @@ pub enum ServeError {
     },
     #[error("cannot set up the embedding models: {0}")]
     Models(#[source] lakehouse_ext_embed::EmbedError),
+    #[error("authentication configuration: {0}")]
+    Auth(String),
+    #[error(
+        "refusing to serve on {address} without authentication: anyone who can reach it could read \
+         and change every table. Add users or tokens ([auth] in the config file; `lakehouse user add`), \
+         listen on a loopback address, or pass --allow-unauthenticated"
+    )]
+    Unprotected { address: SocketAddr },
+    #[error("cannot read the TLS {what} {path}: {source}")]
+    TlsFile {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the Flight server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -58,9 +76,36 @@ const CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
 /// A server that is bound and loaded, ready to serve.
 pub struct Server {
     listener: TcpListener,
+    /// The HTTP probes' listener, unless turned off.
+    http: Option<(TcpListener, Probes)>,
     service: LakehouseFlightService,
+    tls: Option<ServerTlsConfig>,
     max_message_bytes: usize,
     shutdown_grace: Duration,
+}
+
+/// Reads the PEM files of `files` into tonic's TLS configuration.
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+    let read = |what: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServeError::TlsFile {
+            what,
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let identity = Identity::from_pem(read("certificate", &files.cert)?, read("key", &files.key)?);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &files.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
+    }
+    Ok(tls)
+}
+
+/// Logs that an unauthenticated server is reachable beyond this machine.
+fn warn_if_exposed(address: SocketAddr) {
+    if !address.ip().is_loopback() {
+        warn!(%address, "serving without authentication on a non-loopback address (--allow-unauthenticated)");
+    }
 }
 
 impl Server {
@@ -120,7 +165,13 @@ impl Server {
                 .join(","),
             "extensions installed"
         );
-        let service = FlightSql::new(Arc::new(engine), catalog, ingest, extensions).into_service();
+        let auth = Authenticator::new(&config.auth)
+            .map_err(ServeError::Auth)?
+            .map(Arc::new);
+        let protected = auth.is_some();
+        let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        let service =
+            FlightSql::new(Arc::new(engine), catalog, ingest, extensions).into_service(auth);
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -133,10 +184,41 @@ impl Server {
                     },
                     source,
                 })?;
-        info!(storage = %storage.location, "storage opened");
+        let address = listener.local_addr().map_err(|source| ServeError::Bind {
+            address: config.listen.clone(),
+            hint: "",
+            source,
+        })?;
+        if !protected && !address.ip().is_loopback() && !config.allow_unauthenticated {
+            return Err(ServeError::Unprotected { address });
+        }
+        if !protected {
+            warn_if_exposed(address);
+        }
+        let http = match &config.http_listen {
+            None => None,
+            Some(http_address) => {
+                let http_listener = TcpListener::bind(http_address).await.map_err(|source| {
+                    ServeError::Bind {
+                        address: http_address.clone(),
+                        hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                            " (the HTTP probes' port; choose another with --http-listen, or turn it off)"
+                        } else {
+                            ""
+                        },
+                        source,
+                    }
+                })?;
+                let probes = Probes::new(storage.store.clone(), storage.location.clone());
+                Some((http_listener, probes))
+            }
+        };
+        info!(storage = %storage.location, tls = tls.is_some(), authentication = protected, "storage opened");
         Ok(Self {
             listener,
+            http,
             service,
+            tls,
             max_message_bytes: config.max_message_bytes,
             shutdown_grace: config.shutdown_grace,
         })
@@ -144,6 +226,13 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where `/health`, `/ready` and `/metrics` answer, unless turned off.
+    pub fn http_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.http
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests for
@@ -154,7 +243,26 @@ impl Server {
             .max_decoding_message_size(self.max_message_bytes)
             .max_encoding_message_size(self.max_message_bytes);
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let server = tonic::transport::Server::builder()
+        // The probes answer until the Flight server has drained, so that
+        // `/ready` can say "stopping" meanwhile.
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+        let probes = self.http.map(|(listener, probes)| {
+            let served = probes.clone();
+            tokio::spawn(async move {
+                let drained = async move {
+                    let _ = drained_rx.await;
+                };
+                if let Err(e) = health::serve(listener, served, drained).await {
+                    warn!(error = %e, "the HTTP probes stopped");
+                }
+            });
+            probes
+        });
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let server = builder
             // Windows large enough that an upload is not throttled to a
             // round trip per 64 KiB (the HTTP/2 default).
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
@@ -178,6 +286,9 @@ impl Server {
         tokio::select! {
             result = &mut server => result?,
             () = shutdown => {
+                if let Some(probes) = &probes {
+                    probes.stopping();
+                }
                 let _ = stop_tx.send(true);
                 info!(grace_secs = self.shutdown_grace.as_secs(), "stopped accepting; draining in-flight requests");
                 match tokio::time::timeout(self.shutdown_grace, &mut server).await {
@@ -186,6 +297,7 @@ impl Server {
                 }
             }
         }
+        let _ = drained_tx.send(());
         info!("server stopped");
         Ok(())
     }

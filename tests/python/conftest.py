@@ -1,7 +1,7 @@
 """Fixtures: the real lakehouse binary on port 0 over temporary storage.
 
-The server prints `lakehouse listening on HOST:PORT` once it is ready; the
-fixture waits for that line (no sleeps, no fixed ports) and kills the server
+The server prints `lakehouse listening on HOST:PORT` once it is ready (after
+`lakehouse http on HOST:PORT`, the probes' port); the fixture waits for that line (no sleeps, no fixed ports) and kills the server
 at the end. The binary is $LAKEHOUSE_BIN, else the debug build in the
 default target directory.
 """
@@ -16,6 +16,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import pytest
 
 READY_PREFIX = "lakehouse listening on "
+HTTP_PREFIX = "lakehouse http on "
 START_TIMEOUT_S = 60
 
 
@@ -27,13 +28,13 @@ def server_binary() -> pathlib.Path:
 
 
 class Server:
-    def __init__(self, storage: pathlib.Path, *extra: str):
+    def __init__(self, storage: pathlib.Path, *extra: str, listen: str = "127.0.0.1:0"):
         binary = server_binary()
         if not binary.exists():
             raise RuntimeError(f"{binary} not found: run `just build` or set LAKEHOUSE_BIN")
         self.storage = storage
         self.process = subprocess.Popen(
-            [str(binary), "serve", "--listen", "127.0.0.1:0", "--storage", str(storage), *extra],
+            [str(binary), "serve", "--listen", listen, "--storage", str(storage), *extra],
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "LAKEHOUSE_LOG_FILTER": os.environ.get("LAKEHOUSE_TEST_LOG", "warn")},
@@ -46,6 +47,7 @@ class Server:
             lines.put(None)
 
         threading.Thread(target=pump, daemon=True).start()
+        self.http_address = None
         while True:
             try:
                 line = lines.get(timeout=START_TIMEOUT_S)
@@ -54,6 +56,8 @@ class Server:
                 raise RuntimeError("the server did not become ready")
             if line is None:
                 raise RuntimeError(f"the server exited early with {self.process.wait()}")
+            if line.startswith(HTTP_PREFIX):
+                self.http_address = line[len(HTTP_PREFIX):].strip()
             if line.startswith(READY_PREFIX):
                 self.address = line[len(READY_PREFIX):].strip()
                 break

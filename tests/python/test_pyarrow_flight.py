@@ -5,31 +5,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-SQL_PREFIX = "type.googleapis.com/arrow.flight.protocol.sql."
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
-def command(name: str, body: bytes) -> bytes:
-    """A Flight SQL command wrapped in google.protobuf.Any."""
-    return field(1, (SQL_PREFIX + name).encode()) + field(2, body)
-
-
-def statement_query(sql: str) -> flight.FlightDescriptor:
-    return flight.FlightDescriptor.for_command(command("CommandStatementQuery", field(1, sql.encode())))
+from flight_commands import statement_query
 
 
 @pytest.fixture

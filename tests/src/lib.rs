@@ -35,6 +35,8 @@ pub fn server_binary() -> PathBuf {
 pub struct TestServer {
     child: Option<Child>,
     pub address: String,
+    /// Where `/health`, `/ready` and `/metrics` answer.
+    pub http_address: Option<String>,
     pub storage: PathBuf,
     /// Keeps the temporary storage directory alive when the server owns it.
     _dir: Option<tempfile::TempDir>,
@@ -73,16 +75,20 @@ impl TestServer {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
+            let mut http_address = None;
             let address = lines.by_ref().map_while(Result::ok).find_map(|line| {
+                if let Some(http) = line.strip_prefix("lakehouse http on ") {
+                    http_address = Some(http.to_string());
+                }
                 line.strip_prefix("lakehouse listening on ")
                     .map(str::to_string)
             });
-            let _ = tx.send(address);
+            let _ = tx.send(address.map(|a| (a, http_address)));
             // Keep draining so the server never blocks on a full pipe.
             for _ in lines {}
         });
-        let address = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(address)) => address,
+        let (address, http_address) = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(addresses)) => addresses,
             other => {
                 let _ = child.kill();
                 panic!(
@@ -94,6 +100,7 @@ impl TestServer {
         Self {
             child: Some(child),
             address,
+            http_address,
             storage: storage.to_path_buf(),
             _dir: None,
         }

@@ -2,12 +2,21 @@
 
 use clap::{Args, ValueEnum};
 
-/// Where the server is.
+/// Where the server is, and how to log in to it.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// Server address, host:port or http://host:port
+    /// Server address, host:port, http://host:port or https://host:port
     #[arg(long, env = "LAKEHOUSE_SERVER", default_value = "127.0.0.1:50051")]
     pub server: String,
+    /// User to log in as (with the password in LAKEHOUSE_PASSWORD)
+    #[arg(long, env = "LAKEHOUSE_USER", conflicts_with = "token")]
+    pub user: Option<String>,
+    /// API token to send as the bearer token
+    #[arg(long, env = "LAKEHOUSE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM certificate(s) to trust for a TLS server (implies TLS)
+    #[arg(long, env = "LAKEHOUSE_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// How results are printed.

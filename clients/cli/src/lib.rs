@@ -8,7 +8,7 @@ mod upload;
 
 pub use args::{ConnectArgs, Format, HistoryArgs, PutArgs, SqlArgs};
 
-use lakehouse_client::{Client, ClientError};
+use lakehouse_client::{Client, ClientError, ConnectOptions, Credentials};
 
 /// Why a command failed, worded for the person who ran it.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,33 @@ fn describe(error: &ClientError) -> String {
 }
 
 async fn connect(args: &ConnectArgs) -> Result<Client, CliError> {
-    Ok(Client::connect(&args.server).await?)
+    let credentials = match (&args.user, &args.token) {
+        (Some(user), _) => {
+            let password = std::env::var("LAKEHOUSE_PASSWORD").map_err(|_| {
+                CliError::Usage(format!(
+                    "--user {user} needs the password in the LAKEHOUSE_PASSWORD variable"
+                ))
+            })?;
+            Some(Credentials::Password {
+                user: user.clone(),
+                password,
+            })
+        }
+        (None, Some(token)) => Some(Credentials::Token(token.clone())),
+        (None, None) => None,
+    };
+    let tls_ca_pem = match &args.tls_ca {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            CliError::Usage(format!("cannot read --tls-ca {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let options = ConnectOptions {
+        credentials,
+        tls_ca_pem,
+        tls_client_identity: None,
+    };
+    Ok(Client::connect_with(&args.server, &options).await?)
 }
 
 /// `lakehouse sql`: runs one statement and prints its result.

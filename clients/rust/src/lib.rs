@@ -19,10 +19,11 @@ use arrow_flight::sql::client::{FlightSqlServiceClient, PreparedStatement};
 use arrow_flight::sql::{
     CommandStatementIngest, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
 };
-use arrow_flight::{FlightDescriptor, FlightInfo, PutResult};
+use arrow_flight::{FlightDescriptor, FlightInfo, HandshakeRequest, PutResult};
+use base64::Engine;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Option key of `CommandStatementIngest` carrying an idempotency key.
 pub const IDEMPOTENCY_KEY_OPTION: &str = "lakehouse.idempotency_key";
@@ -126,6 +127,28 @@ pub struct CsvLoaded {
     pub deduplicated: bool,
 }
 
+/// How to prove who the client is.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Logs in with `Handshake` (Basic) and sends the bearer token it
+    /// returns on every later call.
+    Password { user: String, password: String },
+    /// Sends this bearer token (an API token) on every call.
+    Token(String),
+}
+
+/// Credentials and TLS settings of a connection.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub credentials: Option<Credentials>,
+    /// PEM certificates to trust (the server's, or its CA): the connection
+    /// uses TLS when set or when the address starts with `https://`.
+    pub tls_ca_pem: Option<Vec<u8>>,
+    /// PEM certificate and key this client presents, for servers that
+    /// verify clients.
+    pub tls_client_identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 /// A connection to one server.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -133,27 +156,83 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `address` (`host:port` or `http://host:port`).
+    /// Connects to `address` (`host:port`, `http://host:port` or
+    /// `https://host:port`) without credentials.
     pub async fn connect(address: &str) -> Result<Self> {
-        let url = if address.contains("://") {
-            address.to_string()
-        } else {
-            format!("http://{address}")
+        Self::connect_with(address, &ConnectOptions::default()).await
+    }
+
+    /// Connects to `address` with credentials and TLS settings.
+    pub async fn connect_with(address: &str, options: &ConnectOptions) -> Result<Self> {
+        let tls = options.tls_ca_pem.is_some() || address.starts_with("https://");
+        let url = match address.split_once("://") {
+            Some(("grpc+tls", rest)) => format!("https://{rest}"),
+            Some(("grpc" | "grpc+tcp", rest)) => format!("http://{rest}"),
+            Some(_) => address.to_string(),
+            None if tls => format!("https://{address}"),
+            None => format!("http://{address}"),
         };
         let connect_error = |source| ClientError::Connect {
             address: address.to_string(),
             source,
         };
-        let channel = Endpoint::from_shared(url)
+        let mut endpoint = Endpoint::from_shared(url)
             .map_err(connect_error)?
             .initial_stream_window_size(8 * 1024 * 1024)
-            .initial_connection_window_size(32 * 1024 * 1024)
-            .connect()
-            .await
-            .map_err(connect_error)?;
-        Ok(Self {
+            .initial_connection_window_size(32 * 1024 * 1024);
+        if tls {
+            let mut config = ClientTlsConfig::new();
+            config = match &options.tls_ca_pem {
+                Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
+                None => config.with_enabled_roots(),
+            };
+            if let Some((cert, key)) = &options.tls_client_identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(config).map_err(connect_error)?;
+        }
+        let channel = endpoint.connect().await.map_err(connect_error)?;
+        let mut client = Self {
             sql: FlightSqlServiceClient::new(channel),
-        })
+        };
+        match &options.credentials {
+            None => {}
+            Some(Credentials::Token(token)) => client.sql.set_token(token.clone()),
+            Some(Credentials::Password { user, password }) => {
+                client.login(user, password).await?;
+            }
+        }
+        Ok(client)
+    }
+
+    /// `Handshake` with Basic credentials; keeps the bearer token the
+    /// server answers with for every later call.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<()> {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut request = tonic::Request::new(futures::stream::iter(vec![HandshakeRequest {
+            protocol_version: 0,
+            payload: Bytes::new(),
+        }]));
+        let header = format!("Basic {basic}")
+            .parse()
+            .map_err(|_| ClientError::Answer("the user name cannot be sent in a header".into()))?;
+        request.metadata_mut().insert("authorization", header);
+        let response = self
+            .sql
+            .inner_mut()
+            .handshake(request)
+            .await
+            .map_err(|status| FlightError::Tonic(Box::new(status)))?;
+        let token = response
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ClientError::Answer("the server's handshake answer carries no bearer token".into())
+            })?;
+        self.sql.set_token(token.to_string());
+        Ok(())
     }
 
     /// The underlying Flight SQL client, for calls this type does not wrap.

@@ -80,6 +80,19 @@ pub struct TableFunction {
     pub description: String,
 }
 
+/// What an action does to the server's data, which decides the role a
+/// caller needs: readers may run `Read` actions, writers also `Write`,
+/// admins everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads data or computes from the request alone.
+    Read,
+    /// Adds data or creates tables.
+    Write,
+    /// Removes data or changes how it is indexed.
+    Admin,
+}
+
 /// A DoAction verb: JSON (or other bytes) in, bytes out.
 #[async_trait]
 pub trait Action: Send + Sync {
@@ -88,6 +101,9 @@ pub trait Action: Send + Sync {
 
     /// What it does, its body and its result, for `ListActions`.
     fn description(&self) -> &str;
+
+    /// What a caller's role must allow for the server to run it.
+    fn access(&self) -> Access;
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>>;
 }

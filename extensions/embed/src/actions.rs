@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::ipc::writer::StreamWriter;
-use lakehouse_extension::{Action, EmbeddingService, ExtensionError, Result};
+use lakehouse_extension::{Access, Action, EmbeddingService, ExtensionError, Result};
 use serde::Deserialize;
 
 use crate::udf::{embed_strings, vector_type};
@@ -43,6 +43,10 @@ impl Action for EmbedAction {
         "Embeds texts with a configured model. Body: {\"model\" (optional, the default model), \"texts\": [...]} \
          (at most 100,000; null stays null). Result: an Arrow IPC stream with one column `embedding`, \
          FixedSizeList<Float32, dimensions>, one row per text in order."
+    }
+
+    fn access(&self) -> Access {
+        Access::Read
     }
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
@@ -94,6 +98,10 @@ impl Action for ListModels {
 
     fn description(&self) -> &str {
         "The configured embedding models. Body: empty. Result: JSON array of {name, provider, model, dimensions, default}."
+    }
+
+    fn access(&self) -> Access {
+        Access::Read
     }
 
     async fn run(&self, _body: &[u8]) -> Result<Vec<u8>> {

@@ -22,7 +22,8 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use lakehouse_extension::{
-    Action, Contributions, Extension, ExtensionError, Host, Result, ScalarFunction, TableFunction,
+    Access, Action, Contributions, Extension, ExtensionError, Host, Result, ScalarFunction,
+    TableFunction,
 };
 use serde::Deserialize;
 
@@ -149,6 +150,10 @@ impl Action for CountWords {
 
     fn description(&self) -> &str {
         "Counts the words of a text (example extension). Body: {\"text\": \"...\"}. Result: JSON {\"words\": n}."
+    }
+
+    fn access(&self) -> Access {
+        Access::Read
     }
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {

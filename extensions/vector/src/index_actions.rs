@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lakehouse_extension::{Action, ExtensionError, IndexRequest, Result, VectorService};
+use lakehouse_extension::{Access, Action, ExtensionError, IndexRequest, Result, VectorService};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -42,6 +42,10 @@ impl Action for CreateIndex {
          \"replace\": false}. Result: JSON {name, columns, index_type, table_version}."
     }
 
+    fn access(&self) -> Access {
+        Access::Admin
+    }
+
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
         let request: IndexRequest = parse(self.name(), body)?;
         json(&self.0.create_index(request).await?)
@@ -65,6 +69,10 @@ impl Action for DropIndex {
 
     fn description(&self) -> &str {
         "Removes an index from a vector table. Body: {\"table\", \"name\"}. Result: JSON {table, name, table_version}."
+    }
+
+    fn access(&self) -> Access {
+        Access::Admin
     }
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
@@ -92,6 +100,10 @@ impl Action for ListIndexes {
 
     fn description(&self) -> &str {
         "A vector table's indexes. Body: {\"table\"}. Result: JSON array of {name, columns, index_type, table_version}."
+    }
+
+    fn access(&self) -> Access {
+        Access::Read
     }
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {

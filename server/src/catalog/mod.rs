@@ -36,6 +36,7 @@ pub use names::{
 };
 
 use crate::error::{Error, Result};
+use crate::metrics::metrics;
 use crate::storage::remove_abandoned_parts;
 
 const SCHEMAS_PREFIX: &str = "_catalog/schemas";
@@ -590,15 +591,27 @@ impl Catalog {
         }
     }
 
+    /// Writes a version's manifest if no other writer took its number;
+    /// counts commits, rows added and conflicts for `/metrics`.
     async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
         let path = manifest_path(&manifest.table, manifest.version);
-        self.store
+        let written = self
+            .store
             .put_opts(
                 &path,
                 PutPayload::from(manifest.to_json()),
                 PutOptions::from(PutMode::Create),
             )
-            .await
+            .await;
+        match &written {
+            Ok(_) => {
+                metrics().commit();
+                metrics().rows_in(manifest.rows_added);
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => metrics().commit_conflict(),
+            Err(_) => {}
+        }
+        written
             .map(|_| ())
             .map_err(|e| Error::storage(format!("writing manifest {path}"), e))
     }

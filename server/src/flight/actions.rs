@@ -11,6 +11,7 @@ use std::time::Duration;
 use arrow::datatypes::{Field, Schema};
 use serde::Deserialize;
 
+use crate::auth::{Identity, Role};
 use crate::catalog::{Catalog, TableKind, TableRef, VacuumOptions, WriteMode};
 use crate::error::{Error, Result};
 use crate::extensions::Extensions;
@@ -114,9 +115,15 @@ fn parse<'a, T: Deserialize<'a>>(action: &str, body: &'a [u8]) -> Result<T> {
 pub async fn run(
     ingest: &Ingest,
     extensions: &Extensions,
+    identity: &Identity,
     action: &str,
     body: &[u8],
 ) -> Option<Result<Vec<u8>>> {
+    if let Some(role) = own_action_role(action)
+        && let Err(refused) = identity.require(role, &format!("the {action} action"))
+    {
+        return Some(Err(refused));
+    }
     let catalog = ingest.catalog();
     let result = match action {
         TABLE_HISTORY => table_history(catalog, body),
@@ -124,9 +131,19 @@ pub async fn run(
         REGISTER_PARQUET => register_parquet(ingest, body).await,
         LIST_EXTENSIONS => list_extensions(extensions, body),
         CREATE_TABLE => create_table(ingest, body).await,
-        _ => return extensions.run(action, body).await,
+        _ => return extensions.run(identity, action, body).await,
     };
     Some(result)
+}
+
+/// The role each of the server's own actions needs.
+fn own_action_role(action: &str) -> Option<Role> {
+    match action {
+        TABLE_HISTORY | LIST_EXTENSIONS => Some(Role::Reader),
+        REGISTER_PARQUET | CREATE_TABLE => Some(Role::Writer),
+        VACUUM => Some(Role::Admin),
+        _ => None,
+    }
 }
 
 async fn create_table(ingest: &Ingest, body: &[u8]) -> Result<Vec<u8>> {

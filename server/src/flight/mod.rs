@@ -4,6 +4,7 @@
 //! This is the only layer that knows about gRPC. Every error crosses into a
 //! `tonic::Status` through the one mapping in [`status`].
 
+mod access;
 pub mod actions;
 mod prepared;
 mod put;
@@ -43,12 +44,15 @@ use tonic::{Request, Response, Status, Streaming};
 pub use schema_service::LakehouseFlightService;
 pub use upload_watch::watch as watch_upload;
 
+use crate::auth::{Authenticator, Identity};
 use crate::catalog::{CATALOG_NAME, Catalog};
 use crate::error::{Error, Result};
 use crate::extensions::Extensions;
 use crate::ingest::Ingest;
+use crate::metrics::metrics;
 use crate::query::{Planned, QueryEngine};
 use crate::types::cast_batch;
+use access::{caller, check_update};
 use prepared::{PreparedStatement, PreparedStatements};
 use sql_info::{SQL_INFO, XDBC_TYPE_INFO};
 use tickets::{KEY_SCHEMA, PRIMARY_KEY_SCHEMA, StatementTicket, TABLE_TYPES};
@@ -84,7 +88,11 @@ impl FlightSql {
 
     /// Plans `sql` and, for queries, returns the output schema; updates sent
     /// as queries run now and report their row count.
-    async fn plan_statement(&self, sql: &str) -> Result<(SchemaRef, StatementTicket)> {
+    async fn plan_statement(
+        &self,
+        sql: &str,
+        identity: &Identity,
+    ) -> Result<(SchemaRef, StatementTicket)> {
         let plan = self.engine.plan(sql).await?;
         match self.engine.classify(plan)? {
             Planned::Query(plan) => Ok((
@@ -94,6 +102,7 @@ impl FlightSql {
                 },
             )),
             Planned::Update(update) => {
+                check_update(identity, &update)?;
                 let rows = self.engine.execute_update(update).await?;
                 Ok((
                     StatementTicket::affected_schema(),
@@ -136,7 +145,11 @@ impl FlightSql {
         Ok(encode(schema, batches))
     }
 
-    async fn run_prepared_update(&self, statement: &PreparedStatement) -> Result<i64> {
+    async fn run_prepared_update(
+        &self,
+        statement: &PreparedStatement,
+        identity: &Identity,
+    ) -> Result<i64> {
         let mut plans = Vec::new();
         if statement.parameters.is_empty() {
             plans.push(statement.plan.clone());
@@ -149,7 +162,10 @@ impl FlightSql {
         let mut total = 0;
         for plan in plans {
             match self.engine.classify(plan)? {
-                Planned::Update(update) => total += self.engine.execute_update(update).await?,
+                Planned::Update(update) => {
+                    check_update(identity, &update)?;
+                    total += self.engine.execute_update(update).await?
+                }
                 Planned::Query(_) => {
                     return Err(Error::invalid(format!(
                         "{:?} is a query: execute it with a query, not an update",
@@ -171,7 +187,10 @@ where
     let batches = batches
         .and_then(move |batch| {
             let target = target.clone();
-            async move { Ok(cast_batch(&batch, &target)?) }
+            async move {
+                metrics().rows_out(batch.num_rows() as u64);
+                Ok(cast_batch(&batch, &target)?)
+            }
         })
         .map_err(|e| FlightError::Tonic(Box::new(Status::from(e))));
     Box::pin(
@@ -251,7 +270,9 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let (schema, ticket) = self.plan_statement(&query.query).await?;
+        let (schema, ticket) = self
+            .plan_statement(&query.query, &caller(&request)?)
+            .await?;
         let ticket = TicketStatementQuery {
             statement_handle: ticket.encode(),
         };
@@ -272,7 +293,9 @@ impl FlightSqlService for FlightSql {
         if !statement.is_query {
             // An update executed as a query (ADBC's dbapi does this for DDL):
             // it runs now, once, and its ticket reports the row count.
-            let rows = self.run_prepared_update(&statement).await? as u64;
+            let rows = self
+                .run_prepared_update(&statement, &caller(&request)?)
+                .await? as u64;
             let ticket = TicketStatementQuery {
                 statement_handle: StatementTicket::Affected { rows }.encode(),
             };
@@ -626,9 +649,16 @@ impl FlightSqlService for FlightSql {
         Response<<Self as arrow_flight::flight_service_server::FlightService>::DoActionStream>,
         Status,
     > {
+        let identity = caller(&request)?;
         let action = request.into_inner();
-        let Some(result) =
-            actions::run(&self.ingest, &self.extensions, &action.r#type, &action.body).await
+        let Some(result) = actions::run(
+            &self.ingest,
+            &self.extensions,
+            &identity,
+            &action.r#type,
+            &action.body,
+        )
+        .await
         else {
             return Err(Error::invalid(format!(
                 "unknown action {:?}; ListActions lists the actions this server offers",
@@ -670,8 +700,9 @@ impl FlightSql {
         )))
     }
 
-    /// The tonic service: this protocol plus `GetSchema` and `PollFlightInfo`.
-    pub fn into_service(self) -> LakehouseFlightService {
-        LakehouseFlightService::new(Arc::new(self))
+    /// The tonic service: this protocol plus authentication, `GetSchema`
+    /// and `PollFlightInfo`.
+    pub fn into_service(self, auth: Option<Arc<Authenticator>>) -> LakehouseFlightService {
+        LakehouseFlightService::new(Arc::new(self), auth)
     }
 }

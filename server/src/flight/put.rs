@@ -28,9 +28,11 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Response, Status, Streaming};
 
+use super::access::check_update;
 use super::tickets::ingest_mode;
 use super::upload_watch::UploadWatch;
 use super::{FlightSql, check_catalog};
+use crate::auth::{Identity, Role};
 use crate::catalog::{TableKind, TableRef};
 use crate::error::{Error, Result};
 use crate::ingest::{CsvOptions, EmbedSpec, IngestRequest};
@@ -70,22 +72,26 @@ struct Upload {
     data: Peekable<Streaming<FlightData>>,
     watch: UploadWatch,
     header_options: HashMap<String, String>,
+    identity: Identity,
 }
 
 type DoPutStream = <FlightSql as FlightService>::DoPutStream;
 
 impl FlightSql {
-    /// Answers a DoPut; `watch` says whether the client abandoned it.
+    /// Answers a DoPut from `identity`; `watch` says whether the client
+    /// abandoned it.
     pub async fn put(
         &self,
         upload: Streaming<FlightData>,
         watch: Option<UploadWatch>,
         header_options: HashMap<String, String>,
+        identity: Identity,
     ) -> Result<Response<DoPutStream>, Status> {
         let mut upload = Upload {
             data: upload.peekable(),
             watch: watch.unwrap_or_default(),
             header_options,
+            identity,
         };
         let command = match Pin::new(&mut upload.data).peek().await {
             None => return Err(Error::invalid("DoPut sent no messages").into()),
@@ -113,7 +119,9 @@ impl FlightSql {
             )
         };
         Ok(match Command::try_from(any).map_err(Error::from)? {
-            Command::CommandStatementUpdate(c) => count(self.put_statement_update(c).await?),
+            Command::CommandStatementUpdate(c) => {
+                count(self.put_statement_update(c, &upload.identity).await?)
+            }
             Command::CommandStatementIngest(c) => {
                 count(self.put_statement_ingest(c, upload).await?)
             }
@@ -130,10 +138,17 @@ impl FlightSql {
         })
     }
 
-    async fn put_statement_update(&self, command: CommandStatementUpdate) -> Result<i64> {
+    async fn put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        identity: &Identity,
+    ) -> Result<i64> {
         let plan = self.engine.plan(&command.query).await?;
         match self.engine.classify(plan)? {
-            Planned::Update(update) => Ok(self.engine.execute_update(update).await? as i64),
+            Planned::Update(update) => {
+                check_update(identity, &update)?;
+                Ok(self.engine.execute_update(update).await? as i64)
+            }
             Planned::Query(_) => Err(Error::invalid(format!(
                 "{:?} is a query: execute it with a query, not an update",
                 command.query
@@ -154,6 +169,9 @@ impl FlightSql {
             return Err(Error::NotSupported("transactions".into()));
         }
         let table = TableRef::new(command.schema.as_deref(), &command.table)?;
+        upload
+            .identity
+            .require(Role::Writer, &format!("ingesting into table {table}"))?;
         let mode = ingest_mode(command.table_definition_options.as_ref())?;
         // Options in the command win over the same options in headers.
         let mut options = upload.header_options.clone();
@@ -199,18 +217,23 @@ impl FlightSql {
         query: CommandPreparedStatementUpdate,
         upload: Upload,
     ) -> Result<i64> {
+        let identity = upload.identity.clone();
         let parameters = decode_parameters(upload).await?;
         let mut statement = self.prepared.get(&query.prepared_statement_handle)?;
         if !parameters.is_empty() {
             statement.parameters = parameters;
         }
-        self.run_prepared_update(&statement).await
+        self.run_prepared_update(&statement, &identity).await
     }
 
     /// A CSV upload: the command names the table and options; the batches
     /// hold one binary column of file chunks.
     async fn put_csv(&self, command: &[u8], upload: Upload) -> Result<crate::ingest::CsvLoaded> {
         let options = CsvOptions::from_command(command)?;
+        upload.identity.require(
+            Role::Writer,
+            &format!("uploading CSV into table {}", options.table),
+        )?;
         let (_, batches) = decode_upload(upload).await?;
         let chunks = batches
             .map(|batch| batch.and_then(|b| csv_chunks(&b)))

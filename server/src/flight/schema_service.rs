@@ -1,5 +1,6 @@
-//! A thin `FlightService` over [`FlightSql`] that also answers `GetSchema`
-//! and `PollFlightInfo`, and routes CSV uploads.
+//! A thin `FlightService` over [`FlightSql`] that authenticates every call,
+//! answers `Handshake`, `GetSchema` and `PollFlightInfo`, and routes CSV
+//! uploads.
 //!
 //! arrow-rs wires `FlightSqlService` into `FlightService` with those two
 //! fixed to unimplemented; ADBC's `execute_schema` needs `GetSchema`. Its
@@ -12,16 +13,21 @@ use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::Any;
 use arrow_flight::{
-    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, PollInfo,
-    SchemaAsIpc, SchemaResult, Ticket,
+    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest,
+    HandshakeResponse, PollInfo, SchemaAsIpc, SchemaResult, Ticket,
 };
+use futures::StreamExt;
 use prost::Message;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::FlightSql;
+use super::access::caller;
 use super::put::header_options;
 use super::upload_watch::UploadWatch;
+use crate::auth::{Authenticator, Identity};
 use crate::error::Error;
+use crate::metrics::{QueryGuard, metrics};
 
 type Inner = FlightSql;
 
@@ -29,11 +35,27 @@ type Inner = FlightSql;
 #[derive(Debug, Clone)]
 pub struct LakehouseFlightService {
     inner: Arc<FlightSql>,
+    /// `None` when authentication is off: every call is anonymous admin.
+    auth: Option<Arc<Authenticator>>,
 }
 
 impl LakehouseFlightService {
-    pub fn new(inner: Arc<FlightSql>) -> Self {
-        Self { inner }
+    pub fn new(inner: Arc<FlightSql>, auth: Option<Arc<Authenticator>>) -> Self {
+        Self { inner, auth }
+    }
+
+    /// Authenticates `request` and attaches the caller's identity to it.
+    async fn admit<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
+        let identity = self.identify(request.metadata()).await?;
+        request.extensions_mut().insert(identity);
+        Ok(request)
+    }
+
+    async fn identify(&self, metadata: &MetadataMap) -> Result<Identity, Status> {
+        match &self.auth {
+            None => Ok(Identity::anonymous()),
+            Some(auth) => Ok(auth.authenticate(metadata).await?),
+        }
     }
 }
 
@@ -43,6 +65,66 @@ fn check_any(bytes: &[u8], what: &str) -> Result<(), Status> {
     Any::decode(bytes)
         .map(|_| ())
         .map_err(|e| Error::invalid(format!("{what} (a protobuf Any): {e}")).into())
+}
+
+/// Counts a finished call of `rpc` by its status code.
+fn observe<T>(rpc: &'static str, result: Result<T, Status>) -> Result<T, Status> {
+    let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+    metrics().request(rpc, code);
+    result
+}
+
+/// A DoGet result stream that counts the bytes it sends, the query while it
+/// runs, and the call's status when it ends (or `Cancelled` when the client
+/// drops it first).
+fn observe_results(
+    stream: <Inner as FlightService>::DoGetStream,
+) -> <Inner as FlightService>::DoGetStream {
+    struct Observed {
+        stream: <Inner as FlightService>::DoGetStream,
+        _query: QueryGuard,
+        finished: bool,
+    }
+    impl Observed {
+        fn finish(&mut self, code: Code) {
+            metrics().request("DoGet", code);
+            self.finished = true;
+        }
+    }
+    impl Drop for Observed {
+        fn drop(&mut self) {
+            if !self.finished {
+                metrics().request("DoGet", Code::Cancelled);
+            }
+        }
+    }
+    let observed = Observed {
+        stream,
+        _query: metrics().query_started(),
+        finished: false,
+    };
+    Box::pin(futures::stream::unfold(
+        observed,
+        |mut observed| async move {
+            if observed.finished {
+                return None;
+            }
+            match observed.stream.next().await {
+                Some(Ok(data)) => {
+                    metrics().bytes_out((data.data_header.len() + data.data_body.len()) as u64);
+                    Some((Ok(data), observed))
+                }
+                Some(Err(status)) => {
+                    observed.finish(status.code());
+                    Some((Err(status), observed))
+                }
+                None => {
+                    observed.finish(Code::Ok);
+                    None
+                }
+            }
+        },
+    ))
 }
 
 #[tonic::async_trait]
@@ -55,96 +137,187 @@ impl FlightService for LakehouseFlightService {
     type ListActionsStream = <Inner as FlightService>::ListActionsStream;
     type DoExchangeStream = <Inner as FlightService>::DoExchangeStream;
 
+    /// With authentication on: checks the Basic credentials (or a bearer
+    /// token) in the request headers and answers with a fresh signed token
+    /// in the `authorization` header and in the payload.
     async fn handshake(
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Self::HandshakeStream>, Status> {
-        FlightService::handshake(self.inner.as_ref(), request).await
+        observe(
+            "Handshake",
+            async {
+                let Some(auth) = &self.auth else {
+                    return FlightService::handshake(self.inner.as_ref(), request).await;
+                };
+                let identity = auth.authenticate(request.metadata()).await?;
+                let token = auth.issue_token(&identity);
+                tracing::info!(user = %identity.name, role = %identity.role, "logged in");
+                let header = MetadataValue::try_from(format!("Bearer {token}"))
+                    .map_err(|e| Error::Internal(format!("token is not a header value: {e}")))?;
+                let answer = HandshakeResponse {
+                    protocol_version: 0,
+                    payload: token.into_bytes().into(),
+                };
+                let mut response: Response<Self::HandshakeStream> =
+                    Response::new(Box::pin(futures::stream::once(async { Ok(answer) })));
+                response.metadata_mut().insert("authorization", header);
+                Ok(response)
+            }
+            .await,
+        )
     }
 
     async fn list_flights(
         &self,
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        FlightService::list_flights(self.inner.as_ref(), request).await
+        observe(
+            "ListFlights",
+            async {
+                let request = self.admit(request).await?;
+                FlightService::list_flights(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
     }
 
     async fn get_flight_info(
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        check_any(
-            &request.get_ref().cmd,
-            "the descriptor is not a Flight SQL command",
-        )?;
-        FlightService::get_flight_info(self.inner.as_ref(), request).await
+        observe(
+            "GetFlightInfo",
+            async {
+                let request = self.admit(request).await?;
+                check_any(
+                    &request.get_ref().cmd,
+                    "the descriptor is not a Flight SQL command",
+                )?;
+                FlightService::get_flight_info(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
     }
 
     async fn poll_flight_info(
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<PollInfo>, Status> {
-        let descriptor = request.get_ref().clone();
-        let info = FlightService::get_flight_info(self.inner.as_ref(), request)
-            .await?
-            .into_inner();
-        Ok(Response::new(PollInfo {
-            info: Some(info),
-            flight_descriptor: Some(descriptor),
-            progress: Some(1.0),
-            expiration_time: None,
-        }))
+        observe(
+            "PollFlightInfo",
+            async {
+                let request = self.admit(request).await?;
+                let descriptor = request.get_ref().clone();
+                let info = FlightService::get_flight_info(self.inner.as_ref(), request)
+                    .await?
+                    .into_inner();
+                Ok(Response::new(PollInfo {
+                    info: Some(info),
+                    flight_descriptor: Some(descriptor),
+                    progress: Some(1.0),
+                    expiration_time: None,
+                }))
+            }
+            .await,
+        )
     }
 
     async fn get_schema(
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
-        let schema = self.inner.schema_for(request.get_ref()).await?;
-        let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
-            .try_into()
-            .map_err(Error::from)?;
-        Ok(Response::new(result))
+        observe(
+            "GetSchema",
+            async {
+                let request = self.admit(request).await?;
+                let schema = self.inner.schema_for(request.get_ref()).await?;
+                let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+                    .try_into()
+                    .map_err(Error::from)?;
+                Ok(Response::new(result))
+            }
+            .await,
+        )
     }
 
     async fn do_get(
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        check_any(
-            &request.get_ref().ticket,
-            "the ticket is not a Flight SQL ticket",
-        )?;
-        FlightService::do_get(self.inner.as_ref(), request).await
+        let result = async {
+            let request = self.admit(request).await?;
+            check_any(
+                &request.get_ref().ticket,
+                "the ticket is not a Flight SQL ticket",
+            )?;
+            FlightService::do_get(self.inner.as_ref(), request).await
+        }
+        .await;
+        match result {
+            Ok(response) => Ok(response.map(observe_results)),
+            Err(status) => observe("DoGet", Err(status)),
+        }
     }
 
     async fn do_put(
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        let watch = request.extensions().get::<UploadWatch>().cloned();
-        let options = header_options(request.metadata());
-        self.inner.put(request.into_inner(), watch, options).await
+        observe(
+            "DoPut",
+            async {
+                let request = self.admit(request).await?;
+                let watch = request.extensions().get::<UploadWatch>().cloned();
+                let identity = caller(&request)?;
+                let options = header_options(request.metadata());
+                self.inner
+                    .put(request.into_inner(), watch, options, identity)
+                    .await
+            }
+            .await,
+        )
     }
 
     async fn do_action(
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        FlightService::do_action(self.inner.as_ref(), request).await
+        observe(
+            "DoAction",
+            async {
+                let request = self.admit(request).await?;
+                FlightService::do_action(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
     }
 
     async fn list_actions(
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
-        FlightService::list_actions(self.inner.as_ref(), request).await
+        observe(
+            "ListActions",
+            async {
+                let request = self.admit(request).await?;
+                FlightService::list_actions(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
     }
 
     async fn do_exchange(
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        FlightService::do_exchange(self.inner.as_ref(), request).await
+        observe(
+            "DoExchange",
+            async {
+                let request = self.admit(request).await?;
+                FlightService::do_exchange(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
     }
 }

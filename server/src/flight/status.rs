@@ -74,6 +74,8 @@ fn code(e: &Error) -> Code {
         Error::TableExists(_) | Error::SchemaExists(_) => Code::AlreadyExists,
         Error::SchemaConflict { .. } | Error::CommitConflict { .. } => Code::FailedPrecondition,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
+        Error::Unauthenticated(_) => Code::Unauthenticated,
+        Error::PermissionDenied(_) => Code::PermissionDenied,
         Error::Cancelled(_) => Code::Cancelled,
         Error::Storage { .. } | Error::Parquet(_) | Error::Internal(_) => Code::Internal,
         Error::CorruptCatalog { .. } => Code::DataLoss,
@@ -131,6 +133,8 @@ mod tests {
                 Error::ResourceExhausted("limit".into()),
                 Code::ResourceExhausted,
             ),
+            (Error::Unauthenticated("who".into()), Code::Unauthenticated),
+            (Error::PermissionDenied("no".into()), Code::PermissionDenied),
             (
                 Error::DataFusion(DataFusionError::Plan("no".into())),
                 Code::InvalidArgument,

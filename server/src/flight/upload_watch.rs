@@ -5,7 +5,8 @@
 //! finished sending. For an upload that would commit a truncated file. So
 //! every request body is watched below tonic: an error from it marks the
 //! request, and an upload that ends on a marked request is refused instead
-//! of committed.
+//! of committed. The same wrapper counts the bytes every request brings
+//! in, for `/metrics`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tonic::Status;
+
+use crate::metrics::metrics;
 
 /// Set when the request's body ended in an error.
 #[derive(Debug, Clone, Default)]
@@ -48,8 +51,14 @@ impl Body for Watched {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            self.watch.0.store(true, Ordering::Release);
+        match &polled {
+            Poll::Ready(Some(Err(_))) => self.watch.0.store(true, Ordering::Release),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    metrics().bytes_in(data.len() as u64);
+                }
+            }
+            _ => {}
         }
         polled
     }

@@ -1,0 +1,329 @@
+"""Authentication, roles and TLS, from pyarrow.flight and ADBC.
+
+Users and an API token are made with the real `lakehouse user add` and
+`lakehouse token add` commands, written to a config file, and a server is
+started on it. Certificates are generated in the test (trustme).
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import time
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+import trustme
+
+from conftest import Server, server_binary
+from flight_commands import statement_query
+
+PASSWORDS = {"rita": "pw-rita", "walt": "pw-walt", "ada": "pw-ada"}
+ROLES = {"rita": "reader", "walt": "writer", "ada": "admin"}
+SECRET = "test-secret-that-is-at-least-32-characters"
+
+
+def lakehouse(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(server_binary()), *args], input=stdin, capture_output=True, text=True, check=True
+    )
+
+
+@pytest.fixture(scope="module")
+def auth_config(tmp_path_factory):
+    """A config file with a reader, a writer, an admin and an API token."""
+    entries = [
+        lakehouse("user", "add", name, "--role", ROLES[name], "--password-stdin", stdin=PASSWORDS[name] + "\n").stdout
+        for name in PASSWORDS
+    ]
+    made = lakehouse("token", "add", "etl", "--role", "writer")
+    token = made.stderr.rsplit(": ", 1)[1].strip()
+    assert hashlib.sha256(token.encode()).hexdigest() in made.stdout
+    path = tmp_path_factory.mktemp("auth") / "lakehouse.toml"
+    path.write_text("\n".join(entries + [made.stdout]))
+    return path, token
+
+
+def secured_server(storage, config, *extra, **kwargs):
+    os.environ["LAKEHOUSE_TOKEN_SECRET"] = SECRET
+    try:
+        return Server(storage, "--config", str(config), *extra, **kwargs)
+    finally:
+        del os.environ["LAKEHOUSE_TOKEN_SECRET"]
+
+
+@pytest.fixture
+def secured(tmp_path, auth_config):
+    config, token = auth_config
+    s = secured_server(tmp_path / "data", config)
+    s.api_token = token
+    yield s
+    s.kill()
+
+
+def basic(user: str, password: str) -> tuple[bytes, bytes]:
+    return (b"authorization", b"Basic " + base64.b64encode(f"{user}:{password}".encode()))
+
+
+def options(header) -> flight.FlightCallOptions:
+    return flight.FlightCallOptions(headers=[header])
+
+
+def login(client, user) -> flight.FlightCallOptions:
+    return options(client.authenticate_basic_token(user, PASSWORDS[user]))
+
+
+def adbc(server, **kwargs):
+    return flightsql.connect(server.uri, db_kwargs=kwargs, autocommit=True)
+
+
+def put_csv(client, table, call_options):
+    writer, _ = client.do_put(
+        flight.FlightDescriptor.for_command(json.dumps({"ingest_csv": {"table": table}}).encode()),
+        pa.schema([("chunk", pa.binary())]),
+        call_options,
+    )
+    writer.write_table(pa.table({"chunk": [b"a\n1\n"]}))
+    writer.close()
+
+
+def every_rpc(client, call_options):
+    """Calls every Flight RPC once with `call_options`; yields (name, call)."""
+    descriptor = statement_query("SELECT 1")
+    ticket = flight.Ticket(b"\x0a\x00")
+    yield "GetFlightInfo", lambda: client.get_flight_info(descriptor, call_options)
+    yield "GetSchema", lambda: client.get_schema(descriptor, call_options)
+    yield "DoGet", lambda: client.do_get(ticket, call_options).read_all()
+    yield "ListFlights", lambda: list(client.list_flights(options=call_options))
+    yield "ListActions", lambda: client.list_actions(call_options)
+    yield "DoAction", lambda: list(client.do_action(flight.Action("list_extensions", b"{}"), call_options))
+    yield "DoPut", lambda: put_csv(client, "t", call_options)
+
+    def exchange():
+        writer, reader = client.do_exchange(flight.FlightDescriptor.for_command(b"x"), call_options)
+        writer.done_writing()
+        reader.read_all()
+
+    yield "DoExchange", exchange
+
+
+def test_every_rpc_without_credentials_is_unauthenticated(secured):
+    client = flight.connect(secured.uri)
+    for name, call in every_rpc(client, flight.FlightCallOptions()):
+        # pyarrow raises GetSchema's refusal as a plain OSError naming the code.
+        with pytest.raises((flight.FlightUnauthenticatedError, OSError), match="authentication required") as refused:
+            call()
+        assert "unauthenticated" in str(refused.value).lower(), name
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        client.authenticate_basic_token("ada", "wrong")
+    # Still serving, and the right password logs in.
+    assert login(client, "ada")
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(secured):
+    client = flight.connect(secured.uri)
+    answers = []
+    for header in [basic("ada", "wrong"), basic("nobody", "pw-ada"), (b"authorization", b"Bearer made-up")]:
+        with pytest.raises(flight.FlightUnauthenticatedError) as refused:
+            client.list_actions(options(header))
+        answers.append(str(refused.value).split(". Detail")[0])
+    assert len(set(answers)) == 1, answers
+    assert "invalid credentials" in answers[0]
+    assert "ada" not in answers[0] and "nobody" not in answers[0]
+
+
+def signed(claims: dict) -> str:
+    """A token as the server signs them, with the test's secret."""
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    message = f"lh1.{body}"
+    tag = hmac.new(SECRET.encode(), message.encode(), hashlib.sha256).digest()
+    return f"{message}.{base64.urlsafe_b64encode(tag).rstrip(b'=').decode()}"
+
+
+def test_expired_and_tampered_tokens_are_refused(secured):
+    client = flight.connect(secured.uri)
+    header = client.authenticate_basic_token("rita", "pw-rita")
+    token = header[1].decode().removeprefix("Bearer ")
+    assert token.startswith("lh1.")
+    client.list_actions(options(header))
+    # The server's own format and secret, with an expiry in the past.
+    expired = signed({"sub": "rita", "exp": int(time.time()) - 5})
+    with pytest.raises(flight.FlightUnauthenticatedError, match="expired"):
+        client.list_actions(options((b"authorization", f"Bearer {expired}".encode())))
+    # Valid far into the future, but for a name the config does not have.
+    with pytest.raises(flight.FlightUnauthenticatedError, match="invalid credentials"):
+        client.list_actions(options((b"authorization", f"Bearer {signed({'sub': 'eve', 'exp': 2**40})}".encode())))
+    # Rita's token turned into Ada's, keeping Rita's signature.
+    body, tag = token[len("lh1."):].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["sub"] = "ada"
+    forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    for bad in [f"lh1.{forged_body}.{tag}", token[:-2] + ("AA" if not token.endswith("AA") else "BB")]:
+        with pytest.raises(flight.FlightUnauthenticatedError, match="invalid credentials"):
+            client.list_actions(options((b"authorization", f"Bearer {bad}".encode())))
+
+
+def test_roles_decide_what_each_user_may_do(secured):
+    table = pa.table({"n": pa.array([1, 2, 3], pa.int64())})
+    with adbc(secured, username="walt", password="pw-walt") as walt, walt.cursor() as cur:
+        cur.adbc_ingest("facts", table, mode="create")
+        cur.execute("CREATE TABLE copied AS SELECT * FROM facts")
+        with pytest.raises(flightsql.ProgrammingError, match="dropping table .*copied.* needs the admin role"):
+            cur.execute("DROP TABLE copied")
+    with adbc(secured, username="rita", password="pw-rita") as rita, rita.cursor() as cur:
+        cur.execute("SELECT sum(n) FROM facts")
+        assert cur.fetchone() == (6,)
+        with pytest.raises(flightsql.ProgrammingError, match="ingesting into table .*facts.* needs the writer role"):
+            cur.adbc_ingest("facts", table, mode="append")
+        with pytest.raises(flightsql.ProgrammingError, match="needs the writer role"):
+            cur.execute("INSERT INTO facts VALUES (4)")
+        with pytest.raises(flightsql.ProgrammingError, match="needs the writer role"):
+            cur.execute("CREATE TABLE mine AS SELECT 1 AS x")
+    client = flight.connect(secured.uri)
+    rita = login(client, "rita")
+    walt = login(client, "walt")
+    ada = login(client, "ada")
+    vacuum = flight.Action("vacuum", json.dumps({"table": "facts"}).encode())
+    create_index = flight.Action("create_index", json.dumps({"table": "facts", "column": "n", "index_type": "btree"}).encode())
+    for who in [rita, walt]:
+        with pytest.raises(flight.FlightUnauthorizedError, match="the vacuum action needs the admin role"):
+            list(client.do_action(vacuum, who))
+        with pytest.raises(flight.FlightUnauthorizedError, match="the create_index action needs the admin role"):
+            list(client.do_action(create_index, who))
+    with pytest.raises(flight.FlightUnauthorizedError, match="uploading CSV .* needs the writer role"):
+        put_csv(client, "csv", rita)
+    assert list(client.do_action(flight.Action("table_history", b'{"table": "facts"}'), rita))
+    assert list(client.do_action(vacuum, ada))
+    with adbc(secured, username="ada", password="pw-ada") as admin, admin.cursor() as cur:
+        cur.execute("DROP TABLE copied")
+
+
+def test_api_tokens_and_basic_on_every_call_are_accepted(secured):
+    with adbc(secured, **{"adbc.flight.sql.authorization_header": f"Bearer {secured.api_token}"}) as etl:
+        with etl.cursor() as cur:
+            cur.adbc_ingest("loaded", pa.table({"x": [1, 2]}), mode="create")
+    client = flight.connect(secured.uri)
+    per_call = options(basic("rita", "pw-rita"))
+    info = client.get_flight_info(statement_query("SELECT count(*) AS c FROM loaded"), per_call)
+    assert client.do_get(info.endpoints[0].ticket, per_call).read_all().column("c").to_pylist() == [2]
+
+
+def test_a_non_loopback_address_needs_authentication(tmp_path, auth_config):
+    binary = str(server_binary())
+    refused = subprocess.run(
+        [binary, "serve", "--listen", "0.0.0.0:0", "--storage", str(tmp_path / "a")],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "LAKEHOUSE_LOG_FILTER": "warn"},
+    )
+    assert refused.returncode != 0
+    assert "refusing to serve on 0.0.0.0" in refused.stderr and "--allow-unauthenticated" in refused.stderr
+    opened = Server(tmp_path / "b", "--allow-unauthenticated", listen="0.0.0.0:0")
+    opened.kill()
+    config, _ = auth_config
+    protected = secured_server(tmp_path / "c", config, listen="0.0.0.0:0")
+    port = protected.address.rsplit(":", 1)[1]
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        flight.connect(f"grpc://127.0.0.1:{port}").list_actions()
+    protected.kill()
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("localhost", "127.0.0.1")
+    client_cert = ca.issue_cert("client@example.test")
+    folder = tmp_path_factory.mktemp("tls")
+    files = {
+        "ca": ca.cert_pem,
+        "cert": server_cert.cert_chain_pems[0],
+        "key": server_cert.private_key_pem,
+    }
+    paths = {}
+    for name, blob in files.items():
+        paths[name] = folder / f"{name}.pem"
+        blob.write_to_path(str(paths[name]))
+    paths["client_cert"] = client_cert.cert_chain_pems[0].bytes()
+    paths["client_key"] = client_cert.private_key_pem.bytes()
+    return paths
+
+
+def tls_uri(server) -> str:
+    return f"grpc+tls://{server.address}"
+
+
+def test_tls_from_pyarrow_flight_and_adbc(tmp_path, auth_config, certificates):
+    config, _ = auth_config
+    server = secured_server(
+        tmp_path / "data", config, "--tls-cert", str(certificates["cert"]), "--tls-key", str(certificates["key"])
+    )
+    try:
+        ca = certificates["ca"].read_bytes()
+        client = flight.connect(tls_uri(server), tls_root_certs=ca)
+        header = client.authenticate_basic_token("walt", "pw-walt")
+        info = client.get_flight_info(statement_query("SELECT 42 AS answer"), options(header))
+        assert client.do_get(info.endpoints[0].ticket, options(header)).read_all().column(0).to_pylist() == [42]
+        with flightsql.connect(
+            tls_uri(server),
+            db_kwargs={
+                "username": "walt",
+                "password": "pw-walt",
+                "adbc.flight.sql.client_option.tls_root_certs": ca.decode(),
+            },
+            autocommit=True,
+        ) as conn, conn.cursor() as cur:
+            cur.adbc_ingest("over_tls", pa.table({"x": [1, 2, 3]}), mode="create")
+            cur.execute("SELECT sum(x) FROM over_tls")
+            assert cur.fetchone() == (6,)
+        # A client that does not trust the server's CA, and one speaking plain text.
+        with pytest.raises(flight.FlightUnavailableError):
+            flight.connect(tls_uri(server)).list_actions()
+        with pytest.raises(flight.FlightUnavailableError):
+            flight.connect(f"grpc://{server.address}").list_actions()
+    finally:
+        server.kill()
+
+
+def test_client_certificates_are_verified_when_asked(tmp_path, auth_config, certificates):
+    config, _ = auth_config
+    server = secured_server(
+        tmp_path / "data",
+        config,
+        "--tls-cert", str(certificates["cert"]),
+        "--tls-key", str(certificates["key"]),
+        "--tls-client-ca", str(certificates["ca"]),
+    )
+    try:
+        ca = certificates["ca"].read_bytes()
+        anonymous = flight.connect(tls_uri(server), tls_root_certs=ca)
+        # Refused by the TLS layer (alert "certificate required"), which
+        # gRPC reports as unavailable or internal depending on timing.
+        with pytest.raises((flight.FlightUnavailableError, flight.FlightInternalError)):
+            anonymous.authenticate_basic_token("ada", "pw-ada")
+        with pytest.raises((flight.FlightUnavailableError, flight.FlightInternalError)):
+            anonymous.list_actions()
+        client = flight.connect(
+            tls_uri(server),
+            tls_root_certs=ca,
+            cert_chain=certificates["client_cert"],
+            private_key=certificates["client_key"],
+        )
+        assert client.authenticate_basic_token("ada", "pw-ada")[1].startswith(b"Bearer lh1.")
+        with flightsql.connect(
+            tls_uri(server),
+            db_kwargs={
+                "username": "ada",
+                "password": "pw-ada",
+                "adbc.flight.sql.client_option.tls_root_certs": ca.decode(),
+                "adbc.flight.sql.client_option.mtls_cert_chain": certificates["client_cert"].decode(),
+                "adbc.flight.sql.client_option.mtls_private_key": certificates["client_key"].decode(),
+            },
+            autocommit=True,
+        ) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 7")
+            assert cur.fetchone() == (7,)
+    finally:
+        server.kill()
