@@ -103,6 +103,24 @@ pub struct ServeArgs {
     /// The embedding model embed() uses when none is named (default: the only one, or "local")
     #[arg(long, env = "LAKEHOUSE_DEFAULT_MODEL")]
     pub default_model: Option<String>,
+    /// Largest upload (DoPut request body) in MiB
+    #[arg(long, env = "LAKEHOUSE_MAX_UPLOAD_MB")]
+    pub max_upload_mb: Option<u64>,
+    /// Requests served at once; more are refused with ResourceExhausted
+    #[arg(long, env = "LAKEHOUSE_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
+    /// MiB all queries may hold together before spilling to disk (default: half of physical memory)
+    #[arg(long, env = "LAKEHOUSE_MEMORY_LIMIT_MB")]
+    pub memory_limit_mb: Option<usize>,
+    /// MiB one query may hold (default: half of --memory-limit-mb)
+    #[arg(long, env = "LAKEHOUSE_QUERY_MEMORY_LIMIT_MB")]
+    pub query_memory_limit_mb: Option<usize>,
+    /// Seconds a query (planning and its result stream) may run
+    #[arg(long, env = "LAKEHOUSE_QUERY_TIMEOUT_SECS")]
+    pub query_timeout_secs: Option<u64>,
+    /// Rows one result may have (default: no limit)
+    #[arg(long, env = "LAKEHOUSE_MAX_RESULT_ROWS")]
+    pub max_result_rows: Option<u64>,
     /// HTTP address of /health, /ready and /metrics, or "off" (default: the
     /// Flight host with the next port, or port 0 when Flight's is 0)
     #[arg(long, env = "LAKEHOUSE_HTTP_LISTEN")]
@@ -140,6 +158,12 @@ struct FileConfig {
     models_dir: Option<PathBuf>,
     default_model: Option<String>,
     http_listen: Option<String>,
+    max_upload_mb: Option<u64>,
+    max_concurrent_requests: Option<usize>,
+    memory_limit_mb: Option<usize>,
+    query_memory_limit_mb: Option<usize>,
+    query_timeout_secs: Option<u64>,
+    max_result_rows: Option<u64>,
     allow_unauthenticated: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -164,6 +188,7 @@ pub struct ServerConfig {
     pub query: QueryOptions,
     pub layout: FileLayout,
     pub max_message_bytes: usize,
+    pub limits: Limits,
     pub shutdown_grace: std::time::Duration,
     /// Extensions turned on or off by name (the rest follow their default).
     pub extensions: Selection,
@@ -175,6 +200,23 @@ pub struct ServerConfig {
     /// Certificate and key when serving over TLS.
     pub tls: Option<TlsFiles>,
 }
+
+/// Request limits enforced at the Flight boundary; the memory limits live
+/// in [`QueryOptions`].
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_upload_bytes: u64,
+    pub max_concurrent_requests: usize,
+    pub query_timeout: std::time::Duration,
+    pub max_result_rows: Option<u64>,
+}
+
+/// Largest upload by default: 16 GiB.
+pub const DEFAULT_MAX_UPLOAD_MB: u64 = 16 * 1024;
+/// Requests served at once by default.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+/// How long a query may run by default: 15 minutes.
+pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 15 * 60;
 
 /// PEM files for TLS.
 #[derive(Debug, Clone)]
@@ -203,28 +245,53 @@ impl ServeArgs {
         };
         let defaults_layout = FileLayout::default();
         let defaults_query = QueryOptions::default();
-        let positive = |name: &str, value: Option<usize>| match value {
-            Some(0) => Err(ConfigError::Invalid(format!(
-                "{name} must be greater than 0"
-            ))),
-            other => Ok(other),
-        };
-        let target_file_mb = positive(
+        let target_file_mb = nonzero(
             "target_file_mb",
             self.target_file_mb.or(file.target_file_mb),
         )?;
-        let row_group_rows = positive(
+        let row_group_rows = nonzero(
             "row_group_rows",
             self.row_group_rows.or(file.row_group_rows),
         )?;
-        let partitions = positive(
+        let partitions = nonzero(
             "target_partitions",
             self.target_partitions.or(file.target_partitions),
         )?;
-        let max_message_mb = positive(
+        let max_message_mb = nonzero(
             "max_message_mb",
             self.max_message_mb.or(file.max_message_mb),
         )?;
+        let max_concurrent_requests = nonzero(
+            "max_concurrent_requests",
+            self.max_concurrent_requests
+                .or(file.max_concurrent_requests),
+        )?;
+        let memory_limit_mb = nonzero(
+            "memory_limit_mb",
+            self.memory_limit_mb.or(file.memory_limit_mb),
+        )?;
+        let query_memory_limit_mb = nonzero(
+            "query_memory_limit_mb",
+            self.query_memory_limit_mb.or(file.query_memory_limit_mb),
+        )?;
+        let max_upload_mb = nonzero("max_upload_mb", self.max_upload_mb.or(file.max_upload_mb))?;
+        let query_timeout_secs = nonzero(
+            "query_timeout_secs",
+            self.query_timeout_secs.or(file.query_timeout_secs),
+        )?;
+        let max_result_rows = nonzero(
+            "max_result_rows",
+            self.max_result_rows.or(file.max_result_rows),
+        )?;
+        let memory_limit = memory_limit_mb.map_or(defaults_query.memory_limit, |mb| mb << 20);
+        let query_memory_limit = query_memory_limit_mb.map_or(memory_limit / 2, |mb| mb << 20);
+        if query_memory_limit > memory_limit {
+            return Err(ConfigError::Invalid(format!(
+                "query_memory_limit_mb ({} MiB) is larger than memory_limit_mb ({} MiB)",
+                query_memory_limit >> 20,
+                memory_limit >> 20
+            )));
+        }
         let models_dir = self
             .models_dir
             .or(file.models_dir)
@@ -287,6 +354,8 @@ impl ServeArgs {
                     .or(file.keep_view_types)
                     .unwrap_or(false),
                 target_partitions: partitions.unwrap_or(defaults_query.target_partitions),
+                memory_limit,
+                query_memory_limit,
             },
             layout: FileLayout {
                 target_file_bytes: target_file_mb
@@ -294,6 +363,15 @@ impl ServeArgs {
                 row_group_rows: row_group_rows.unwrap_or(defaults_layout.row_group_rows),
             },
             max_message_bytes: max_message_mb.unwrap_or(DEFAULT_MAX_MESSAGE_MB) * 1024 * 1024,
+            limits: Limits {
+                max_upload_bytes: max_upload_mb.unwrap_or(DEFAULT_MAX_UPLOAD_MB) << 20,
+                max_concurrent_requests: max_concurrent_requests
+                    .unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS),
+                query_timeout: std::time::Duration::from_secs(
+                    query_timeout_secs.unwrap_or(DEFAULT_QUERY_TIMEOUT_SECS),
+                ),
+                max_result_rows,
+            },
             shutdown_grace: std::time::Duration::from_secs(
                 self.shutdown_grace_secs
                     .or(file.shutdown_grace_secs)
@@ -309,6 +387,16 @@ impl ServeArgs {
                 || file.allow_unauthenticated.unwrap_or(false),
             tls,
         })
+    }
+}
+
+/// Refuses a setting given as 0 where 0 means nothing sensible.
+fn nonzero<T: PartialEq + Default>(name: &str, value: Option<T>) -> Result<Option<T>, ConfigError> {
+    match value {
+        Some(v) if v == T::default() => Err(ConfigError::Invalid(format!(
+            "{name} must be greater than 0"
+        ))),
+        other => Ok(other),
     }
 }
 

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::catalog::Catalog;
-use crate::config::{ServerConfig, TlsFiles};
+use crate::config::{Limits, ServerConfig, TlsFiles};
 use crate::error::Error;
 use crate::extensions::{Extensions, with_default_extensions};
 use crate::flight::actions::own_action_names;
@@ -81,6 +81,7 @@ pub struct Server {
     service: LakehouseFlightService,
     tls: Option<ServerTlsConfig>,
     max_message_bytes: usize,
+    limits: Limits,
     shutdown_grace: Duration,
 }
 
@@ -170,8 +171,9 @@ impl Server {
             .map(Arc::new);
         let protected = auth.is_some();
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
-        let service =
-            FlightSql::new(Arc::new(engine), catalog, ingest, extensions).into_service(auth);
+        let service = FlightSql::new(Arc::new(engine), catalog, ingest, extensions)
+            .with_max_result_rows(config.limits.max_result_rows)
+            .into_service(auth, &config.limits);
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -220,6 +222,7 @@ impl Server {
             service,
             tls,
             max_message_bytes: config.max_message_bytes,
+            limits: config.limits.clone(),
             shutdown_grace: config.shutdown_grace,
         })
     }
@@ -269,7 +272,7 @@ impl Server {
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
             .layer(tower::util::MapRequestLayer::new(
-                crate::flight::watch_upload,
+                crate::flight::watch_upload(self.limits.max_upload_bytes),
             ))
             .add_service(service)
             // Nagle's algorithm off on every accepted connection: with it, a

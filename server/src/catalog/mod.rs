@@ -444,6 +444,7 @@ impl Catalog {
 
     fn next_manifest(&self, commit: &Commit, previous: Option<&Manifest>) -> Result<Manifest> {
         let table = &commit.table;
+        names::validate_column_names(table, &commit.schema)?;
         let live = previous.filter(|m| !m.is_dropped());
         let (operation, schema, mut files) = match (commit.mode, live) {
             (WriteMode::Create, Some(_)) => return Err(Error::TableExists(table.clone())),

@@ -95,9 +95,60 @@ pub fn validate_name(kind: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Longest column name accepted.
+pub const MAX_COLUMN_NAME_LEN: usize = 256;
+
+/// Checks the column names of data written to `table`: not empty, at most
+/// [`MAX_COLUMN_NAME_LEN`] bytes, no control characters. Column names never
+/// reach store paths, so any other character (spaces, quotes, dots,
+/// non-ASCII letters) is allowed.
+pub fn validate_column_names(table: &TableRef, schema: &arrow::datatypes::Schema) -> Result<()> {
+    for field in schema.fields() {
+        let name = field.name();
+        let problem = if name.is_empty() {
+            Some("is empty".to_string())
+        } else if name.len() > MAX_COLUMN_NAME_LEN {
+            Some(format!("is longer than {MAX_COLUMN_NAME_LEN} bytes"))
+        } else if name.chars().any(char::is_control) {
+            Some("contains a control character".to_string())
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(Error::invalid(format!(
+                "table {table}: column name {name:?} {problem}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_names_may_not_be_empty_huge_or_hold_control_characters() {
+        use arrow::datatypes::{DataType, Field, Schema};
+        let table = TableRef::new(None, "t").unwrap();
+        let schema = |name: &str| Schema::new(vec![Field::new(name, DataType::Int64, true)]);
+        for good in ["id", "first name", "naïve", "a.b", "\"quoted\""] {
+            assert!(
+                validate_column_names(&table, &schema(good)).is_ok(),
+                "{good}"
+            );
+        }
+        let long = "x".repeat(MAX_COLUMN_NAME_LEN + 1);
+        for bad in ["", "a\0b", "line\nbreak", long.as_str()] {
+            let refused = validate_column_names(&table, &schema(bad)).unwrap_err();
+            assert!(
+                refused
+                    .to_string()
+                    .starts_with("table public.t: column name"),
+                "{refused}"
+            );
+        }
+    }
 
     #[test]
     fn accepts_ordinary_names_and_defaults_the_schema() {

@@ -46,6 +46,7 @@ pub use upload_watch::watch as watch_upload;
 
 use crate::auth::{Authenticator, Identity};
 use crate::catalog::{CATALOG_NAME, Catalog};
+use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::extensions::Extensions;
 use crate::ingest::Ingest;
@@ -68,6 +69,8 @@ pub struct FlightSql {
     ingest: Ingest,
     extensions: Extensions,
     prepared: PreparedStatements,
+    /// Rows one result may have; `None` for no limit.
+    max_result_rows: Option<u64>,
 }
 
 impl FlightSql {
@@ -83,7 +86,14 @@ impl FlightSql {
             ingest,
             extensions,
             prepared: PreparedStatements::default(),
+            max_result_rows: None,
         }
+    }
+
+    /// Fails results past `rows` rows with `ResourceExhausted`.
+    pub fn with_max_result_rows(mut self, rows: Option<u64>) -> Self {
+        self.max_result_rows = rows;
+        self
     }
 
     /// Plans `sql` and, for queries, returns the output schema; updates sent
@@ -119,7 +129,11 @@ impl FlightSql {
     ) -> Result<DoGetStream> {
         let schema = self.engine.output_schema(&plan);
         let batches = self.engine.execute_query(plan).await?;
-        Ok(encode(schema, batches.map_err(Error::from_datafusion)))
+        let batches = limit_rows(
+            batches.map_err(Error::from_datafusion),
+            self.max_result_rows,
+        );
+        Ok(encode(schema, batches))
     }
 
     /// Runs a prepared query once per bound parameter row, in order.
@@ -142,7 +156,7 @@ impl FlightSql {
             })
             .map_ok(|stream| stream.map_err(Error::from_datafusion))
             .try_flatten();
-        Ok(encode(schema, batches))
+        Ok(encode(schema, limit_rows(batches, self.max_result_rows)))
     }
 
     async fn run_prepared_update(
@@ -176,6 +190,25 @@ impl FlightSql {
         }
         Ok(total as i64)
     }
+}
+
+/// Passes `batches` through until more than `max_rows` rows have gone by,
+/// then fails the result with `ResourceExhausted`.
+fn limit_rows<S>(batches: S, max_rows: Option<u64>) -> impl Stream<Item = Result<RecordBatch>>
+where
+    S: Stream<Item = Result<RecordBatch>> + Send + 'static,
+{
+    let mut sent = 0u64;
+    batches.and_then(move |batch| {
+        sent += batch.num_rows() as u64;
+        let over = max_rows.filter(|max| sent > *max);
+        futures::future::ready(match over {
+            Some(max) => Err(Error::ResourceExhausted(format!(
+                "the result has more than {max} rows (max_result_rows); add a LIMIT or narrow the query"
+            ))),
+            None => Ok(batch),
+        })
+    })
 }
 
 /// Encodes a stream of batches as Flight data with `schema`.
@@ -702,7 +735,11 @@ impl FlightSql {
 
     /// The tonic service: this protocol plus authentication, `GetSchema`
     /// and `PollFlightInfo`.
-    pub fn into_service(self, auth: Option<Arc<Authenticator>>) -> LakehouseFlightService {
-        LakehouseFlightService::new(Arc::new(self), auth)
+    pub fn into_service(
+        self,
+        auth: Option<Arc<Authenticator>>,
+        limits: &Limits,
+    ) -> LakehouseFlightService {
+        LakehouseFlightService::new(Arc::new(self), auth, limits)
     }
 }

@@ -331,6 +331,9 @@ fn upload_error(e: FlightError) -> Error {
         FlightError::Tonic(status) if status.code() == tonic::Code::Cancelled => {
             Error::Cancelled(status.message().to_string())
         }
+        FlightError::Tonic(status) if status.code() == tonic::Code::ResourceExhausted => {
+            Error::ResourceExhausted(status.message().to_string())
+        }
         FlightError::Tonic(status) => {
             Error::invalid(format!("the upload stopped: {}", status.message()))
         }

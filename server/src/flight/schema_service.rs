@@ -18,6 +18,9 @@ use arrow_flight::{
 };
 use futures::StreamExt;
 use prost::Message;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -26,6 +29,7 @@ use super::access::caller;
 use super::put::header_options;
 use super::upload_watch::UploadWatch;
 use crate::auth::{Authenticator, Identity};
+use crate::config::Limits;
 use crate::error::Error;
 use crate::metrics::{QueryGuard, metrics};
 
@@ -37,11 +41,44 @@ pub struct LakehouseFlightService {
     inner: Arc<FlightSql>,
     /// `None` when authentication is off: every call is anonymous admin.
     auth: Option<Arc<Authenticator>>,
+    /// One permit per request being served.
+    requests: Arc<Semaphore>,
+    max_requests: usize,
+    query_timeout: Duration,
 }
 
 impl LakehouseFlightService {
-    pub fn new(inner: Arc<FlightSql>, auth: Option<Arc<Authenticator>>) -> Self {
-        Self { inner, auth }
+    pub fn new(inner: Arc<FlightSql>, auth: Option<Arc<Authenticator>>, limits: &Limits) -> Self {
+        Self {
+            inner,
+            auth,
+            requests: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            max_requests: limits.max_concurrent_requests,
+            query_timeout: limits.query_timeout,
+        }
+    }
+
+    /// A permit to serve one more request, or `ResourceExhausted` when the
+    /// server already serves its limit.
+    fn permit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.requests.clone().try_acquire_owned().map_err(|_| {
+            Error::ResourceExhausted(format!(
+                "the server is serving its limit of {} requests (max_concurrent_requests); retry shortly",
+                self.max_requests
+            ))
+            .into()
+        })
+    }
+
+    /// Runs a planning call (which may also run a statement that writes)
+    /// within the query timeout.
+    async fn within_timeout<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        tokio::time::timeout(self.query_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(self.query_timeout)))
     }
 
     /// Authenticates `request` and attaches the caller's identity to it.
@@ -67,6 +104,14 @@ fn check_any(bytes: &[u8], what: &str) -> Result<(), Status> {
         .map_err(|e| Error::invalid(format!("{what} (a protobuf Any): {e}")).into())
 }
 
+fn timed_out(limit: Duration) -> Status {
+    Error::ResourceExhausted(format!(
+        "the query ran longer than the limit of {} s (query_timeout_secs) and was stopped",
+        limit.as_secs()
+    ))
+    .into()
+}
+
 /// Counts a finished call of `rpc` by its status code.
 fn observe<T>(rpc: &'static str, result: Result<T, Status>) -> Result<T, Status> {
     let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
@@ -79,10 +124,16 @@ fn observe<T>(rpc: &'static str, result: Result<T, Status>) -> Result<T, Status>
 /// drops it first).
 fn observe_results(
     stream: <Inner as FlightService>::DoGetStream,
+    permit: OwnedSemaphorePermit,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
 ) -> <Inner as FlightService>::DoGetStream {
     struct Observed {
         stream: <Inner as FlightService>::DoGetStream,
         _query: QueryGuard,
+        _permit: OwnedSemaphorePermit,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
         finished: bool,
     }
     impl Observed {
@@ -101,6 +152,9 @@ fn observe_results(
     let observed = Observed {
         stream,
         _query: metrics().query_started(),
+        _permit: permit,
+        deadline,
+        timeout,
         finished: false,
     };
     Box::pin(futures::stream::unfold(
@@ -109,7 +163,13 @@ fn observe_results(
             if observed.finished {
                 return None;
             }
-            match observed.stream.next().await {
+            let next = tokio::time::timeout_at(observed.deadline, observed.stream.next()).await;
+            let Ok(next) = next else {
+                let status = timed_out(observed.timeout);
+                observed.finish(status.code());
+                return Some((Err(status), observed));
+            };
+            match next {
                 Some(Ok(data)) => {
                     metrics().bytes_out((data.data_header.len() + data.data_body.len()) as u64);
                     Some((Ok(data), observed))
@@ -147,6 +207,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "Handshake",
             async {
+                let _permit = self.permit()?;
                 let Some(auth) = &self.auth else {
                     return FlightService::handshake(self.inner.as_ref(), request).await;
                 };
@@ -175,6 +236,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "ListFlights",
             async {
+                let _permit = self.permit()?;
                 let request = self.admit(request).await?;
                 FlightService::list_flights(self.inner.as_ref(), request).await
             }
@@ -189,6 +251,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "GetFlightInfo",
             async {
+                let _permit = self.permit()?;
                 let request = self.admit(request).await?;
                 check_any(
                     &request.get_ref().cmd,
@@ -207,6 +270,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "PollFlightInfo",
             async {
+                let _permit = self.permit()?;
                 let request = self.admit(request).await?;
                 let descriptor = request.get_ref().clone();
                 let info = FlightService::get_flight_info(self.inner.as_ref(), request)
@@ -230,8 +294,11 @@ impl FlightService for LakehouseFlightService {
         observe(
             "GetSchema",
             async {
+                let _permit = self.permit()?;
                 let request = self.admit(request).await?;
-                let schema = self.inner.schema_for(request.get_ref()).await?;
+                let schema = self
+                    .within_timeout(async { Ok(self.inner.schema_for(request.get_ref()).await?) })
+                    .await?;
                 let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
                     .try_into()
                     .map_err(Error::from)?;
@@ -245,17 +312,23 @@ impl FlightService for LakehouseFlightService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        let deadline = tokio::time::Instant::now() + self.query_timeout;
         let result = async {
+            let permit = self.permit()?;
             let request = self.admit(request).await?;
             check_any(
                 &request.get_ref().ticket,
                 "the ticket is not a Flight SQL ticket",
             )?;
-            FlightService::do_get(self.inner.as_ref(), request).await
+            let response = self
+                .within_timeout(FlightService::do_get(self.inner.as_ref(), request))
+                .await?;
+            Ok((response, permit))
         }
         .await;
         match result {
-            Ok(response) => Ok(response.map(observe_results)),
+            Ok((response, permit)) => Ok(response
+                .map(|stream| observe_results(stream, permit, deadline, self.query_timeout))),
             Err(status) => observe("DoGet", Err(status)),
         }
     }
@@ -267,6 +340,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "DoPut",
             async {
+                let _permit = self.permit()?;
                 let request = self.admit(request).await?;
                 let watch = request.extensions().get::<UploadWatch>().cloned();
                 let identity = caller(&request)?;
@@ -286,6 +360,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "DoAction",
             async {
+                let _permit = self.permit()?;
                 let request = self.admit(request).await?;
                 FlightService::do_action(self.inner.as_ref(), request).await
             }
@@ -300,6 +375,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "ListActions",
             async {
+                let _permit = self.permit()?;
                 let request = self.admit(request).await?;
                 FlightService::list_actions(self.inner.as_ref(), request).await
             }
@@ -314,6 +390,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "DoExchange",
             async {
+                let _permit = self.permit()?;
                 let request = self.admit(request).await?;
                 FlightService::do_exchange(self.inner.as_ref(), request).await
             }

@@ -6,7 +6,8 @@
 //! every request body is watched below tonic: an error from it marks the
 //! request, and an upload that ends on a marked request is refused instead
 //! of committed. The same wrapper counts the bytes every request brings
-//! in, for `/metrics`.
+//! in, for `/metrics`, and fails a body past the upload limit with
+//! `ResourceExhausted`, which the upload reports instead of committing.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,17 +30,31 @@ impl UploadWatch {
     }
 }
 
-/// Wraps a request's body so that its failure is recorded in the request's
-/// [`UploadWatch`] extension.
-pub fn watch(mut request: http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> {
-    let watch = UploadWatch::default();
-    request.extensions_mut().insert(watch.clone());
-    request.map(|inner| tonic::body::Body::new(Watched { inner, watch }))
+/// A request mapper that wraps each request's body so that its failure is
+/// recorded in the request's [`UploadWatch`] extension, and that fails it
+/// past `max_bytes`.
+pub fn watch(
+    max_bytes: u64,
+) -> impl Fn(http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> + Clone {
+    move |mut request| {
+        let watch = UploadWatch::default();
+        request.extensions_mut().insert(watch.clone());
+        request.map(|inner| {
+            tonic::body::Body::new(Watched {
+                inner,
+                watch,
+                received: 0,
+                max_bytes,
+            })
+        })
+    }
 }
 
 struct Watched {
     inner: tonic::body::Body,
     watch: UploadWatch,
+    received: u64,
+    max_bytes: u64,
 }
 
 impl Body for Watched {
@@ -56,6 +71,14 @@ impl Body for Watched {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     metrics().bytes_in(data.len() as u64);
+                    self.received += data.len() as u64;
+                    if self.received > self.max_bytes {
+                        self.watch.0.store(true, Ordering::Release);
+                        return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
+                            "the upload is larger than the limit of {} MiB (max_upload_mb); nothing was committed",
+                            self.max_bytes >> 20
+                        )))));
+                    }
                 }
             }
             _ => {}

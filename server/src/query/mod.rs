@@ -7,6 +7,7 @@
 //! Flight.
 
 mod history;
+mod memory;
 mod provider;
 mod statement;
 
@@ -16,8 +17,11 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -28,6 +32,8 @@ use futures::TryStreamExt;
 use lakehouse_extension::ParameterizedTable;
 use url::Url;
 
+use memory::QueryPool;
+pub use memory::physical_memory;
 pub use statement::{Planned, Update};
 
 use crate::catalog::{CATALOG_NAME, Catalog, DEFAULT_SCHEMA, TableRef, WriteMode};
@@ -87,13 +93,28 @@ pub struct QueryOptions {
     pub classic_types: bool,
     /// Partitions a scan is split into; defaults to the number of cores.
     pub target_partitions: usize,
+    /// Bytes all running queries may reserve together before operators
+    /// spill to disk.
+    pub memory_limit: usize,
+    /// Bytes one query may reserve.
+    pub query_memory_limit: usize,
 }
+
+/// Share of physical memory the query pool gets by default.
+const DEFAULT_MEMORY_FRACTION: f64 = 0.5;
+/// Pool size when physical memory cannot be read.
+const FALLBACK_MEMORY_LIMIT: usize = 4 << 30;
 
 impl Default for QueryOptions {
     fn default() -> Self {
+        let memory_limit = memory::physical_memory().map_or(FALLBACK_MEMORY_LIMIT, |bytes| {
+            (bytes as f64 * DEFAULT_MEMORY_FRACTION) as usize
+        });
         Self {
             classic_types: true,
             target_partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_limit,
+            query_memory_limit: memory_limit / 2,
         }
     }
 }
@@ -132,7 +153,9 @@ impl QueryEngine {
         if options.classic_types {
             config.options_mut().sql_parser.map_string_types_to_utf8view = false;
         }
-        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit)))
+            .build_arc()?;
         let url = Url::parse(STORE_URL).map_err(|e| Error::Internal(e.to_string()))?;
         runtime.register_object_store(&url, storage.store.clone());
         let ctx = SessionContext::new_with_config_rt(config, runtime);
@@ -311,13 +334,22 @@ impl QueryEngine {
     }
 
     /// Runs a query plan, streaming its batches.
+    /// Runs a query plan, streaming its batches, in a memory pool of its
+    /// own over the shared one.
     pub async fn execute_query(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
-        let frame = self
-            .ctx
-            .execute_logical_plan(plan)
+        let state = self.ctx.state();
+        let mut runtime = state.runtime_env().as_ref().clone();
+        runtime.memory_pool = Arc::new(QueryPool::new(
+            runtime.memory_pool.clone(),
+            self.options.query_memory_limit,
+        ));
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_runtime_env(Arc::new(runtime))
+            .build();
+        DataFrame::new(state, plan)
+            .execute_stream()
             .await
-            .map_err(Error::from_datafusion)?;
-        frame.execute_stream().await.map_err(Error::from_datafusion)
+            .map_err(Error::from_datafusion)
     }
 
     /// Runs an update; returns the rows it wrote.
