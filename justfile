@@ -53,6 +53,11 @@ bench-embed *ARGS:
     cargo build --release -p lakehouse-server --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/embeddings.py {{ARGS}}
 
+# Concurrent clients mixing queries and appends (32 for 60 s by default; release build)
+bench-load *ARGS:
+    cargo build --release -p lakehouse-server --bin lakehouse
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/load.py {{ARGS}}
+
 # TPC-H (SF1 by default) through Flight SQL against DuckDB and DataFusion in-process, and result transfer (release build)
 bench-tpch *ARGS:
     cargo build --release -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench

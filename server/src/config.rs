@@ -103,6 +103,9 @@ pub struct ServeArgs {
     /// The embedding model embed() uses when none is named (default: the only one, or "local")
     #[arg(long, env = "LAKEHOUSE_DEFAULT_MODEL")]
     pub default_model: Option<String>,
+    /// Every this many seconds, read what other servers on the same storage committed (default: only on the refresh_catalog action)
+    #[arg(long, env = "LAKEHOUSE_CATALOG_REFRESH_SECS")]
+    pub catalog_refresh_secs: Option<u64>,
     /// Largest upload (DoPut request body) in MiB
     #[arg(long, env = "LAKEHOUSE_MAX_UPLOAD_MB")]
     pub max_upload_mb: Option<u64>,
@@ -158,6 +161,7 @@ struct FileConfig {
     models_dir: Option<PathBuf>,
     default_model: Option<String>,
     http_listen: Option<String>,
+    catalog_refresh_secs: Option<u64>,
     max_upload_mb: Option<u64>,
     max_concurrent_requests: Option<usize>,
     memory_limit_mb: Option<usize>,
@@ -189,6 +193,8 @@ pub struct ServerConfig {
     pub layout: FileLayout,
     pub max_message_bytes: usize,
     pub limits: Limits,
+    /// How often to read other servers' commits; `None`: only on request.
+    pub catalog_refresh: Option<std::time::Duration>,
     pub shutdown_grace: std::time::Duration,
     /// Extensions turned on or off by name (the rest follow their default).
     pub extensions: Selection,
@@ -363,6 +369,11 @@ impl ServeArgs {
                 row_group_rows: row_group_rows.unwrap_or(defaults_layout.row_group_rows),
             },
             max_message_bytes: max_message_mb.unwrap_or(DEFAULT_MAX_MESSAGE_MB) * 1024 * 1024,
+            catalog_refresh: nonzero(
+                "catalog_refresh_secs",
+                self.catalog_refresh_secs.or(file.catalog_refresh_secs),
+            )?
+            .map(std::time::Duration::from_secs),
             limits: Limits {
                 max_upload_bytes: max_upload_mb.unwrap_or(DEFAULT_MAX_UPLOAD_MB) << 20,
                 max_concurrent_requests: max_concurrent_requests

@@ -82,6 +82,8 @@ pub struct Server {
     tls: Option<ServerTlsConfig>,
     max_message_bytes: usize,
     limits: Limits,
+    catalog: Arc<Catalog>,
+    catalog_refresh: Option<Duration>,
     shutdown_grace: Duration,
 }
 
@@ -100,6 +102,19 @@ fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
         tls = tls.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
     }
     Ok(tls)
+}
+
+/// Reads other servers' commits every `every`, for as long as the process
+/// runs; a failed refresh is logged and tried again next time.
+async fn refresh_periodically(catalog: Arc<Catalog>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = catalog.refresh().await {
+            warn!(error = %e, "catalog refresh failed; trying again in {} s", every.as_secs());
+        }
+    }
 }
 
 /// Logs that an unauthenticated server is reachable beyond this machine.
@@ -171,6 +186,7 @@ impl Server {
             .map(Arc::new);
         let protected = auth.is_some();
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        let catalog_handle = catalog.clone();
         let service = FlightSql::new(Arc::new(engine), catalog, ingest, extensions)
             .with_max_result_rows(config.limits.max_result_rows)
             .into_service(auth, &config.limits);
@@ -223,6 +239,8 @@ impl Server {
             tls,
             max_message_bytes: config.max_message_bytes,
             limits: config.limits.clone(),
+            catalog: catalog_handle,
+            catalog_refresh: config.catalog_refresh,
             shutdown_grace: config.shutdown_grace,
         })
     }
@@ -261,6 +279,9 @@ impl Server {
             });
             probes
         });
+        if let Some(every) = self.catalog_refresh {
+            tokio::spawn(refresh_periodically(self.catalog.clone(), every));
+        }
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;

@@ -28,7 +28,7 @@ def server_binary() -> pathlib.Path:
 
 
 class Server:
-    def __init__(self, storage: pathlib.Path, *extra: str, listen: str = "127.0.0.1:0"):
+    def __init__(self, storage, *extra: str, listen: str = "127.0.0.1:0", env: dict | None = None):
         binary = server_binary()
         if not binary.exists():
             raise RuntimeError(f"{binary} not found: run `just build` or set LAKEHOUSE_BIN")
@@ -37,7 +37,11 @@ class Server:
             [str(binary), "serve", "--listen", listen, "--storage", str(storage), *extra],
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "LAKEHOUSE_LOG_FILTER": os.environ.get("LAKEHOUSE_TEST_LOG", "warn")},
+            env={
+                **os.environ,
+                **(env or {}),
+                "LAKEHOUSE_LOG_FILTER": os.environ.get("LAKEHOUSE_TEST_LOG", "warn"),
+            },
         )
         lines: "queue.Queue[str | None]" = queue.Queue()
 

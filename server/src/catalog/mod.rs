@@ -209,13 +209,7 @@ impl Catalog {
             commit_locks: Mutex::new(HashMap::new()),
             local_dir: None,
         };
-        let objects: Vec<Path> = catalog
-            .store
-            .list(Some(&Path::from("_catalog")))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await
-            .map_err(|e| Error::storage("listing the catalog", e))?;
+        let objects = catalog.list_catalog().await?;
 
         let mut schemas = BTreeSet::from([DEFAULT_SCHEMA.to_string()]);
         let mut manifests = Vec::new();
@@ -810,6 +804,61 @@ impl Catalog {
     }
 
     /// Reads manifests (32 at a time) and folds them into the state.
+    /// Reads what other servers on the same store committed since this one
+    /// loaded or last refreshed: new schemas, tables and versions (drops
+    /// included). Returns how many versions were new.
+    pub async fn refresh(&self) -> Result<usize> {
+        let objects = self.list_catalog().await?;
+        let (schemas, newer) = {
+            let state = self.state.read();
+            let mut schemas = Vec::new();
+            let mut newer = Vec::new();
+            for path in objects {
+                let parts: Vec<&str> = path.as_ref().split('/').collect();
+                match parts.as_slice() {
+                    ["_catalog", "schemas", file] => {
+                        if let Some(name) = file.strip_suffix(".json")
+                            && !state.schemas.contains(name)
+                        {
+                            schemas.push(name.to_string());
+                        }
+                    }
+                    ["_catalog", "tables", schema, table, file] => {
+                        let version = file
+                            .strip_suffix(".json")
+                            .and_then(|v| v.parse::<u64>().ok());
+                        let Ok(table) = TableRef::new(Some(schema), table) else {
+                            continue;
+                        };
+                        let known = state.tables.get(&table).map_or(0, |t| t.latest.version);
+                        if version.is_some_and(|v| v > known) {
+                            newer.push(path.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (schemas, newer)
+        };
+        let added = newer.len();
+        self.state.write().schemas.extend(schemas);
+        self.apply_manifests(newer).await?;
+        if added > 0 {
+            info!(versions = added, "catalog refreshed from the store");
+        }
+        Ok(added)
+    }
+
+    /// Every object under `_catalog`: schema markers and manifests.
+    async fn list_catalog(&self) -> Result<Vec<Path>> {
+        self.store
+            .list(Some(&Path::from("_catalog")))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("listing the catalog", e))
+    }
+
     async fn apply_manifests(&self, paths: Vec<Path>) -> Result<()> {
         let manifests: Vec<Manifest> = futures::stream::iter(paths)
             .map(|path| self.read_manifest(path))

@@ -22,10 +22,11 @@ pub const VACUUM: &str = "vacuum";
 pub const REGISTER_PARQUET: &str = "register_parquet";
 pub const LIST_EXTENSIONS: &str = "list_extensions";
 pub const CREATE_TABLE: &str = "create_table";
+pub const REFRESH_CATALOG: &str = "refresh_catalog";
 
 /// Every custom action of the server itself, with its description
 /// (extensions add theirs).
-pub const ACTIONS: [(&str, &str); 5] = [
+pub const ACTIONS: [(&str, &str); 6] = [
     (
         CREATE_TABLE,
         "Creates an empty table (version 1) with the given columns, and the vector columns it fills with \
@@ -49,6 +50,11 @@ pub const ACTIONS: [(&str, &str); 5] = [
         "Adds Parquet files already in the store to a table (created when missing) as one version, without \
          copying them. Body: {\"table\": \"[schema.]name\", \"paths\": [\"imports/part-0.parquet\", ...]}. \
          Paths the table already references are skipped. Result: JSON {table, version, files_added, rows_added, already_registered}.",
+    ),
+    (
+        REFRESH_CATALOG,
+        "Reads what other servers on the same storage committed since this one loaded: new schemas, \
+         tables and versions. Body: empty or {}. Result: JSON {versions_added}.",
     ),
     (
         LIST_EXTENSIONS,
@@ -130,6 +136,7 @@ pub async fn run(
         VACUUM => vacuum(catalog, body).await,
         REGISTER_PARQUET => register_parquet(ingest, body).await,
         LIST_EXTENSIONS => list_extensions(extensions, body),
+        REFRESH_CATALOG => refresh_catalog(catalog, body).await,
         CREATE_TABLE => create_table(ingest, body).await,
         _ => return extensions.run(identity, action, body).await,
     };
@@ -139,7 +146,7 @@ pub async fn run(
 /// The role each of the server's own actions needs.
 fn own_action_role(action: &str) -> Option<Role> {
     match action {
-        TABLE_HISTORY | LIST_EXTENSIONS => Some(Role::Reader),
+        TABLE_HISTORY | LIST_EXTENSIONS | REFRESH_CATALOG => Some(Role::Reader),
         REGISTER_PARQUET | CREATE_TABLE => Some(Role::Writer),
         VACUUM => Some(Role::Admin),
         _ => None,
@@ -193,12 +200,25 @@ async fn create_table(ingest: &Ingest, body: &[u8]) -> Result<Vec<u8>> {
     .expect("JSON values serialize"))
 }
 
-fn list_extensions(extensions: &Extensions, body: &[u8]) -> Result<Vec<u8>> {
-    let empty = body.iter().all(u8::is_ascii_whitespace);
-    if !empty {
-        let _: EmptyBody = parse(LIST_EXTENSIONS, body)?;
+/// Refuses a body other than nothing or `{}`.
+fn expect_empty(action: &str, body: &[u8]) -> Result<()> {
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let _: EmptyBody = parse(action, body)?;
     }
+    Ok(())
+}
+
+fn list_extensions(extensions: &Extensions, body: &[u8]) -> Result<Vec<u8>> {
+    expect_empty(LIST_EXTENSIONS, body)?;
     serde_json::to_vec(extensions.listed()).map_err(|e| Error::Internal(e.to_string()))
+}
+
+async fn refresh_catalog(catalog: &Catalog, body: &[u8]) -> Result<Vec<u8>> {
+    expect_empty(REFRESH_CATALOG, body)?;
+    let added = catalog.refresh().await?;
+    Ok(serde_json::json!({ "versions_added": added })
+        .to_string()
+        .into_bytes())
 }
 
 fn table_history(catalog: &Catalog, body: &[u8]) -> Result<Vec<u8>> {

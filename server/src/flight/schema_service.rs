@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::Any;
+use arrow_flight::sql::{Any, Command};
 use arrow_flight::{
     Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest,
     HandshakeResponse, PollInfo, SchemaAsIpc, SchemaResult, Ticket,
@@ -99,9 +99,13 @@ impl LakehouseFlightService {
 /// Refuses bytes that are not a protobuf `Any` with a message that says
 /// what was expected, before arrow-flight's terse decode error would.
 fn check_any(bytes: &[u8], what: &str) -> Result<(), Status> {
-    Any::decode(bytes)
+    let any =
+        Any::decode(bytes).map_err(|e| Error::invalid(format!("{what} (a protobuf Any): {e}")))?;
+    // A known command whose body does not decode: arrow-flight would call
+    // that an internal error.
+    Command::try_from(any)
         .map(|_| ())
-        .map_err(|e| Error::invalid(format!("{what} (a protobuf Any): {e}")).into())
+        .map_err(|e| Error::invalid(format!("{what}: its command cannot be decoded: {e}")).into())
 }
 
 fn timed_out(limit: Duration) -> Status {

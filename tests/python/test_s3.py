@@ -1,0 +1,129 @@
+"""S3 storage against a real S3-compatible server (moto's, in this process):
+conditional puts for catalog commits, two servers on one bucket, concurrent
+appends through both."""
+
+import json
+import threading
+import time
+
+import boto3
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+from moto.server import ThreadedMotoServer
+
+from conftest import Server
+
+BATCH = 500
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT": f"http://{host}:{port}",
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+    }
+    client = boto3.client(
+        "s3", endpoint_url=env["AWS_ENDPOINT"], region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+    )
+    yield env, client
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3, request):
+    env, client = s3
+    name = request.node.name.replace("_", "-")[:50].lower()
+    client.create_bucket(Bucket=name)
+    return name, env, client
+
+
+def batch(k: int) -> pa.Table:
+    return pa.table({"id": pa.array(range(k * BATCH, (k + 1) * BATCH), pa.int64())})
+
+
+def refresh(server) -> int:
+    client = flight.connect(server.uri)
+    [result] = list(client.do_action(flight.Action("refresh_catalog", b"")))
+    return json.loads(result.body.to_pybytes())["versions_added"]
+
+
+def scalar(server, sql):
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone()
+
+
+def test_two_servers_on_one_bucket_see_each_other_and_lose_no_append(bucket):
+    name, env, client = bucket
+    storage = f"s3://{name}/lake"
+    one = Server(storage, env=env)
+    two = Server(storage, env=env)
+    try:
+        with one.connect() as conn, conn.cursor() as cur:
+            cur.adbc_ingest("shared", batch(0), mode="create")
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=name)["Contents"]]
+        assert "lake/_catalog/tables/public/shared/00000000000000000001.json" in keys
+        assert any(k.startswith("lake/data/public/shared/") and k.endswith(".parquet") for k in keys)
+        # The second server learns of the table on refresh.
+        assert refresh(two) == 1
+        assert scalar(two, "SELECT count(*) FROM shared") == (BATCH,)
+
+        failures = []
+
+        def appender(server, first):
+            try:
+                with server.connect() as conn, conn.cursor() as cur:
+                    for k in range(first, first + 25):
+                        cur.adbc_ingest("shared", batch(k), mode="append")
+            except Exception as e:
+                failures.append(e)
+
+        threads = [threading.Thread(target=appender, args=(s, first)) for s, first in [(one, 1), (two, 26)]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not failures, failures
+        total = 51 * BATCH
+        for server in (one, two):
+            refresh(server)
+            assert scalar(server, "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM shared") == (
+                total, total, 0, total - 1)
+            assert scalar(server, "SELECT count(*), max(version) FROM table_history('shared')") == (51, 51)
+        versions = sorted(
+            o["Key"] for o in client.list_objects_v2(Bucket=name, Prefix="lake/_catalog/tables/public/shared/")["Contents"]
+        )
+        assert [k.rsplit("/", 1)[1] for k in versions] == [f"{v:020}.json" for v in range(1, 52)]
+    finally:
+        one.kill()
+        two.kill()
+
+
+def test_a_server_refreshing_on_a_timer_sees_new_tables(bucket):
+    name, env, _ = bucket
+    storage = f"s3://{name}/lake"
+    writer = Server(storage, env=env)
+    reader = Server(storage, "--catalog-refresh-secs", "1", env=env)
+    try:
+        with writer.connect() as conn, conn.cursor() as cur:
+            cur.adbc_ingest("later", batch(3), mode="create")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert scalar(reader, "SELECT min(id) FROM later") == (3 * BATCH,)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        writer.kill()
+        reader.kill()
