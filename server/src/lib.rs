@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod extensions;
 pub mod flight;
+pub mod fuzzing;
 pub mod health;
 pub mod ingest;
 pub mod metrics;

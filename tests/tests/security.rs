@@ -142,6 +142,21 @@ async fn tls_from_the_rust_client() {
         .unwrap();
     let answer = client.query("SELECT 40 + 2 AS a").await.unwrap();
     assert_eq!(lakehouse_tests::rows(&answer), vec!["42"]);
+    // Logging in to a server without authentication is harmless.
+    let with_login = ConnectOptions {
+        credentials: Some(Credentials::Password {
+            user: "anyone".into(),
+            password: "anything".into(),
+        }),
+        ..options.clone()
+    };
+    let mut client = Client::connect_with(&server.address, &with_login)
+        .await
+        .unwrap();
+    assert_eq!(
+        lakehouse_tests::rows(&client.query("SELECT 1").await.unwrap()),
+        vec!["1"]
+    );
     let plain = Client::connect(&server.address).await;
     let refused = match plain {
         Ok(mut client) => client.query("SELECT 1").await.map(|_| ()),

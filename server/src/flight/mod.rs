@@ -11,7 +11,7 @@ mod put;
 mod schema_service;
 mod sql_info;
 mod status;
-mod tickets;
+pub(crate) mod tickets;
 mod upload_watch;
 
 use std::pin::Pin;

@@ -115,6 +115,9 @@ fn plain_decimal(value: &str) -> Option<f64> {
     let mut point = None;
     for (i, &b) in digits.iter().enumerate() {
         match b {
+            // Past 15 digits the mantissa may not be exact (and past 19 it
+            // would overflow): the general parser decides.
+            b'0'..=b'9' if count == 15 => return None,
             b'0'..=b'9' => {
                 mantissa = mantissa * 10 + u64::from(b - b'0');
                 count += 1;
@@ -126,8 +129,7 @@ fn plain_decimal(value: &str) -> Option<f64> {
     let point = point?;
     let whole = &digits[..point];
     let leading_zero = whole.len() > 1 && whole[0] == b'0';
-    // Past 15 digits the mantissa may not be exact: the general parser decides.
-    if count == 0 || count > 15 || leading_zero {
+    if count == 0 || leading_zero {
         return None;
     }
     // An exact mantissa over an exact power of ten is correctly rounded
@@ -323,6 +325,18 @@ mod tests {
         assert_eq!(Kind::Timestamp.join(Kind::TimestampUtc), Kind::Utf8);
         assert_eq!(Kind::Float64.join(Kind::of("3")), Kind::Float64);
         assert_eq!(Kind::Int64.join(Kind::of("3.5")), Kind::Float64);
+    }
+
+    #[test]
+    fn long_decimals_go_to_the_full_parser_without_overflow() {
+        // Found by the fuzzer: 20+ digits overflowed the fast path's u64.
+        for value in [
+            "99999999999999999999.5",
+            "-123456789012345678901234.0",
+            "1234567890123456.7",
+        ] {
+            assert_eq!(parse_float(value), value.parse::<f64>().ok(), "{value}");
+        }
     }
 
     #[test]
