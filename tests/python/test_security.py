@@ -255,6 +255,20 @@ def tls_uri(server) -> str:
     return f"grpc+tls://{server.address}"
 
 
+def adbc_tls(server, user: str, ca: bytes, **options):
+    """ADBC over TLS trusting `ca`, logged in as `user`."""
+    return flightsql.connect(
+        tls_uri(server),
+        db_kwargs={
+            "username": user,
+            "password": PASSWORDS[user],
+            "adbc.flight.sql.client_option.tls_root_certs": ca.decode(),
+            **options,
+        },
+        autocommit=True,
+    )
+
+
 def test_tls_from_pyarrow_flight_and_adbc(tmp_path, auth_config, certificates):
     config, _ = auth_config
     server = secured_server(
@@ -266,15 +280,7 @@ def test_tls_from_pyarrow_flight_and_adbc(tmp_path, auth_config, certificates):
         header = client.authenticate_basic_token("walt", "pw-walt")
         info = client.get_flight_info(statement_query("SELECT 42 AS answer"), options(header))
         assert client.do_get(info.endpoints[0].ticket, options(header)).read_all().column(0).to_pylist() == [42]
-        with flightsql.connect(
-            tls_uri(server),
-            db_kwargs={
-                "username": "walt",
-                "password": "pw-walt",
-                "adbc.flight.sql.client_option.tls_root_certs": ca.decode(),
-            },
-            autocommit=True,
-        ) as conn, conn.cursor() as cur:
+        with adbc_tls(server, "walt", ca) as conn, conn.cursor() as cur:
             cur.adbc_ingest("over_tls", pa.table({"x": [1, 2, 3]}), mode="create")
             cur.execute("SELECT sum(x) FROM over_tls")
             assert cur.fetchone() == (6,)
@@ -312,17 +318,11 @@ def test_client_certificates_are_verified_when_asked(tmp_path, auth_config, cert
             private_key=certificates["client_key"],
         )
         assert client.authenticate_basic_token("ada", "pw-ada")[1].startswith(b"Bearer lh1.")
-        with flightsql.connect(
-            tls_uri(server),
-            db_kwargs={
-                "username": "ada",
-                "password": "pw-ada",
-                "adbc.flight.sql.client_option.tls_root_certs": ca.decode(),
-                "adbc.flight.sql.client_option.mtls_cert_chain": certificates["client_cert"].decode(),
-                "adbc.flight.sql.client_option.mtls_private_key": certificates["client_key"].decode(),
-            },
-            autocommit=True,
-        ) as conn, conn.cursor() as cur:
+        client_identity = {
+            "adbc.flight.sql.client_option.mtls_cert_chain": certificates["client_cert"].decode(),
+            "adbc.flight.sql.client_option.mtls_private_key": certificates["client_key"].decode(),
+        }
+        with adbc_tls(server, "ada", ca, **client_identity) as conn, conn.cursor() as cur:
             cur.execute("SELECT 7")
             assert cur.fetchone() == (7,)
     finally:
