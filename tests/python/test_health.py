@@ -2,6 +2,7 @@
 counting what clients did."""
 
 import re
+import time
 import urllib.error
 import urllib.request
 
@@ -74,9 +75,12 @@ def test_ready_says_stopping_while_a_query_drains(tmp_path):
     assert first.data.num_rows > 0
     assert metric(get(server, "/metrics")[1], "lakehouse_active_queries") == 1
     server.process.terminate()
-    # The server drains, so the probes still answer; /ready says no.
-    status, body = get(server, "/ready")
-    assert (status, body) == (503, "stopping\n")
+    # The server drains, so the probes still answer; /ready says no as soon
+    # as the signal is handled (wait for that, the query holds the drain).
+    deadline = time.monotonic() + 30
+    while (answer := get(server, "/ready")) == (200, "ready\n") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert answer == (503, "stopping\n")
     assert get(server, "/health")[0] == 200
     rows = first.data.num_rows + sum(chunk.data.num_rows for chunk in reader)
     assert rows == 30000000

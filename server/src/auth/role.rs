@@ -31,15 +31,6 @@ impl Role {
         }
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "reader" => Some(Role::Reader),
-            "writer" => Some(Role::Writer),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
     /// The role an extension action's declared access needs.
     pub fn for_access(access: Access) -> Self {
         match access {
@@ -108,7 +99,6 @@ mod tests {
         );
         for role in [Role::Reader, Role::Writer, Role::Admin] {
             assert!(admin.require(role, "anything").is_ok());
-            assert_eq!(Role::parse(role.as_str()), Some(role));
         }
     }
 }

@@ -33,7 +33,6 @@ use lakehouse_extension::ParameterizedTable;
 use url::Url;
 
 use memory::QueryPool;
-pub use memory::physical_memory;
 pub use statement::{Planned, Update};
 
 use crate::catalog::{CATALOG_NAME, Catalog, DEFAULT_SCHEMA, TableRef, WriteMode};
