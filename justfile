@@ -43,6 +43,10 @@ bench-csv ROWS="6000000":
     cargo build --release -p lakehouse-server --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/csv_ingest.py --rows {{ROWS}}
 
+# Coverage-guided fuzzing (cargo-fuzz on nightly) of csv_upload or flight_message for SECONDS
+fuzz TARGET SECONDS="60":
+    scripts/fuzz.sh {{TARGET}} {{SECONDS}}
+
 # Format and lint
 lint:
     cargo fmt --all --check

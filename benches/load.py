@@ -112,6 +112,8 @@ def main() -> None:
             with server.connect() as conn, conn.cursor() as cur:
                 cur.execute("SELECT count(*), count(DISTINCT id) FROM events")
                 total, distinct = cur.fetchone()
+                cur.execute("SELECT operation, count(*) FROM table_history('events') GROUP BY operation")
+                versions = dict(cur.fetchall())
             appended = len(latencies["append"]) * ROWS_PER_APPEND
             report = {
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -127,7 +129,9 @@ def main() -> None:
                     "last": rss[-1] / 1024 if rss else None,
                     "max": max(rss) / 1024 if rss else None,
                     "second_half_growth": (rss[-1] - rss[len(rss) // 2]) / 1024 if rss else None,
+                    "tenths": [round(rss[min(len(rss) - 1, len(rss) * i // 10)] / 1024) for i in range(11)] if rss else [],
                 },
+                "versions_by_operation": versions,
             }
             for kind, values in latencies.items():
                 report[kind] = {

@@ -24,6 +24,9 @@ pub const DEFAULT_STORAGE: &str = "./data";
 pub const DEFAULT_MAX_MESSAGE_MB: usize = 512;
 /// How long a stopping server lets in-flight requests finish.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+/// The start-up storage check gives up after this long: an unreachable S3
+/// endpoint would otherwise keep the client retrying for minutes.
+pub const DEFAULT_STORAGE_TIMEOUT_SECS: u64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -74,6 +77,10 @@ pub struct ServeArgs {
     /// Rows per Parquet row group written by ingest
     #[arg(long, env = "LAKEHOUSE_ROW_GROUP_ROWS")]
     pub row_group_rows: Option<usize>,
+    /// Merge a table's small files (fewer rows than a row group) in the
+    /// background once an append leaves this many; 0 turns it off
+    #[arg(long, env = "LAKEHOUSE_COMPACT_MIN_FILES")]
+    pub compact_min_files: Option<usize>,
     /// Partitions a query is split into (default: number of cores)
     #[arg(long, env = "LAKEHOUSE_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,
@@ -106,6 +113,9 @@ pub struct ServeArgs {
     /// Every this many seconds, read what other servers on the same storage committed (default: only on the refresh_catalog action)
     #[arg(long, env = "LAKEHOUSE_CATALOG_REFRESH_SECS")]
     pub catalog_refresh_secs: Option<u64>,
+    /// At start, how long the storage may take to answer the check that it is writable
+    #[arg(long, env = "LAKEHOUSE_STORAGE_TIMEOUT_SECS")]
+    pub storage_timeout_secs: Option<u64>,
     /// Largest upload (DoPut request body) in MiB
     #[arg(long, env = "LAKEHOUSE_MAX_UPLOAD_MB")]
     pub max_upload_mb: Option<u64>,
@@ -153,6 +163,7 @@ struct FileConfig {
     keep_view_types: Option<bool>,
     target_file_mb: Option<usize>,
     row_group_rows: Option<usize>,
+    compact_min_files: Option<usize>,
     target_partitions: Option<usize>,
     max_message_mb: Option<usize>,
     shutdown_grace_secs: Option<u64>,
@@ -162,6 +173,7 @@ struct FileConfig {
     default_model: Option<String>,
     http_listen: Option<String>,
     catalog_refresh_secs: Option<u64>,
+    storage_timeout_secs: Option<u64>,
     max_upload_mb: Option<u64>,
     max_concurrent_requests: Option<usize>,
     memory_limit_mb: Option<usize>,
@@ -195,6 +207,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How often to read other servers' commits; `None`: only on request.
     pub catalog_refresh: Option<std::time::Duration>,
+    /// How long the start-up storage check may wait for an answer.
+    pub storage_timeout: std::time::Duration,
     pub shutdown_grace: std::time::Duration,
     /// Extensions turned on or off by name (the rest follow their default).
     pub extensions: Selection,
@@ -367,6 +381,10 @@ impl ServeArgs {
                 target_file_bytes: target_file_mb
                     .map_or(defaults_layout.target_file_bytes, |mb| mb * 1024 * 1024),
                 row_group_rows: row_group_rows.unwrap_or(defaults_layout.row_group_rows),
+                compact_min_files: self
+                    .compact_min_files
+                    .or(file.compact_min_files)
+                    .unwrap_or(defaults_layout.compact_min_files),
             },
             max_message_bytes: max_message_mb.unwrap_or(DEFAULT_MAX_MESSAGE_MB) * 1024 * 1024,
             catalog_refresh: nonzero(
@@ -374,6 +392,13 @@ impl ServeArgs {
                 self.catalog_refresh_secs.or(file.catalog_refresh_secs),
             )?
             .map(std::time::Duration::from_secs),
+            storage_timeout: std::time::Duration::from_secs(
+                nonzero(
+                    "storage_timeout_secs",
+                    self.storage_timeout_secs.or(file.storage_timeout_secs),
+                )?
+                .unwrap_or(DEFAULT_STORAGE_TIMEOUT_SECS),
+            ),
             limits: Limits {
                 max_upload_bytes: max_upload_mb.unwrap_or(DEFAULT_MAX_UPLOAD_MB) << 20,
                 max_concurrent_requests: max_concurrent_requests

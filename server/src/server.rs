@@ -131,7 +131,7 @@ impl Server {
             location: config.storage.clone(),
             source,
         };
-        let storage = Storage::open(&config.storage)
+        let storage = Storage::open(&config.storage, config.storage_timeout)
             .await
             .map_err(storage_error)?;
         let catalog = Arc::new(

@@ -33,8 +33,9 @@ pub struct Storage {
 impl Storage {
     /// Opens `location`: a directory path, `file://`, `memory://` or
     /// `s3://bucket/prefix` (endpoint, region and credentials from the usual
-    /// `AWS_*` variables), then checks it can be written.
-    pub async fn open(location: &str) -> Result<Self> {
+    /// `AWS_*` variables), then checks it can be written, waiting at most
+    /// `timeout` for the answer.
+    pub async fn open(location: &str, timeout: std::time::Duration) -> Result<Self> {
         let store = build_store(location)?;
         let is_local = !location.contains("://") || location.starts_with("file://");
         let storage = Self {
@@ -43,8 +44,39 @@ impl Storage {
             local_dir: is_local
                 .then(|| location.strip_prefix("file://").unwrap_or(location).into()),
         };
-        storage.check_writable().await?;
+        match tokio::time::timeout(timeout, storage.check_writable()).await {
+            Ok(checked) => checked?,
+            Err(_) => return Err(storage.unanswered(timeout)),
+        }
         Ok(storage)
+    }
+
+    /// The error for a store that did not answer the start-up check in time,
+    /// naming where the server looked.
+    fn unanswered(&self, timeout: std::time::Duration) -> Error {
+        let endpoint = ["AWS_ENDPOINT", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok())
+            .map_or_else(
+                || "the AWS default endpoint".to_string(),
+                |e| format!("endpoint {e}"),
+            );
+        Error::storage(
+            format!("checking that storage {} is writable", self.location),
+            object_store::Error::Generic {
+                store: if self.location.starts_with("s3://") {
+                    "S3"
+                } else {
+                    "storage"
+                },
+                source: format!(
+                    "did not answer within {} s ({endpoint}); check the endpoint, the network \
+                     and the credentials, or raise --storage-timeout-secs",
+                    timeout.as_secs()
+                )
+                .into(),
+            },
+        )
     }
 
     async fn check_writable(&self) -> Result<()> {
@@ -131,18 +163,25 @@ fn build_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
 mod tests {
     use super::*;
 
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
     #[tokio::test]
     async fn opens_a_new_directory_and_proves_it_writable() {
         let dir = tempfile::tempdir().unwrap();
         let location = dir.path().join("nested/data");
-        let storage = Storage::open(location.to_str().unwrap()).await.unwrap();
+        let storage = Storage::open(location.to_str().unwrap(), TIMEOUT)
+            .await
+            .unwrap();
         assert!(location.is_dir());
         assert!(storage.location.ends_with("nested/data"));
     }
 
     #[tokio::test]
     async fn rejects_unknown_schemes_with_the_location_named() {
-        let err = Storage::open("ftp://host/x").await.unwrap_err().to_string();
+        let err = Storage::open("ftp://host/x", TIMEOUT)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("ftp://host/x") && err.contains("unknown scheme"),
             "{err}"
@@ -154,7 +193,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, b"x").unwrap();
-        let err = Storage::open(file.to_str().unwrap())
+        let err = Storage::open(file.to_str().unwrap(), TIMEOUT)
             .await
             .unwrap_err()
             .to_string();

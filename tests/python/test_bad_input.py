@@ -58,7 +58,7 @@ def test_malformed_protobuf_in_commands_tickets_and_uploads(server, client):
 
 def test_unknown_actions_and_invalid_json_bodies(server, client):
     refused(lambda: list(client.do_action(flight.Action("no_such_action", b"{}"))), "unknown action \"no_such_action\"")
-    actions = ["table_history", "vacuum", "register_parquet", "create_table", "list_extensions",
+    actions = ["table_history", "vacuum", "compact", "register_parquet", "create_table", "list_extensions",
                "embed", "create_index", "drop_index", "list_indexes", "count_words"]
     available = {a.type for a in client.list_actions()}
     for action in actions:

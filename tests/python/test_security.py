@@ -196,6 +196,10 @@ def test_roles_decide_what_each_user_may_do(secured):
             list(client.do_action(create_index, who))
     with pytest.raises(flight.FlightUnauthorizedError, match="uploading CSV .* needs the writer role"):
         put_csv(client, "csv", rita)
+    compact = flight.Action("compact", json.dumps({"table": "facts"}).encode())
+    with pytest.raises(flight.FlightUnauthorizedError, match="the compact action needs the writer role"):
+        list(client.do_action(compact, rita))
+    assert list(client.do_action(compact, walt))
     assert list(client.do_action(flight.Action("table_history", b'{"table": "facts"}'), rita))
     assert list(client.do_action(vacuum, ada))
     with adbc(secured, username="ada", password="pw-ada") as admin, admin.cursor() as cur:

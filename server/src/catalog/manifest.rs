@@ -60,6 +60,8 @@ pub enum Operation {
     Drop,
     /// A vector table's indexes changed; its rows did not.
     Index,
+    /// Small files were merged into larger ones; the rows did not change.
+    Compact,
 }
 
 impl Operation {
@@ -70,6 +72,7 @@ impl Operation {
             Operation::Overwrite => "overwrite",
             Operation::Drop => "drop",
             Operation::Index => "index",
+            Operation::Compact => "compact",
         }
     }
 }

@@ -11,6 +11,7 @@
 //! The in-memory state is a cache of the store, rebuilt from it at start.
 //! This module knows nothing of SQL, Flight or Parquet encoding.
 
+mod compaction;
 mod compat;
 mod manifest;
 mod names;
@@ -514,24 +515,38 @@ impl Catalog {
         data: LanceData,
         operation: Operation,
     ) -> Result<u64> {
-        let lock = self.commit_lock(table);
-        let _guard = lock.lock().await;
-        loop {
-            let current = self.table(table)?;
-            let next = Manifest {
+        self.commit_derived(table, |current| {
+            Ok(Manifest {
                 version: current.version + 1,
                 operation,
                 committed_at: Utc::now(),
                 idempotency_key: None,
                 rows_added: 0,
                 lance: Some(data),
-                ..current.as_ref().clone()
-            };
-            match self.put_manifest(&next).await {
+                ..current.clone()
+            })
+        })
+        .await
+    }
+
+    /// Commits the version `next` derives from the table's newest live one;
+    /// when another writer took its number, derives it again from the new
+    /// newest version.
+    async fn commit_derived(
+        &self,
+        table: &TableRef,
+        next: impl Fn(&Manifest) -> Result<Manifest>,
+    ) -> Result<u64> {
+        let lock = self.commit_lock(table);
+        let _guard = lock.lock().await;
+        loop {
+            let manifest = next(self.table(table)?.as_ref())?;
+            match self.put_manifest(&manifest).await {
                 Ok(()) => {
-                    let version = next.version;
-                    info!(table = %table, version, operation = operation.as_str(), "committed");
-                    insert_manifest(&mut self.state.write(), next);
+                    let version = manifest.version;
+                    info!(table = %table, version, operation = manifest.operation.as_str(),
+                        files = manifest.files.len(), "committed");
+                    insert_manifest(&mut self.state.write(), manifest);
                     return Ok(version);
                 }
                 Err(Error::Storage {

@@ -23,10 +23,11 @@ pub const REGISTER_PARQUET: &str = "register_parquet";
 pub const LIST_EXTENSIONS: &str = "list_extensions";
 pub const CREATE_TABLE: &str = "create_table";
 pub const REFRESH_CATALOG: &str = "refresh_catalog";
+pub const COMPACT: &str = "compact";
 
 /// Every custom action of the server itself, with its description
 /// (extensions add theirs).
-pub const ACTIONS: [(&str, &str); 6] = [
+pub const ACTIONS: [(&str, &str); 7] = [
     (
         CREATE_TABLE,
         "Creates an empty table (version 1) with the given columns, and the vector columns it fills with \
@@ -44,6 +45,13 @@ pub const ACTIONS: [(&str, &str); 6] = [
         "Removes versions older than a retention (never the newest) and data files no remaining version \
          references. Body: {\"table\": \"[schema.]name\", \"retain_hours\": 168, \"min_file_age_secs\": 3600}. \
          Result: JSON {table, newest_version, versions_removed, files_removed, bytes_removed}.",
+    ),
+    (
+        COMPACT,
+        "Merges a Parquet table's small files (fewer rows than a row group, written by this server) into \
+         files of the normal layout, as a new version with the same rows; the server also does this in the \
+         background (compact_min_files). Body: {\"table\": \"[schema.]name\", \"min_files\": 2}. \
+         Result: JSON {table, version (null when nothing was merged), files_replaced, files_written, rows}.",
     ),
     (
         REGISTER_PARQUET,
@@ -105,6 +113,13 @@ struct TableBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CompactBody {
+    table: String,
+    min_files: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct VacuumBody {
     table: String,
     retain_hours: Option<f64>,
@@ -138,6 +153,7 @@ pub async fn run(
         LIST_EXTENSIONS => list_extensions(extensions, body),
         REFRESH_CATALOG => refresh_catalog(catalog, body).await,
         CREATE_TABLE => create_table(ingest, body).await,
+        COMPACT => compact(ingest, body).await,
         _ => return extensions.run(identity, action, body).await,
     };
     Some(result)
@@ -147,7 +163,7 @@ pub async fn run(
 fn own_action_role(action: &str) -> Option<Role> {
     match action {
         TABLE_HISTORY | LIST_EXTENSIONS | REFRESH_CATALOG => Some(Role::Reader),
-        REGISTER_PARQUET | CREATE_TABLE => Some(Role::Writer),
+        REGISTER_PARQUET | CREATE_TABLE | COMPACT => Some(Role::Writer),
         VACUUM => Some(Role::Admin),
         _ => None,
     }
@@ -233,6 +249,13 @@ async fn register_parquet(ingest: &Ingest, body: &[u8]) -> Result<Vec<u8>> {
         .register_parquet(&TableRef::parse(&body.table)?, &body.paths)
         .await?;
     Ok(serde_json::to_vec(&registered).expect("a registration result serializes"))
+}
+
+async fn compact(ingest: &Ingest, body: &[u8]) -> Result<Vec<u8>> {
+    let body: CompactBody = parse(COMPACT, body)?;
+    let table = TableRef::parse(&body.table)?;
+    let done = ingest.compact(&table, body.min_files.unwrap_or(2)).await?;
+    Ok(serde_json::to_vec(&done).expect("a compaction report serialises"))
 }
 
 async fn vacuum(catalog: &Catalog, body: &[u8]) -> Result<Vec<u8>> {

@@ -6,6 +6,7 @@
 //! memory stays bounded by a few batches. Anything that fails before the
 //! commit removes the files it wrote: nothing half-done becomes visible.
 
+mod compact;
 mod csv;
 mod dictionary;
 mod embedding;
@@ -22,6 +23,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tracing::info;
 
+pub use compact::Compacted;
 pub use csv::{CsvLoaded, CsvOptions, parse_type};
 pub use embedding::{EmbedSpec, declared};
 pub use parquet_files::{FileLayout, ParquetFiles};
@@ -70,6 +72,7 @@ pub struct Ingest {
     vectors: Option<Arc<VectorTables>>,
     /// The models that fill embedded columns.
     embeddings: Option<Arc<dyn EmbeddingService>>,
+    compactions: Arc<compact::Compactions>,
 }
 
 impl Ingest {
@@ -79,6 +82,7 @@ impl Ingest {
             layout,
             vectors: None,
             embeddings: None,
+            compactions: Arc::default(),
         }
     }
 
@@ -188,6 +192,7 @@ impl Ingest {
         match committed {
             Ok(committed) => {
                 log_finished(&request.table, &committed, started);
+                self.compact_in_background(&request.table);
                 Ok(committed)
             }
             Err(e) => {
@@ -395,6 +400,7 @@ mod tests {
         let (catalog, ingest) = setup(FileLayout {
             target_file_bytes: 1,
             row_group_rows: 2,
+            ..FileLayout::default()
         })
         .await;
         let input = futures::stream::iter((0..5).map(|i| Ok(batch(vec![i, i + 100]))));
@@ -413,6 +419,7 @@ mod tests {
         let (catalog, ingest) = setup(FileLayout {
             target_file_bytes: 1 << 30,
             row_group_rows: 3,
+            ..FileLayout::default()
         })
         .await;
         let input = futures::stream::iter(vec![Ok(batch((0..10).collect())), Ok(batch(vec![10]))]);
@@ -442,6 +449,7 @@ mod tests {
         let (catalog, ingest) = setup(FileLayout {
             target_file_bytes: 1,
             row_group_rows: 1000,
+            ..FileLayout::default()
         })
         .await;
         let input = futures::stream::iter(vec![

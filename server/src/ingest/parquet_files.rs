@@ -35,6 +35,9 @@ pub struct FileLayout {
     pub target_file_bytes: usize,
     /// Rows per Parquet row group: the unit of pruning and of parallel scans.
     pub row_group_rows: usize,
+    /// Once a table has this many files of fewer than `row_group_rows`
+    /// rows, a background compaction merges them; 0 turns that off.
+    pub compact_min_files: usize,
 }
 
 impl Default for FileLayout {
@@ -42,6 +45,7 @@ impl Default for FileLayout {
         Self {
             target_file_bytes: 256 * 1024 * 1024,
             row_group_rows: 256 * 1024,
+            compact_min_files: 32,
         }
     }
 }
