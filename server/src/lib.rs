@@ -6,6 +6,10 @@
 //! [`storage`]). Nothing below `flight` knows about gRPC; nothing below
 //! `query` knows about Flight.
 
+// The Flight service's request futures nest deeply; the nightly compiler
+// (cargo-fuzz builds) needs more than the default 128 to lay them out.
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod catalog;
 pub mod config;

@@ -109,7 +109,10 @@ def test_two_servers_on_one_bucket_see_each_other_and_lose_no_append(bucket):
         versions = sorted(
             o["Key"] for o in client.list_objects_v2(Bucket=name, Prefix="lake/_catalog/tables/public/shared/")["Contents"]
         )
-        assert [k.rsplit("/", 1)[1] for k in versions] == [f"{v:020}.json" for v in range(1, newest + 1)]
+        # A compaction may commit after the history was read: the listing
+        # can only be longer, and is still without a gap.
+        assert len(versions) >= newest
+        assert [k.rsplit("/", 1)[1] for k in versions] == [f"{v:020}.json" for v in range(1, len(versions) + 1)]
     finally:
         one.kill()
         two.kill()

@@ -296,12 +296,13 @@ async fn sixteen_writers_and_eight_readers_lose_and_duplicate_nothing() {
         one(&client
             .query(
                 "SELECT count(*) FILTER (WHERE operation = 'append'), count(*) - max(version), \
-                        count(*) FILTER (WHERE operation NOT IN ('create', 'append', 'compact')) \
+                        count(*) FILTER (WHERE operation NOT IN ('create', 'append', 'compact')), \
+                        count(*) FILTER (WHERE operation = 'compact') > 0 \
                         FROM table_history('t')"
             )
             .await
             .unwrap()),
-        format!("{}|0|0", WRITERS * APPENDS)
+        format!("{}|0|0|true", WRITERS * APPENDS)
     );
     eprintln!(
         "{} appends by {WRITERS} writers while 8 readers read {reads} times",
