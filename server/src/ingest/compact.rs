@@ -260,10 +260,10 @@ mod tests {
         TableRef::new(None, "events").unwrap()
     }
 
-    async fn append(ingest: &Ingest, ids: std::ops::Range<i64>) {
+    async fn write(ingest: &Ingest, mode: WriteMode, ids: std::ops::Range<i64>) {
         let request = IngestRequest {
             table: table(),
-            mode: WriteMode::CreateOrAppend,
+            mode,
             idempotency_key: None,
             evolve: false,
             format: None,
@@ -274,6 +274,10 @@ mod tests {
             .write(request, rows.schema(), futures::stream::iter([Ok(rows)]))
             .await
             .unwrap();
+    }
+
+    async fn append(ingest: &Ingest, ids: std::ops::Range<i64>) {
+        write(ingest, WriteMode::CreateOrAppend, ids).await;
     }
 
     /// Every id of a version, reading its files in manifest order.
@@ -375,19 +379,7 @@ mod tests {
         let planned = catalog.table(&table()).unwrap();
         let small: Vec<DataFile> = ingest.small_files(&planned).into_iter().cloned().collect();
         let merged = ingest.merge(&table(), &planned, &small).await.unwrap();
-        let request = IngestRequest {
-            table: table(),
-            mode: WriteMode::Overwrite,
-            idempotency_key: None,
-            evolve: false,
-            format: None,
-            embed: Vec::new(),
-        };
-        let rows = batch(7..8);
-        ingest
-            .write(request, rows.schema(), futures::stream::iter([Ok(rows)]))
-            .await
-            .unwrap();
+        write(&ingest, WriteMode::Overwrite, 7..8).await;
         let replaced: Vec<String> = small.iter().map(|f| f.path.clone()).collect();
         let err = catalog
             .commit_compaction(&table(), &replaced, merged)
