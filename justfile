@@ -67,11 +67,21 @@ bench-tpch *ARGS:
     cargo build --release -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/release/lakehouse-bench" {{python}} benches/tpch.py {{ARGS}}
 
-# The benchmark harnesses end to end at tiny scale on debug builds (CI); the figures mean nothing
+# Every benchmark workload against its peers (release build); writes docs/performance.md. ARGS: --only WORKLOAD...
+bench *ARGS:
+    cargo build --release -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/release/lakehouse-bench" {{python}} benches/bench.py {{ARGS}}
+
+# Vectors: ingest, index build and knn() against FAISS HNSW and numpy (release build)
+bench-vectors *ARGS:
+    cargo build --release -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/release/lakehouse-bench" {{python}} benches/vectors.py {{ARGS}}
+
+# Every benchmark harness end to end at tiny scale on debug builds (CI); the figures mean nothing
 bench-quick:
     cargo build -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
-    LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/debug/lakehouse-bench" {{python}} benches/tpch.py --quick
+    LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/debug/lakehouse-bench" {{python}} benches/bench.py --quick
 
-# Compare the newest TPC-H report (or REPORT) with benches/baseline.json; fails on a regression beyond the noise
-bench-check REPORT="":
-    {{python}} benches/check.py "${REPORT:-$(ls -td bench-results/tpch-sf1-*/report.json 2>/dev/null | head -1)}"
+# Compare the newest `just bench` run (or RUN, a results folder or report) with benches/baseline.json; fails on a regression beyond the noise
+bench-check RUN="":
+    {{python}} benches/check.py "${RUN:-$(ls -td bench-results/run-*/ 2>/dev/null | head -1)}"

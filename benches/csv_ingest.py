@@ -1,5 +1,6 @@
-"""CSV ingest through `lakehouse put`, against DuckDB turning the same file
-into zstd Parquet, in the same run.
+"""Ingest of TPC-H lineitem as CSV through `lakehouse put` and as Arrow
+through ADBC `adbc_ingest`, against DuckDB turning the same CSV into zstd
+Parquet, in the same run.
 
 Workload: a TPC-H lineitem-shaped CSV (16 columns: integers, decimals,
 dates, short and long strings), generated once with DuckDB at --rows rows
@@ -7,11 +8,15 @@ dates, short and long strings), generated once with DuckDB at --rows rows
 - lakehouse: a fresh release server on fresh storage, `lakehouse put FILE
   --table lineitem` (the CLI, 1 MiB chunks over loopback): rows/s, and the
   server's peak RSS (VmHWM) after the upload;
+- lakehouse, Arrow: the same rows read into memory once (pyarrow's CSV
+  reader, untimed), uploaded by `adbc_ingest` in 64 Ki-row batches to a
+  fresh server: rows/s and peak RSS;
 - DuckDB: COPY (SELECT * FROM read_csv(FILE)) TO 'x.parquet' (FORMAT
   parquet, COMPRESSION zstd), all cores, in a fresh process per sample,
   timed around the statement alone: rows/s.
 Warm-up, then N samples; median, MAD and p95 of each; the ratio of medians.
-Run it with `just bench-csv` (release build).
+Writes `csv_ingest.json` to --results. Run it with `just bench-csv`
+(release build).
 """
 
 import argparse
@@ -24,11 +29,13 @@ import tempfile
 import time
 
 import duckdb
+import pyarrow.csv
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "python"))
 from stats import summarize  # noqa: E402
 from conftest import Server, server_binary  # noqa: E402
+import report  # noqa: E402
 
 LINEITEM = """
 COPY (
@@ -84,11 +91,28 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
+def arrow_ingest(storage, table) -> tuple[float, float]:
+    """Seconds of `adbc_ingest` of `table` into a fresh server, and its peak RSS."""
+    server = Server(storage)
+    try:
+        with server.connect() as conn, conn.cursor() as cur:
+            start = time.perf_counter()
+            cur.adbc_ingest("lineitem", table.to_reader(max_chunksize=64 * 1024), mode="create")
+            secs = time.perf_counter() - start
+            rss = peak_rss_mb(server.process.pid)
+            cur.execute("SELECT count(*) FROM lineitem")
+            assert cur.fetchone()[0] == table.num_rows
+        return secs, rss
+    finally:
+        server.kill()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=6_000_000)
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--results", type=pathlib.Path, default=pathlib.Path("bench-results"))
     args = parser.parse_args()
 
     binary = str(server_binary())
@@ -97,7 +121,8 @@ def main():
         csv_path = tmp / "lineitem.csv"
         duckdb.sql(LINEITEM.format(rows=args.rows, path=csv_path))
         size_mb = csv_path.stat().st_size / 1e6
-        ours, peak, theirs = [], [], []
+        arrow = pyarrow.csv.read_csv(csv_path)
+        ours, peak, theirs, arrow_rate, arrow_peak = [], [], [], [], []
         for i in range(args.warmup + args.samples):
             server = Server(tmp / f"data{i}")
             try:
@@ -114,24 +139,42 @@ def main():
                     assert cur.fetchone()[0] == args.rows
             finally:
                 server.kill()
+            arrow_secs, arrow_rss = arrow_ingest(tmp / f"arrow{i}", arrow)
             out = tmp / f"duck{i}.parquet"
             duck_secs, duck_rows = duckdb_copy(csv_path, out)
             assert duck_rows == args.rows
             if i >= args.warmup:
                 ours.append(args.rows / secs)
                 peak.append(rss)
+                arrow_rate.append(args.rows / arrow_secs)
+                arrow_peak.append(arrow_rss)
                 theirs.append(args.rows / duck_secs)
 
     print(f"rows={args.rows} csv_mb={size_mb:.0f} samples={args.samples} warmup={args.warmup} cores={os.cpu_count()} duckdb={duckdb.__version__}")
     print(f"{'metric':44} {'median':>12} {'MAD':>10} {'p95':>12}")
     for label, samples in [
-        ("lakehouse put rows/s", ours),
+        ("lakehouse put (CSV) rows/s", ours),
+        ("lakehouse adbc_ingest (Arrow) rows/s", arrow_rate),
         ("DuckDB CSV -> zstd Parquet rows/s", theirs),
-        ("lakehouse peak server RSS MB", peak),
+        ("lakehouse peak server RSS MB, CSV", peak),
+        ("lakehouse peak server RSS MB, Arrow", arrow_peak),
     ]:
         med, mad, p95 = summarize(samples)
         print(f"{label:44} {med:12,.0f} {mad:10,.0f} {p95:12,.0f}")
-    print(f"ratio lakehouse / DuckDB (rows/s, medians): {statistics.median(ours) / statistics.median(theirs):.2f}")
+    print(f"ratio lakehouse CSV / DuckDB (rows/s, medians): {statistics.median(ours) / statistics.median(theirs):.2f}")
+    path = report.write(
+        args.results, "csv_ingest", "Ingest: lineitem as CSV and as Arrow",
+        f"`benches/csv_ingest.py`: a lineitem-shaped CSV of {args.rows:,} rows ({size_mb:,.0f} MB, 16 columns). "
+        "CSV: `lakehouse put` (the CLI over loopback, types inferred, file read included) into a fresh server per "
+        "sample. Arrow: the same rows as an Arrow table uploaded by ADBC `adbc_ingest` into a fresh server. Peer: "
+        "DuckDB `COPY (SELECT * FROM read_csv(...)) TO ... (FORMAT parquet, COMPRESSION zstd)` in a process of its "
+        f"own. Peak RSS is the server's `VmHWM`. {args.warmup} warm-up + {args.samples} samples.",
+        [report.row("CSV rows/s", "higher", ours, {"DuckDB CSV to Parquet": theirs}),
+         report.row("Arrow (ADBC) rows/s", "higher", arrow_rate, {"DuckDB CSV to Parquet": theirs}),
+         report.row("peak server RSS MB, CSV", "lower", peak, floor=0.15),
+         report.row("peak server RSS MB, Arrow", "lower", arrow_peak, floor=0.15)],
+        versions={"duckdb": duckdb.__version__}, rows_ingested=args.rows, csv_mb=size_mb)
+    print(f"report: {path}")
 
 
 if __name__ == "__main__":

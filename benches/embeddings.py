@@ -17,7 +17,8 @@ median, MAD, p95 of sentences/s, and the ratio of medians.
 Embedding on ingest: --ingest-rows staffing candidates uploaded as CSV with
 summary_embedding declared as the embedding of summary; rows/s and seconds.
 
-Run it with `just bench-embed` (release build) or with LAKEHOUSE_BIN set.
+Writes `embeddings.json` to --results. Run it with `just bench-embed`
+(release build) or with LAKEHOUSE_BIN set.
 """
 
 import argparse
@@ -44,6 +45,7 @@ from stats import summarize  # noqa: E402
 from conftest import Server, server_binary  # noqa: E402
 from staffing_demo import ROLES, candidate_rows  # noqa: E402
 from upload_csv import upload_csv  # noqa: E402
+import report as reports  # noqa: E402
 
 HEADER = ["candidate_id", "name", "role", "skills", "certifications", "city", "state", "years_experience",
           "hourly_rate", "available_from", "summary"]
@@ -137,29 +139,47 @@ def main():
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--ingest-rows", type=int, default=100_000)
     parser.add_argument("--st-python", default=os.environ.get("ST_PYTHON", sys.executable))
+    parser.add_argument("--results", type=pathlib.Path, default=pathlib.Path("bench-results"))
     args = parser.parse_args()
     models = os.environ.get("LAKEHOUSE_MODELS_DIR", os.path.expanduser("~/.cache/lakehouse/models"))
     model_dir = str(pathlib.Path(models) / "all-MiniLM-L6-v2")
     print(f"binary: {server_binary()}; cores: {os.cpu_count()}", flush=True)
     rng = random.Random(1)
     workloads = {"short": short_texts(args.texts, rng), "paragraph": paragraph_texts(args.texts, rng)}
+    rows, notes, versions = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(pathlib.Path(tmp) / "data")
         try:
             for name, texts in workloads.items():
                 ours = lakehouse_rates(server, texts, args.warmup, args.samples)
+                peers = {}
                 try:
                     st = st_rates(args.st_python, texts, args.warmup, args.samples, model_dir)
                     report(name, ours, st["rates"], f" (torch {st['torch']}, {st['threads']} threads)")
+                    peers["sentence-transformers"] = st["rates"]
+                    versions["torch"] = st["torch"]
                 except (subprocess.CalledProcessError, FileNotFoundError) as e:
-                    detail = getattr(e, "stderr", "") or str(e)
-                    report(name, ours, None, f" | sentence-transformers unavailable: {detail.strip().splitlines()[-1]}")
+                    detail = (getattr(e, "stderr", "") or str(e)).strip().splitlines()[-1]
+                    report(name, ours, None, f" | sentence-transformers unavailable: {detail}")
+                    notes.append(f"sentence-transformers was not run ({detail}); pass --st-python or ST_PYTHON.")
+                rows.append(reports.row(f"{name} texts, sentences/s", "higher", ours, peers))
             if args.ingest_rows:
                 seconds = ingest(server, args.ingest_rows)
                 print(f"embed on ingest: {args.ingest_rows:,} candidates in {seconds:,.1f} s "
                       f"({args.ingest_rows / seconds:,.0f} rows/s)", flush=True)
+                rows.append(reports.row("embed on ingest (CSV upload), rows/s", "higher",
+                                        [args.ingest_rows / seconds], floor=0.15))
+                notes.append(f"Embed on ingest: {args.ingest_rows:,} staffing candidates (summaries of 40 to 60 "
+                             f"words) in {seconds:,.1f} s, one run.")
         finally:
             server.kill()
+    path = reports.write(
+        args.results, "embeddings", "Embeddings: the local model against sentence-transformers",
+        f"`benches/embeddings.py`: {args.texts:,} short texts (2 to 8 words) and {args.texts:,} paragraphs (about "
+        "150 words) embedded by the server's all-MiniLM-L6-v2 through the `embed` action over loopback; peer: "
+        "sentence-transformers `encode` (batch 32, the same weights, PyTorch on the same cores). "
+        f"{args.warmup} warm-up + {args.samples} samples.", rows, notes, versions)
+    print(f"report: {path}")
 
 
 if __name__ == "__main__":

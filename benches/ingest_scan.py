@@ -8,7 +8,8 @@ bool, date32, timestamp(us, UTC), decimal128 with nulls).
 - scan: `SELECT * FROM t` fetched whole through ADBC (ms); peer: pyarrow
   reading the server's own Parquet files for that table.
 Each figure: warm-up, then N samples; median, MAD (median absolute
-deviation) and p95. Run it with `just bench-ingest` (release build).
+deviation) and p95. Writes `ingest_scan.json` to --results. Run it with
+`just bench-ingest` (release build).
 """
 
 import argparse
@@ -25,6 +26,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "
 from stats import summarize, timed  # noqa: E402
 from conftest import Server  # noqa: E402
 from test_adbc import sample_table  # noqa: E402
+import report  # noqa: E402
 
 
 def main():
@@ -32,6 +34,7 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--results", type=pathlib.Path, default=pathlib.Path("bench-results"))
     args = parser.parse_args()
 
     table = sample_table(args.rows)
@@ -74,6 +77,15 @@ def main():
         print(f"{label:40} {med:12.0f} {mad:10.0f} {p95:12.0f}")
     print(f"ratio ingest lakehouse/pyarrow: {statistics.median(ingest) / statistics.median(peer_write):.2f}")
     print(f"ratio scan lakehouse/pyarrow: {statistics.median(scan) / statistics.median(peer_read):.2f}")
+    path = report.write(
+        args.results, "ingest_scan", "Arrow ingest and full scan through ADBC",
+        f"`benches/ingest_scan.py`: the {args.rows:,}-row table of the ADBC tests (int64, float64, utf8, bool, "
+        "date32, timestamp, decimal128, with nulls). Ingest: `adbc_ingest` in 64 Ki-row batches into a new table; "
+        "peer: pyarrow writing one zstd Parquet file. Scan: `SELECT *` fetched whole through ADBC; peer: pyarrow "
+        f"reading the server's own files of the table. {args.warmup} warm-up + {args.samples} samples.",
+        [report.row("ingest rows/s", "higher", ingest, {"pyarrow": peer_write}),
+         report.row("full scan ms", "lower", scan, {"pyarrow": peer_read})])
+    print(f"report: {path}")
 
 
 if __name__ == "__main__":

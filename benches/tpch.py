@@ -11,6 +11,9 @@ Per query, warm-up runs, then N samples of the whole query with its result
 collected:
 - lakehouse, Rust Flight SQL client (`lakehouse-bench --target flight`);
 - lakehouse, ADBC (`adbc_driver_flightsql`, `fetch_arrow_table`);
+- the server's engine in-process (`lakehouse-bench --target embedded`
+  on the server's storage once it has stopped): catalog, table providers
+  and session as served, no Flight;
 - DataFusion in-process, the same version the server embeds
   (`lakehouse-bench --target in-process`), no Flight;
 - DuckDB in-process (Python `duckdb`, views over the files, `.arrow()`),
@@ -20,8 +23,9 @@ Every result is checked equal to DuckDB's (values in order; numbers within
 Also the server's start-to-ready time (process start to its ready line),
 idle RSS, and RSS after the TPC-H runs. Reports median, MAD and p95 per
 query and engine, the ratio of medians to
-DuckDB and to in-process DataFusion, and their geometric means; writes the
-raw samples to bench-results/ (not committed).
+DuckDB and to in-process DataFusion, and their geometric means; writes
+`tpch.json` with the raw samples to --results (default
+bench-results/tpch-sf<SCALE>-<time>/, not committed).
 
 `--quick` (scale 0.01, no warm-up, one sample) checks the harness end to end
 in CI; its figures mean nothing. Run it with `just bench-tpch` (release).
@@ -33,7 +37,6 @@ import json
 import math
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import tempfile
@@ -48,9 +51,11 @@ sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 from stats import summarize  # noqa: E402
 from conftest import Server  # noqa: E402
+import report as reports  # noqa: E402
 
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 QUERIES = sorted((ROOT / "benches" / "tpch" / "queries").glob("q*.sql"))
+EMBEDDED = "lakehouse engine in-process"
 
 
 def tpch_data(scale: float) -> pathlib.Path:
@@ -177,25 +182,20 @@ def versions(server_bin):
     }
 
 
-def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2**20, 1), "os": platform.platform()}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="scale 0.01, no warm-up, one sample: checks the harness")
+    parser.add_argument("--results", type=pathlib.Path, help="folder of the report and raw results")
     args = parser.parse_args()
     if args.quick:
         args.scale, args.warmup, args.samples = 0.01, 0, 1
 
     data = tpch_data(args.scale)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    results = ROOT / "bench-results" / f"tpch-sf{args.scale:g}-{stamp}"
+    results = args.results or ROOT / "bench-results" / f"tpch-sf{args.scale:g}-{stamp}"
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         server = Server(pathlib.Path(tmp) / "data")
@@ -222,6 +222,8 @@ def main():
             server_bin = server.process.args[0]
         finally:
             server.kill()
+        print("lakehouse engine in-process (no Flight) ...", flush=True)
+        engines[EMBEDDED] = run_rust(args, "embedded", ["--storage", str(server.storage)], results / "embedded")
     print("DuckDB in-process ...", flush=True)
     db = duckdb.connect()
     for table in TABLES:
@@ -232,15 +234,15 @@ def main():
         check(name, runs, duck)
     engines["DuckDB in-process"] = duck
 
-    report = {"scale": args.scale, "warmup": args.warmup, "samples": args.samples, "machine": machine(),
-              "versions": versions(server_bin), "queries": {}, "transfer": moved,
+    report = {"scale": args.scale, "warmup": args.warmup, "samples": args.samples,
+              "queries": {}, "transfer": moved,
               "server": {"start_to_ready_ms": ready_ms, "idle_rss_mb": idle_mb, "rss_after_tpch_mb": after_mb}}
     names = list(engines)
     print(f"\nTPC-H SF{args.scale:g}: ms per query (median, MAD), {args.warmup} warm-up + {args.samples} samples; "
           "every result equal to DuckDB's")
     print("| query | " + " | ".join(names) + " | Rust / DataFusion | Rust / DuckDB |")
     print("| --- |" + " ---: |" * (len(names) + 2))
-    flight_ratio, duck_ratio = [], []
+    flight_ratio, duck_ratio, engine_ratio = [], [], []
     for path in QUERIES:
         q = path.stem
         stats = {n: summarize(engines[n][q]["ms"]) for n in names}
@@ -249,10 +251,12 @@ def main():
         ours, df, dk = stats["lakehouse (Rust)"][0], stats["DataFusion in-process"][0], stats["DuckDB in-process"][0]
         flight_ratio.append(ours / df)
         duck_ratio.append(ours / dk)
+        engine_ratio.append(ours / stats[EMBEDDED][0])
         cells = [f"{s[0]:,.1f} ({s[1]:,.1f})" for s in stats.values()]
         print(f"| {q} | " + " | ".join(cells) + f" | {ours / df:.2f} | {ours / dk:.2f} |")
-    print(f"| geometric mean | | | | | {geomean(flight_ratio):.2f} | {geomean(duck_ratio):.2f} |")
-    report["geomean"] = {"rust_over_datafusion": geomean(flight_ratio), "rust_over_duckdb": geomean(duck_ratio)}
+    print("| geometric mean |" + " |" * len(names) + f" {geomean(flight_ratio):.2f} | {geomean(duck_ratio):.2f} |")
+    report["geomean"] = {"rust_over_datafusion": geomean(flight_ratio), "rust_over_duckdb": geomean(duck_ratio),
+                         "rust_over_engine_in_process": geomean(engine_ratio)}
 
     print("\nResult transfer, SELECT * FROM lineitem:")
     for target, run in moved.items():
@@ -266,9 +270,38 @@ def main():
     print(f"\nServer: start to ready {ready_ms:,.0f} ms (process start included), idle RSS {idle_mb:,.0f} MB, "
           f"RSS after the TPC-H runs {after_mb:,.0f} MB")
 
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "report.json").write_text(json.dumps(report, indent=1, default=str))
-    print(f"\nraw samples: {results / 'report.json'}")
+    peers = [EMBEDDED, "DataFusion in-process", "DuckDB in-process"]
+    rows = [reports.row(f"{q.stem} ms, {client}", "lower", engines[f"lakehouse ({client})"][q.stem]["ms"],
+                        {p: engines[p][q.stem]["ms"] for p in peers})
+            for client in ("Rust", "ADBC") for q in QUERIES]
+
+    def mb_per_s(run):
+        return [run["bytes"] / ms / 1e3 for ms in run["ms"]]
+
+    rows.append(reports.row("lineitem transfer MB/s", "higher", mb_per_s(moved["flight"]),
+                            {"DataFusion in-process": mb_per_s(moved["in-process"])}, floor=0.15))
+    rows += [reports.row("server start to ready ms", "lower", [ready_ms], floor=0.5),
+             reports.row("server idle RSS MB", "lower", [idle_mb], floor=0.15),
+             reports.row("server RSS after the TPC-H runs MB", "lower", [after_mb], floor=0.15)]
+    rust = report["geomean"]
+    path = reports.write(
+        results, "tpch", f"TPC-H SF{args.scale:g} through Flight SQL",
+        f"`benches/tpch.py`: TPC-H SF{args.scale:g} from `tpchgen-cli` (one Parquet file per table), registered "
+        "into a fresh server with `register_parquet`, so every engine reads the same files. The 22 queries through "
+        "our Rust Flight SQL client and through ADBC, against the server's own engine in-process (catalog, table "
+        "providers and session as served, no Flight: `lakehouse-bench --target embedded`), DataFusion "
+        "in-process (the version the server embeds, over the files) and DuckDB in-process; every result checked "
+        "equal to DuckDB's. Result transfer: "
+        "`SELECT * FROM lineitem` through DoGet against collecting it in-process (MB of Arrow in memory per "
+        f"second). {args.warmup} warm-up + {args.samples} samples per query.",
+        rows,
+        [f"Geometric mean of the per-query ratios (Rust client): {rust['rust_over_engine_in_process']:.2f} x the "
+         f"server's engine in-process (what Flight adds), {rust['rust_over_datafusion']:.2f} x DataFusion "
+         f"in-process, {rust['rust_over_duckdb']:.2f} x DuckDB.",
+         f"Transfer: {moved['flight']['rows']:,} rows, {moved['flight']['bytes'] / 1e6:,.0f} MB; DoGet / in-process "
+         f"collect {ratio:.2f} in time."],
+        versions(server_bin), **report)
+    print(f"\nreport: {path}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,18 @@
 //! `lakehouse-bench`: runs SQL files against a lakehouse server through the
-//! Rust Flight SQL client, or against DataFusion in-process over the same
-//! Parquet files, and prints each run's wall times as JSON lines.
+//! Rust Flight SQL client, against the server's own engine in-process (no
+//! Flight), or against plain DataFusion in-process over the same Parquet
+//! files, and prints each run's wall times as JSON lines; or runs
+//! nearest-neighbour searches straight on a Lance dataset.
 //!
-//! Both targets are timed by the same loop (warm-up runs, then samples,
+//! Every target is timed by the same loop (warm-up runs, then samples,
 //! each collecting every batch of the result), so the difference between
-//! them is what the server and the Flight transport add. The Python harness
-//! (`benches/tpch.py`) runs the peers, checks results and writes the tables.
+//! two targets is what one layer adds: Flight (flight against embedded),
+//! the server's catalog and table providers (embedded against in-process),
+//! SQL planning over a search (embedded knn() against lance). The Python
+//! harnesses (`benches/tpch.py`, `benches/vectors.py`) run the peers, check
+//! results and write the tables.
+
+mod lance_knn;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +24,11 @@ use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 use clap::{Parser, ValueEnum};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::TryStreamExt;
 use lakehouse_client::Client;
+use lakehouse_server::config::ServeArgs;
+use lakehouse_server::query::Planned;
+use lakehouse_server::server::Core;
 
 #[derive(Parser)]
 #[command(about = "Time SQL queries through Flight SQL or DataFusion in-process")]
@@ -32,8 +43,26 @@ struct Args {
     /// names, for `--target in-process`.
     #[arg(long)]
     tables: Option<PathBuf>,
+    /// A server's storage directory (no server running on it), for
+    /// `--target embedded`.
+    #[arg(long)]
+    storage: Option<String>,
+    /// The Lance dataset (a directory), for `--target lance`.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Query vectors for `--target lance`: little-endian f32, `--dim` each.
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    /// The dataset's vector column, for `--target lance`.
+    #[arg(long, default_value = "emb")]
+    column: String,
+    /// Neighbours per search, for `--target lance`.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
     /// SQL files to run, one query each; the file stem names the query.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "vectors")]
     queries: Vec<PathBuf>,
     /// Runs per query before timing.
     #[arg(long, default_value_t = 1)]
@@ -48,14 +77,22 @@ struct Args {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Target {
+    /// A running server, through the Rust Flight SQL client (`--server`).
     Flight,
+    /// Plain DataFusion over Parquet files (`--tables`).
     InProcess,
+    /// The server's engine, catalog and extensions in this process
+    /// (`--storage`).
+    Embedded,
+    /// Searches on a Lance dataset (`--dataset`, `--vectors`).
+    Lance,
 }
 
 /// Something that answers SQL with every batch of the result.
 enum Runner {
     Flight(Client),
     InProcess(SessionContext),
+    Embedded(Box<Core>),
 }
 
 impl Runner {
@@ -90,6 +127,19 @@ impl Runner {
                 }
                 Ok(Self::InProcess(ctx))
             }
+            Target::Embedded => {
+                let storage = args
+                    .storage
+                    .clone()
+                    .context("--target embedded needs --storage")?;
+                let config = ServeArgs {
+                    storage: Some(storage),
+                    ..ServeArgs::default()
+                }
+                .resolve()?;
+                Ok(Self::Embedded(Box::new(Core::open(&config).await?)))
+            }
+            Target::Lance => bail!("--target lance runs searches, not SQL"),
         }
     }
 
@@ -100,6 +150,15 @@ impl Runner {
                 let frame = ctx.sql(sql).await?;
                 let schema = frame.schema().inner().clone();
                 (schema, frame.collect().await?)
+            }
+            Self::Embedded(core) => {
+                let plan = core.engine.plan(sql).await?;
+                let Planned::Query(plan) = core.engine.classify(plan)? else {
+                    bail!("{sql:?} is not a query");
+                };
+                let stream = core.engine.execute_query(plan).await?;
+                let schema = stream.schema();
+                (schema, stream.try_collect().await?)
             }
         })
     }
@@ -127,6 +186,22 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     if args.samples == 0 {
         bail!("--samples must be at least 1");
+    }
+    if let Target::Lance = args.target {
+        let workload = lance_knn::KnnWorkload {
+            dataset: args
+                .dataset
+                .as_deref()
+                .context("--target lance needs --dataset")?,
+            column: &args.column,
+            vectors: args
+                .vectors
+                .as_deref()
+                .context("--target lance needs --vectors")?,
+            dim: args.dim,
+            k: args.k,
+        };
+        return lance_knn::run(&workload, args.warmup, args.samples).await;
     }
     let mut runner = Runner::open(&args).await?;
     for path in &args.queries {

@@ -122,6 +122,9 @@ pub struct ServeArgs {
     /// Requests served at once; more are refused with ResourceExhausted
     #[arg(long, env = "LAKEHOUSE_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// Queries run at once; more wait their turn (default: twice the cores)
+    #[arg(long, env = "LAKEHOUSE_MAX_RUNNING_QUERIES")]
+    pub max_running_queries: Option<usize>,
     /// MiB all queries may hold together before spilling to disk (default: half of physical memory)
     #[arg(long, env = "LAKEHOUSE_MEMORY_LIMIT_MB")]
     pub memory_limit_mb: Option<usize>,
@@ -176,6 +179,7 @@ struct FileConfig {
     storage_timeout_secs: Option<u64>,
     max_upload_mb: Option<u64>,
     max_concurrent_requests: Option<usize>,
+    max_running_queries: Option<usize>,
     memory_limit_mb: Option<usize>,
     query_memory_limit_mb: Option<usize>,
     query_timeout_secs: Option<u64>,
@@ -227,6 +231,8 @@ pub struct ServerConfig {
 pub struct Limits {
     pub max_upload_bytes: u64,
     pub max_concurrent_requests: usize,
+    /// Statements whose results run at once; more wait.
+    pub max_running_queries: usize,
     pub query_timeout: std::time::Duration,
     pub max_result_rows: Option<u64>,
 }
@@ -235,6 +241,10 @@ pub struct Limits {
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 16 * 1024;
 /// Requests served at once by default.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+/// Queries run at once by default, per core: enough to keep every core
+/// busy while one query waits on its client, few enough that what running
+/// queries hold stays bounded.
+pub const DEFAULT_RUNNING_QUERIES_PER_CORE: usize = 2;
 /// How long a query may run by default: 15 minutes.
 pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 15 * 60;
 
@@ -285,6 +295,10 @@ impl ServeArgs {
             "max_concurrent_requests",
             self.max_concurrent_requests
                 .or(file.max_concurrent_requests),
+        )?;
+        let max_running_queries = nonzero(
+            "max_running_queries",
+            self.max_running_queries.or(file.max_running_queries),
         )?;
         let memory_limit_mb = nonzero(
             "memory_limit_mb",
@@ -403,6 +417,10 @@ impl ServeArgs {
                 max_upload_bytes: max_upload_mb.unwrap_or(DEFAULT_MAX_UPLOAD_MB) << 20,
                 max_concurrent_requests: max_concurrent_requests
                     .unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS),
+                max_running_queries: max_running_queries.unwrap_or_else(|| {
+                    DEFAULT_RUNNING_QUERIES_PER_CORE
+                        * std::thread::available_parallelism().map_or(1, |n| n.get())
+                }),
                 query_timeout: std::time::Duration::from_secs(
                     query_timeout_secs.unwrap_or(DEFAULT_QUERY_TIMEOUT_SECS),
                 ),

@@ -26,6 +26,7 @@ pub struct Metrics {
     rows_in: AtomicU64,
     rows_out: AtomicU64,
     active_queries: AtomicI64,
+    queued_queries: AtomicI64,
     /// Per bucket (not cumulative), plus one past the last bound.
     latency_counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_micros: AtomicU64,
@@ -49,6 +50,7 @@ impl Metrics {
             rows_in: AtomicU64::new(0),
             rows_out: AtomicU64::new(0),
             active_queries: AtomicI64::new(0),
+            queued_queries: AtomicI64::new(0),
             latency_counts: [const { AtomicU64::new(0) }; LATENCY_BUCKETS.len() + 1],
             latency_sum_micros: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -89,6 +91,12 @@ impl Metrics {
             metrics: self,
             started: std::time::Instant::now(),
         }
+    }
+
+    /// Counts a query as waiting for a slot until the guard drops.
+    pub fn query_queued(&'static self) -> QueuedGuard {
+        self.queued_queries.fetch_add(1, Ordering::Relaxed);
+        QueuedGuard { metrics: self }
     }
 
     fn query_finished(&self, took: Duration) {
@@ -169,6 +177,12 @@ impl Metrics {
              # TYPE lakehouse_active_queries gauge\nlakehouse_active_queries {}",
             self.active_queries.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP lakehouse_queued_queries Queries waiting for a slot (max_running_queries).\n\
+             # TYPE lakehouse_queued_queries gauge\nlakehouse_queued_queries {}",
+            self.queued_queries.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP lakehouse_query_duration_seconds Time from DoGet to the last result batch sent.\n");
         out.push_str("# TYPE lakehouse_query_duration_seconds histogram\n");
         let mut cumulative = 0;
@@ -201,6 +215,17 @@ pub struct QueryGuard {
 impl Drop for QueryGuard {
     fn drop(&mut self) {
         self.metrics.query_finished(self.started.elapsed());
+    }
+}
+
+/// A query waiting for a slot; stops counting when dropped.
+pub struct QueuedGuard {
+    metrics: &'static Metrics,
+}
+
+impl Drop for QueuedGuard {
+    fn drop(&mut self) {
+        self.metrics.queued_queries.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -124,9 +124,21 @@ fn warn_if_exposed(address: SocketAddr) {
     }
 }
 
-impl Server {
-    /// Opens storage, loads the catalog and binds the listener.
-    pub async fn start(config: &ServerConfig) -> Result<Self, ServeError> {
+/// The server without its network: storage, the catalog, ingest and the
+/// query engine with its extensions installed. [`Server::start`] serves
+/// it; benchmarks open it in-process to measure what Flight adds.
+pub struct Core {
+    pub storage: Storage,
+    pub catalog: Arc<Catalog>,
+    pub ingest: Ingest,
+    pub engine: QueryEngine,
+    pub extensions: Extensions,
+}
+
+impl Core {
+    /// Opens storage, loads the catalog, the embedding models and the
+    /// extensions.
+    pub async fn open(config: &ServerConfig) -> Result<Self, ServeError> {
         let storage_error = |source| ServeError::Storage {
             location: config.storage.clone(),
             source,
@@ -181,6 +193,26 @@ impl Server {
                 .join(","),
             "extensions installed"
         );
+        Ok(Self {
+            storage,
+            catalog,
+            ingest,
+            engine,
+            extensions,
+        })
+    }
+}
+
+impl Server {
+    /// Opens the [`Core`] and binds the listener.
+    pub async fn start(config: &ServerConfig) -> Result<Self, ServeError> {
+        let Core {
+            storage,
+            catalog,
+            ingest,
+            engine,
+            extensions,
+        } = Core::open(config).await?;
         let auth = Authenticator::new(&config.auth)
             .map_err(ServeError::Auth)?
             .map(Arc::new);

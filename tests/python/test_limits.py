@@ -5,6 +5,7 @@ refused."""
 import json
 import os
 import threading
+import time
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
@@ -13,6 +14,7 @@ import pytest
 
 from conftest import Server
 from flight_commands import statement_query
+from test_health import get, metric
 
 
 def refused_with(match: str):
@@ -69,18 +71,55 @@ def test_uploads_past_the_limit_are_refused_and_nothing_is_committed(limited):
         assert cur.fetchone() == (1002,)
 
 
-@pytest.mark.parametrize("limited", [("--max-concurrent-requests", "1")], indirect=True)
-def test_requests_past_the_concurrency_limit_are_refused(limited):
-    client = flight.connect(limited.uri)
+def open_large_result(client):
+    """A result far larger than the flow-control windows, its first batch
+    read: the query stays in flight until the rest is read."""
     info = client.get_flight_info(statement_query("SELECT value FROM generate_series(1, 30000000)"))
     reader = client.do_get(info.endpoints[0].ticket)
     assert reader.read_chunk().data.num_rows > 0
+    return reader
+
+
+@pytest.mark.parametrize("limited", [("--max-concurrent-requests", "1")], indirect=True)
+def test_requests_past_the_concurrency_limit_are_refused(limited):
+    client = flight.connect(limited.uri)
+    reader = open_large_result(client)
     # The open result holds the one permit.
     with flight_refused(r"limit of 1 requests \(max_concurrent_requests\)"):
         client.get_flight_info(statement_query("SELECT 1"))
     assert sum(chunk.data.num_rows for chunk in reader) > 0
     info = client.get_flight_info(statement_query("SELECT 1 AS one"))
     assert client.do_get(info.endpoints[0].ticket).read_all().column("one").to_pylist() == [1]
+
+
+@pytest.mark.parametrize("limited", [("--max-running-queries", "1")], indirect=True)
+def test_queries_past_the_running_limit_wait_for_a_slot(limited):
+    client = flight.connect(limited.uri)
+    first = open_large_result(client)
+    # The open result holds the one slot: a second query waits, counted as
+    # queued, instead of being refused.
+    answers = []
+
+    def second_query():
+        other = flight.connect(limited.uri)
+        ticket = other.get_flight_info(statement_query("SELECT 41 + 1 AS answer")).endpoints[0].ticket
+        answers.append(other.do_get(ticket).read_all().column("answer").to_pylist())
+
+    waiting = threading.Thread(target=second_query)
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while metric(get(limited, "/metrics")[1], "lakehouse_queued_queries") != 1:
+        assert time.monotonic() < deadline, "the second query was never queued"
+        time.sleep(0.05)
+    assert waiting.is_alive() and not answers
+    # Catalog questions take no slot: answered while the query waits.
+    with limited.connect() as conn:
+        assert conn.adbc_get_objects(depth="tables").read_all().num_rows == 1
+    assert waiting.is_alive() and not answers
+    assert sum(chunk.data.num_rows for chunk in first) > 0
+    waiting.join(timeout=60)
+    assert answers == [[42]]
+    assert metric(get(limited, "/metrics")[1], "lakehouse_queued_queries") == 0
 
 
 @pytest.mark.parametrize("limited", [("--memory-limit-mb", "64", "--query-memory-limit-mb", "16")], indirect=True)

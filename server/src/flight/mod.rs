@@ -8,6 +8,7 @@ mod access;
 pub mod actions;
 mod prepared;
 mod put;
+mod query_slots;
 mod schema_service;
 mod sql_info;
 mod status;

@@ -27,6 +27,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::FlightSql;
 use super::access::caller;
 use super::put::header_options;
+use super::query_slots::QuerySlots;
 use super::upload_watch::UploadWatch;
 use crate::auth::{Authenticator, Identity};
 use crate::config::Limits;
@@ -44,6 +45,8 @@ pub struct LakehouseFlightService {
     /// One permit per request being served.
     requests: Arc<Semaphore>,
     max_requests: usize,
+    /// Where statement results wait their turn to run.
+    query_slots: QuerySlots,
     query_timeout: Duration,
 }
 
@@ -54,6 +57,7 @@ impl LakehouseFlightService {
             auth,
             requests: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
             max_requests: limits.max_concurrent_requests,
+            query_slots: QuerySlots::new(limits.max_running_queries),
             query_timeout: limits.query_timeout,
         }
     }
@@ -96,16 +100,25 @@ impl LakehouseFlightService {
     }
 }
 
-/// Refuses bytes that are not a protobuf `Any` with a message that says
-/// what was expected, before arrow-flight's terse decode error would.
-fn check_any(bytes: &[u8], what: &str) -> Result<(), Status> {
+/// Decodes a Flight SQL command, refusing bytes that are not a protobuf
+/// `Any` with a message that says what was expected, before arrow-flight's
+/// terse decode error would.
+fn decode_command(bytes: &[u8], what: &str) -> Result<Command, Status> {
     let any =
         Any::decode(bytes).map_err(|e| Error::invalid(format!("{what} (a protobuf Any): {e}")))?;
     // A known command whose body does not decode: arrow-flight would call
     // that an internal error.
     Command::try_from(any)
-        .map(|_| ())
         .map_err(|e| Error::invalid(format!("{what}: its command cannot be decoded: {e}")).into())
+}
+
+/// Whether a DoGet ticket runs a statement (and so takes a query slot)
+/// rather than answering a catalog question.
+fn runs_statement(ticket: &Command) -> bool {
+    matches!(
+        ticket,
+        Command::TicketStatementQuery(_) | Command::CommandPreparedStatementQuery(_)
+    )
 }
 
 fn timed_out(limit: Duration) -> Status {
@@ -123,19 +136,23 @@ fn observe<T>(rpc: &'static str, result: Result<T, Status>) -> Result<T, Status>
     result
 }
 
+/// The request permit and, for a statement, its query slot: held until the
+/// result stream ends.
+type Held = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
+
 /// A DoGet result stream that counts the bytes it sends, the query while it
 /// runs, and the call's status when it ends (or `Cancelled` when the client
 /// drops it first).
 fn observe_results(
     stream: <Inner as FlightService>::DoGetStream,
-    permit: OwnedSemaphorePermit,
+    held: Held,
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> <Inner as FlightService>::DoGetStream {
     struct Observed {
         stream: <Inner as FlightService>::DoGetStream,
         _query: QueryGuard,
-        _permit: OwnedSemaphorePermit,
+        _held: Held,
         deadline: tokio::time::Instant,
         timeout: Duration,
         finished: bool,
@@ -156,7 +173,7 @@ fn observe_results(
     let observed = Observed {
         stream,
         _query: metrics().query_started(),
-        _permit: permit,
+        _held: held,
         deadline,
         timeout,
         finished: false,
@@ -257,7 +274,7 @@ impl FlightService for LakehouseFlightService {
             async {
                 let _permit = self.permit()?;
                 let request = self.admit(request).await?;
-                check_any(
+                decode_command(
                     &request.get_ref().cmd,
                     "the descriptor is not a Flight SQL command",
                 )?;
@@ -320,19 +337,27 @@ impl FlightService for LakehouseFlightService {
         let result = async {
             let permit = self.permit()?;
             let request = self.admit(request).await?;
-            check_any(
+            let ticket = decode_command(
                 &request.get_ref().ticket,
                 "the ticket is not a Flight SQL ticket",
             )?;
-            let response = self
-                .within_timeout(FlightService::do_get(self.inner.as_ref(), request))
-                .await?;
-            Ok((response, permit))
+            let slot = if runs_statement(&ticket) {
+                Some(self.query_slots.acquire(deadline, self.query_timeout).await?)
+            } else {
+                None
+            };
+            let response = tokio::time::timeout_at(
+                deadline,
+                FlightService::do_get(self.inner.as_ref(), request),
+            )
+            .await
+            .unwrap_or_else(|_| Err(timed_out(self.query_timeout)))?;
+            Ok((response, (permit, slot)))
         }
         .await;
         match result {
-            Ok((response, permit)) => Ok(response
-                .map(|stream| observe_results(stream, permit, deadline, self.query_timeout))),
+            Ok((response, held)) => Ok(response
+                .map(|stream| observe_results(stream, held, deadline, self.query_timeout))),
             Err(status) => observe("DoGet", Err(status)),
         }
     }

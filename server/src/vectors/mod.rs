@@ -29,7 +29,7 @@ use crate::catalog::{Catalog, Commit, Committed, LanceData, LanceWrite, TableRef
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 
-pub use search::Searcher;
+pub use search::{Searcher, default_ef};
 
 /// Index cache budget of the shared session (weighted entries).
 const INDEX_CACHE_ENTRIES: usize = 256;

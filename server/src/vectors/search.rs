@@ -143,7 +143,7 @@ impl Searcher {
 
 /// HNSW candidate list size when the request names none: wide enough for
 /// recall@k of 0.95 or better on hard (random, high-dimensional) data.
-fn default_ef(k: usize) -> usize {
+pub fn default_ef(k: usize) -> usize {
     (k * 20).max(200)
 }
 

@@ -1,0 +1,318 @@
+"""Vectors: clustered 384-d float32 vectors (like sentence embeddings)
+loaded into a lakehouse vector table, indexed, and searched with knn()
+through Flight SQL, against FAISS HNSW (M=32) and exact numpy search on the
+same vectors in the same run.
+
+Per engine, warm-up runs then N samples, median, MAD and p95:
+- ingest: vectors added/s (lakehouse: ADBC `adbc_ingest` into a new vector
+  table, i.e. DoPut -> Lance, durable; no peer: FAISS keeps vectors in
+  memory, its cost is the index build);
+- index build: seconds (lakehouse: the `create_index` action, ivf_hnsw_sq
+  with its defaults; FAISS: `add` to an HNSW32 index, which builds the graph
+  on both cores);
+- search: queries/s one query at a time, with recall@10 against exact
+  search (lakehouse: `SELECT id FROM knn(...)` prepared once with the
+  vector as a parameter, over ADBC, by 1 client and by 8 concurrent
+  clients; the Rust Flight SQL client with the vector as a literal; then
+  the layers below Flight, on the same storage once the server has
+  stopped: the same SQL on the server's engine in-process, and the search
+  straight on the Lance dataset; FAISS HNSW `search` of one vector; numpy:
+  one matrix-vector product and a partial sort).
+
+Writes `vectors.json` to --results.
+
+    just bench-vectors [--rows 100000] [--quick]
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import faiss
+import numpy as np
+import pyarrow as pa
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benches"))
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+from conftest import Server  # noqa: E402
+from test_vector_indexes import action  # noqa: E402
+from tpch import bench_binary  # noqa: E402
+import report  # noqa: E402
+
+DIM, K, CLUSTERS = 384, 10, 1_000
+HNSW_M = 32
+FAISS_EF_SEARCH = 64
+SQL = "SELECT id FROM knn('vecs', 'emb', $1, 10)"
+
+
+def clustered(rows: int, queries: int, seed: int = 7):
+    """Unit vectors around CLUSTERS random centres, and queries drawn the
+    same way (so each has true neighbours in its cluster)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((CLUSTERS, DIM)).astype(np.float32)
+
+    def draw(n):
+        points = centres[rng.integers(0, CLUSTERS, n)] + 0.5 * rng.standard_normal((n, DIM)).astype(np.float32)
+        return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+    return draw(rows), draw(queries)
+
+
+def exact_neighbours(base, queries):
+    """The true K nearest (L2 on unit vectors: largest dot product)."""
+    truth = []
+    for start in range(0, len(queries), 256):
+        scores = queries[start:start + 256] @ base.T
+        top = np.argpartition(-scores, K, axis=1)[:, :K]
+        order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
+        truth.extend(np.take_along_axis(top, order, axis=1).tolist())
+    return truth
+
+
+def recall(found, truth):
+    return sum(len(set(f) & set(t)) for f, t in zip(found, truth)) / (K * len(truth))
+
+
+def vector_table(base) -> pa.Table:
+    return pa.table({
+        "id": pa.array(np.arange(len(base)), pa.int64()),
+        "emb": pa.FixedSizeListArray.from_arrays(pa.array(base.ravel()), DIM),
+    })
+
+
+def sampled(warmup, samples, run):
+    """`run()` returns one figure; the figures of the samples after warm-up."""
+    figures = [run() for _ in range(warmup + samples)]
+    return figures[warmup:]
+
+
+def search_rate(search, queries):
+    """(queries/s, ids found per query) of `search(vector) -> ids`, one at a time."""
+    started = time.perf_counter()
+    found = [search(q) for q in queries]
+    return len(queries) / (time.perf_counter() - started), found
+
+
+def adbc_search(conn):
+    cur = conn.cursor()
+
+    def search(q):
+        cur.execute(SQL, parameters=(q.tolist(),))
+        return [row[0] for row in cur.fetchall()]
+
+    return search
+
+
+def concurrent_rate(server, queries, clients):
+    """Queries/s of `clients` ADBC connections sharing the queries."""
+    conns = [server.connect() for _ in range(clients)]
+    try:
+        searches = [adbc_search(c) for c in conns]
+        for search in searches:  # prepare once per connection, untimed
+            search(queries[0])
+        parts = [queries[i::clients] for i in range(clients)]
+        found = [None] * clients
+
+        def work(i):
+            found[i] = [searches[i](q) for q in parts[i]]
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rate = len(queries) / (time.perf_counter() - started)
+        ordered = [None] * len(queries)
+        for i in range(clients):
+            ordered[i::clients] = found[i]
+        return rate, ordered
+    finally:
+        for c in conns:
+            c.close()
+
+
+def knn_sql_files(queries, folder: pathlib.Path) -> list:
+    """One SQL file per query vector, the vector as a literal."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, q in enumerate(queries):
+        path = folder / f"knn{i:05d}.sql"
+        literal = "[" + ", ".join(f"{x:.9g}" for x in q) + "]"
+        path.write_text(f"SELECT id FROM knn('vecs', 'emb', {literal}, {K})")
+        paths.append(path)
+    return paths
+
+
+def rust_rates(target_args, warmup, samples, results: pathlib.Path):
+    """Queries/s per sample of `lakehouse-bench` running every query
+    `warmup + samples` times (each sample: the sum of one run of every
+    query), and the ids each query found in its last run."""
+    out = subprocess.run([str(bench_binary()), *target_args, "--warmup", str(warmup), "--samples", str(samples)],
+                         check=True, capture_output=True, text=True)
+    runs = [json.loads(line) for line in out.stdout.splitlines()]
+    rates = [len(runs) / (sum(run["ms"][s] for run in runs) / 1000) for s in range(samples)]
+    found = []
+    for run in runs:
+        if "ids" in run:
+            found.append(run["ids"])
+        else:
+            found.append(pa.ipc.open_file(results / f"{run['query']}.arrow").read_all().column("id").to_pylist())
+    return rates, found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=1_000, help="search queries per sample")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients of the concurrent search")
+    parser.add_argument("--results", type=pathlib.Path, default=ROOT / "bench-results")
+    parser.add_argument("--quick", action="store_true", help="5,000 vectors, 50 queries, one sample: checks the harness")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.queries, args.warmup, args.samples = 5_000, 50, 0, 1
+
+    base, queries = clustered(args.rows, args.queries)
+    truth = exact_neighbours(base, queries)
+    table = vector_table(base)
+    print(f"{args.rows:,} x {DIM} clustered vectors, {args.queries:,} queries; "
+          f"{args.warmup} warm-up + {args.samples} samples", flush=True)
+    figures, recalls = {}, {}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(pathlib.Path(tmp) / "data")
+        try:
+            with server.connect() as conn, conn.cursor() as cur:
+                names = iter(range(1_000))
+
+                def ingest():
+                    name = f"load{next(names)}"
+                    started = time.perf_counter()
+                    cur.adbc_ingest(name, table.to_reader(max_chunksize=10_000), mode="create")
+                    rate = args.rows / (time.perf_counter() - started)
+                    cur.execute(f"DROP TABLE {name}")
+                    return rate
+
+                print("lakehouse ingest ...", flush=True)
+                figures["ingest"] = sampled(args.warmup, args.samples, ingest)
+                cur.adbc_ingest("vecs", table.to_reader(max_chunksize=10_000), mode="create")
+
+            def build():
+                started = time.perf_counter()
+                action(server, "create_index", {"table": "vecs", "column": "emb", "index_type": "ivf_hnsw_sq",
+                                                "replace": True})
+                return time.perf_counter() - started
+
+            print("lakehouse index build ...", flush=True)
+            figures["build"] = sampled(args.warmup, args.samples, build)
+
+            print("lakehouse search ...", flush=True)
+            with server.connect() as conn:
+                search = adbc_search(conn)
+                search(queries[0])
+                runs = [search_rate(search, queries) for _ in range(args.warmup + args.samples)][args.warmup:]
+                figures["adbc"], recalls["adbc"] = [r for r, _ in runs], recall(runs[-1][1], truth)
+            runs = [concurrent_rate(server, queries, args.clients)
+                    for _ in range(args.warmup + args.samples)][args.warmup:]
+            figures["concurrent"], recalls["concurrent"] = [r for r, _ in runs], recall(runs[-1][1], truth)
+            sql = knn_sql_files(queries, args.results / "knn-sql")
+            answers = args.results / "knn-answers"
+            answers.mkdir(parents=True, exist_ok=True)
+            figures["rust"], found = rust_rates(
+                ["--target", "flight", "--server", server.address, "--results", str(answers), *map(str, sql)],
+                args.warmup, args.samples, answers)
+            recalls["rust"] = recall(found, truth)
+        finally:
+            server.kill()
+        # The layers under Flight, on the same storage with no server running.
+        print("lakehouse engine in-process, Lance alone ...", flush=True)
+        figures["embedded"], found = rust_rates(
+            ["--target", "embedded", "--storage", str(server.storage), "--results", str(answers), *map(str, sql)],
+            args.warmup, args.samples, answers)
+        recalls["embedded"] = recall(found, truth)
+        vectors_file = args.results / "knn-queries.f32"
+        vectors_file.write_bytes(queries.astype("<f4").tobytes())
+        figures["lance"], found = rust_rates(
+            ["--target", "lance", "--dataset", str(server.storage / "lance" / "public" / "vecs"),
+             "--vectors", str(vectors_file), "--dim", str(DIM), "--k", str(K)],
+            args.warmup, args.samples, answers)
+        recalls["lance"] = recall(found, truth)
+
+    print("FAISS and numpy ...", flush=True)
+    hnsw = [None]
+
+    def hnsw_build():
+        index = faiss.IndexHNSWFlat(DIM, HNSW_M)
+        started = time.perf_counter()
+        index.add(base)
+        hnsw[0] = index
+        return time.perf_counter() - started
+
+    figures["faiss build"] = sampled(args.warmup, args.samples, hnsw_build)
+    index = hnsw[0]
+    index.hnsw.efSearch = FAISS_EF_SEARCH
+
+    def faiss_search(q):
+        _, ids = index.search(q[None, :], K)
+        return ids[0].tolist()
+
+    runs = [search_rate(faiss_search, queries) for _ in range(args.warmup + args.samples)][args.warmup:]
+    figures["faiss"], recalls["faiss"] = [r for r, _ in runs], recall(runs[-1][1], truth)
+
+    def numpy_search(q):
+        scores = base @ q
+        top = np.argpartition(-scores, K)[:K]
+        return top[np.argsort(-scores[top])].tolist()
+
+    runs = [search_rate(numpy_search, queries) for _ in range(args.warmup + args.samples)][args.warmup:]
+    figures["numpy"], recalls["numpy"] = [r for r, _ in runs], recall(runs[-1][1], truth)
+
+    faiss_label, numpy_label = f"FAISS HNSW{HNSW_M}", "numpy exact"
+    single = {faiss_label: figures["faiss"], numpy_label: figures["numpy"]}
+    rows = [
+        report.row("ingest, vectors/s", "higher", figures["ingest"]),
+        report.row("index build, s", "lower", figures["build"], {faiss_label: figures["faiss build"]}, floor=0.15),
+        report.row("knn, ADBC, 1 client, queries/s", "higher", figures["adbc"], single),
+        report.row("knn, Rust client, queries/s", "higher", figures["rust"], single),
+        report.row("knn, engine in-process (no Flight), queries/s", "higher", figures["embedded"], single),
+        report.row("search, Lance alone in-process, queries/s", "higher", figures["lance"], single),
+        report.row(f"knn, ADBC, {args.clients} clients, queries/s", "higher", figures["concurrent"], single),
+    ]
+    notes = [
+        f"recall@10 against exact search: lakehouse {recalls['adbc']:.3f} (ADBC), {recalls['rust']:.3f} (Rust "
+        f"client), {recalls['concurrent']:.3f} ({args.clients} clients), {recalls['embedded']:.3f} (engine "
+        f"in-process), {recalls['lance']:.3f} (Lance alone); {faiss_label} (efSearch "
+        f"{FAISS_EF_SEARCH}) {recalls['faiss']:.3f}; numpy {recalls['numpy']:.3f}.",
+        "lakehouse: `ivf_hnsw_sq` with its defaults, knn's defaults; FAISS and numpy answer one query at a time "
+        "in this process (FAISS builds on every core).",
+    ]
+    path = report.write(
+        args.results, "vectors", "Vectors: ingest, index build and knn search",
+        f"`benches/vectors.py`: {args.rows:,} x {DIM} float32 unit vectors around {CLUSTERS:,} centres (like "
+        f"sentence embeddings), {args.queries:,} queries drawn the same way, k = {K}. Ingest: ADBC `adbc_ingest` "
+        "into a new vector table (Lance). Index: the `create_index` action against FAISS `IndexHNSWFlat` "
+        f"(M = {HNSW_M}) `add`. Search: `SELECT id FROM knn('vecs', 'emb', $1, 10)`, prepared once with the "
+        "vector as a parameter over ADBC (1 and several clients), and through the Rust Flight SQL client with "
+        "the vector as a literal; the layers under Flight: the same SQL on the server's engine in-process "
+        "(`lakehouse-bench --target embedded`) and the search straight on the Lance dataset with knn()'s "
+        "settings (`--target lance`); peers search in-process. "
+        f"{args.warmup} warm-up + {args.samples} samples.",
+        rows, notes, {"faiss": faiss.__version__, "numpy": np.__version__},
+        recall_at_10=recalls, dim=DIM, k=K, queries=args.queries)
+    for r in rows:
+        print(f"{r['metric']}: lakehouse {r['lakehouse']['median']:,.1f} (MAD {r['lakehouse']['mad']:,.1f})"
+              + "".join(f" | {p} {f['median']:,.1f}" for p, f in r["peers"].items()))
+    print("\n".join(notes))
+    print(f"report: {path}")
+
+
+if __name__ == "__main__":
+    main()
