@@ -16,6 +16,7 @@ workload. The hand-written history below the markers stays.
     just bench --only vectors     # some workloads; the page keeps the others' last tables
     just bench-quick              # every harness at tiny scale, debug build, page untouched (CI)
     just bench-check              # the newest run against benches/baseline.json
+    python benches/bench.py --render bench-results/run-...   # the page from a saved run
 """
 
 import argparse
@@ -122,7 +123,16 @@ def main():
     parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), help="run only these workloads")
     parser.add_argument("--results", type=pathlib.Path, help="results folder (default bench-results/run-<time>)")
     parser.add_argument("--docs", type=pathlib.Path, default=DOCS, help="the page to update")
+    parser.add_argument("--render", type=pathlib.Path, metavar="RUN",
+                        help="run nothing: write the page from the reports in RUN (a results folder)")
     args = parser.parse_args()
+    if args.render:
+        saved = {w: json.loads((args.render / f"{w}.json").read_text())
+                 for w in WORKLOADS if (args.render / f"{w}.json").exists()}
+        if not saved:
+            raise SystemExit(f"no report in {args.render}")
+        write_docs(saved, args.docs)
+        return
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = args.results or ROOT / "bench-results" / f"{'quick' if args.quick else 'run'}-{stamp}"
     reports = {w: run(w, args.quick, results) for w in (args.only or WORKLOADS)}

@@ -22,6 +22,17 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz" >&2
   cargo install cargo-fuzz --locked
 fi
+# Under a sanitizer, aws-lc-sys (TLS of Lance's S3 store) builds through CMake.
+if ! command -v cmake >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing cmake (sanitizer builds of aws-lc-sys need it)" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null
+  else
+    echo "missing: cmake (Debian: sudo apt-get install cmake)" >&2
+    exit 1
+  fi
+fi
 # Same dependency versions as the workspace; cargo adds libfuzzer-sys.
 cp "$root/Cargo.lock" "$root/fuzz/Cargo.lock"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lakehouse/target}/fuzz"

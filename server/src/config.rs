@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// background once an append leaves this many; 0 turns it off
     #[arg(long, env = "LAKEHOUSE_COMPACT_MIN_FILES")]
     pub compact_min_files: Option<usize>,
+    /// MiB of vector and full-text index data kept in memory between searches
+    #[arg(long, env = "LAKEHOUSE_VECTOR_INDEX_CACHE_MB")]
+    pub vector_index_cache_mb: Option<usize>,
     /// Partitions a query is split into (default: number of cores)
     #[arg(long, env = "LAKEHOUSE_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,
@@ -167,6 +170,7 @@ struct FileConfig {
     target_file_mb: Option<usize>,
     row_group_rows: Option<usize>,
     compact_min_files: Option<usize>,
+    vector_index_cache_mb: Option<usize>,
     target_partitions: Option<usize>,
     max_message_mb: Option<usize>,
     shutdown_grace_secs: Option<u64>,
@@ -207,6 +211,8 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     pub query: QueryOptions,
     pub layout: FileLayout,
+    /// Bytes of index data the vector tables' Lance session keeps.
+    pub vector_index_cache_bytes: usize,
     pub max_message_bytes: usize,
     pub limits: Limits,
     /// How often to read other servers' commits; `None`: only on request.
@@ -237,6 +243,9 @@ pub struct Limits {
     pub max_result_rows: Option<u64>,
 }
 
+/// Index data kept between searches by default: 1 GiB, room for the
+/// partitions of a few million 384-d vectors' HNSW graphs.
+pub const DEFAULT_VECTOR_INDEX_CACHE_MB: usize = 1024;
 /// Largest upload by default: 16 GiB.
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 16 * 1024;
 /// Requests served at once by default.
@@ -391,6 +400,12 @@ impl ServeArgs {
                 memory_limit,
                 query_memory_limit,
             },
+            vector_index_cache_bytes: nonzero(
+                "vector_index_cache_mb",
+                self.vector_index_cache_mb.or(file.vector_index_cache_mb),
+            )?
+            .unwrap_or(DEFAULT_VECTOR_INDEX_CACHE_MB)
+                << 20,
             layout: FileLayout {
                 target_file_bytes: target_file_mb
                     .map_or(defaults_layout.target_file_bytes, |mb| mb * 1024 * 1024),

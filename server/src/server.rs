@@ -152,7 +152,7 @@ impl Core {
                 .map_err(storage_error)?
                 .with_local_dir(storage.local_dir.clone()),
         );
-        let vectors = Arc::new(VectorTables::new(&storage));
+        let vectors = Arc::new(VectorTables::new(&storage, config.vector_index_cache_bytes));
         let models = Arc::new(Models::new(config.models.clone()).map_err(ServeError::Models)?);
         models
             .check_dimensions()

@@ -1,6 +1,6 @@
 """S3 storage against a real S3-compatible server (moto's, in this process):
 conditional puts for catalog commits, two servers on one bucket, concurrent
-appends through both."""
+appends through both, vector tables (Lance datasets) in the bucket."""
 
 import json
 import os
@@ -10,12 +10,14 @@ import threading
 import time
 
 import boto3
+import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 from moto.server import ThreadedMotoServer
 
 from conftest import Server, server_binary
+from test_vector_indexes import action
 
 BATCH = 500
 
@@ -159,3 +161,40 @@ def test_a_silent_endpoint_fails_start_quickly_naming_it(tmp_path):
     assert time.monotonic() - started < 30
     assert "s3://nowhere/data" in done.stderr and endpoint in done.stderr, done.stderr
     assert "did not answer within 2 s" in done.stderr, done.stderr
+
+
+def test_vector_tables_live_in_the_bucket_and_are_searched_after_a_restart(bucket):
+    name, env, client = bucket
+    storage = f"s3://{name}/lake"
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((600, 16)).astype(np.float32)
+
+    def rows(start, stop):
+        return pa.table({"id": pa.array(range(start, stop), pa.int64()),
+                         "emb": pa.FixedSizeListArray.from_arrays(pa.array(base[start:stop].ravel()), 16)})
+
+    def nearest(server, i):
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT id FROM knn('vecs', 'emb', $1, 3)", parameters=(base[i].tolist(),))
+            return [r[0] for r in cur.fetchall()]
+
+    server = Server(storage, env=env)
+    try:
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.adbc_ingest("vecs", rows(0, 400), mode="create")
+            cur.adbc_ingest("vecs", rows(400, 600), mode="append")
+        made = action(server, "create_index", {"table": "vecs", "column": "emb", "index_type": "ivf_flat"})
+        assert made["name"] == "emb_idx"
+        assert nearest(server, 17)[0] == 17 and nearest(server, 512)[0] == 512
+    finally:
+        server.kill()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=name)["Contents"]]
+    assert any(k.startswith("lake/lance/public/vecs/_versions/") for k in keys), keys
+    assert any(k.startswith("lake/lance/public/vecs/_indices/") for k in keys), keys
+    again = Server(storage, env=env)
+    try:
+        assert scalar(again, "SELECT count(*), count(DISTINCT id) FROM vecs") == (600, 600)
+        assert [i["name"] for i in action(again, "list_indexes", {"table": "vecs"})] == ["emb_idx"]
+        assert nearest(again, 599)[0] == 599
+    finally:
+        again.kill()

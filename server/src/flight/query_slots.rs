@@ -75,7 +75,10 @@ mod tests {
             async move { slots.acquire(far, Duration::from_secs(60)).await.map(drop) }
         });
         tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "the second query ran beside the first");
+        assert!(
+            !waiting.is_finished(),
+            "the second query ran beside the first"
+        );
         drop(first);
         waiting.await.unwrap().unwrap();
     }
@@ -84,15 +87,29 @@ mod tests {
     async fn a_query_that_waits_past_its_deadline_is_resource_exhausted() {
         let slots = QuerySlots::new(1);
         let _held = slots
-            .acquire(Instant::now() + Duration::from_secs(60), Duration::from_secs(60))
+            .acquire(
+                Instant::now() + Duration::from_secs(60),
+                Duration::from_secs(60),
+            )
             .await
             .unwrap();
         let status = slots
-            .acquire(Instant::now() + Duration::from_millis(20), Duration::from_secs(3))
+            .acquire(
+                Instant::now() + Duration::from_millis(20),
+                Duration::from_secs(3),
+            )
             .await
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-        assert!(status.message().contains("waited 3 s"), "{}", status.message());
-        assert!(status.message().contains("max_running_queries"), "{}", status.message());
+        assert!(
+            status.message().contains("waited 3 s"),
+            "{}",
+            status.message()
+        );
+        assert!(
+            status.message().contains("max_running_queries"),
+            "{}",
+            status.message()
+        );
     }
 }

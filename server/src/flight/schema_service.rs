@@ -342,7 +342,11 @@ impl FlightService for LakehouseFlightService {
                 "the ticket is not a Flight SQL ticket",
             )?;
             let slot = if runs_statement(&ticket) {
-                Some(self.query_slots.acquire(deadline, self.query_timeout).await?)
+                Some(
+                    self.query_slots
+                        .acquire(deadline, self.query_timeout)
+                        .await?,
+                )
             } else {
                 None
             };
@@ -356,8 +360,10 @@ impl FlightService for LakehouseFlightService {
         }
         .await;
         match result {
-            Ok((response, held)) => Ok(response
-                .map(|stream| observe_results(stream, held, deadline, self.query_timeout))),
+            Ok((response, held)) => {
+                Ok(response
+                    .map(|stream| observe_results(stream, held, deadline, self.query_timeout)))
+            }
             Err(status) => observe("DoGet", Err(status)),
         }
     }
