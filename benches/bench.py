@@ -74,6 +74,8 @@ def generated(reports: dict, previous: dict) -> str:
     versions = {"lakehouse": lakehouse_version()}
     for r in reports.values():
         versions.update(r["versions"])
+    # `lakehouse --version` answers "lakehouse 0.1.0".
+    versions["lakehouse"] = versions["lakehouse"].removeprefix("lakehouse ")
     out = [BEGIN, "", "## Latest run (`just bench`)", "",
            f"{datetime.date.today().isoformat()}, release build; {machine['cpu']}, {machine['cores']} cores, "
            f"{machine['memory_gib']} GiB, {machine['os']}. Versions: "

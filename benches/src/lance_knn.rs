@@ -29,7 +29,7 @@ pub async fn run(workload: &KnnWorkload<'_>, warmup: usize, samples: usize) -> R
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    if workload.dim == 0 || floats.len() % workload.dim != 0 {
+    if workload.dim == 0 || !floats.len().is_multiple_of(workload.dim) {
         bail!(
             "{} holds {} floats, not a whole number of {}-d vectors",
             workload.vectors.display(),

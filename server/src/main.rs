@@ -136,6 +136,9 @@ async fn shutdown_signal() {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     init_logging(&config)?;
+    // Every TLS connection of the process (Flight, S3 over HTTPS) uses ring:
+    // with aws-lc-rs linked too (Lance's S3 store), rustls will not choose.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let server = Server::start(&config).await?;
     let address = server.local_addr()?;
     info!(%address, "serving Flight SQL");

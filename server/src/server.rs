@@ -87,8 +87,12 @@ pub struct Server {
     shutdown_grace: Duration,
 }
 
-/// Reads the PEM files of `files` into tonic's TLS configuration.
+/// Reads the PEM files of `files` into tonic's TLS configuration, with
+/// ring as the process's TLS crypto provider.
 fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+    // Already installed (by an earlier server or a client in this process)
+    // is fine: it is the same provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let read = |what: &'static str, path: &std::path::Path| {
         std::fs::read(path).map_err(|source| ServeError::TlsFile {
             what,

@@ -181,6 +181,9 @@ impl Client {
             .initial_stream_window_size(8 * 1024 * 1024)
             .initial_connection_window_size(32 * 1024 * 1024);
         if tls {
+            // ring, as the server uses; rustls cannot pick one itself when
+            // another crate in the process links aws-lc-rs too.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let mut config = ClientTlsConfig::new();
             config = match &options.tls_ca_pem {
                 Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
