@@ -123,7 +123,7 @@ def ingest(server, rows):
     return elapsed
 
 
-def report(name, ours, theirs, extra=""):
+def print_rates(name, ours, theirs, extra=""):
     med, mad, p95 = summarize(ours)
     line = f"{name}: lakehouse {med:,.0f} sentences/s (MAD {mad:,.0f}, p95 {p95:,.0f}, N={len(ours)})"
     if theirs:
@@ -155,12 +155,12 @@ def main():
                 peers = {}
                 try:
                     st = st_rates(args.st_python, texts, args.warmup, args.samples, model_dir)
-                    report(name, ours, st["rates"], f" (torch {st['torch']}, {st['threads']} threads)")
+                    print_rates(name, ours, st["rates"], f" (torch {st['torch']}, {st['threads']} threads)")
                     peers["sentence-transformers"] = st["rates"]
                     versions["torch"] = st["torch"]
                 except (subprocess.CalledProcessError, FileNotFoundError) as e:
                     detail = (getattr(e, "stderr", "") or str(e)).strip().splitlines()[-1]
-                    report(name, ours, None, f" | sentence-transformers unavailable: {detail}")
+                    print_rates(name, ours, None, f" | sentence-transformers unavailable: {detail}")
                     notes.append(f"sentence-transformers was not run ({detail}); pass --st-python or ST_PYTHON.")
                 rows.append(reports.row(f"{name} texts, sentences/s", "higher", ours, peers))
             if args.ingest_rows:

@@ -92,6 +92,13 @@ def sampled(warmup, samples, run):
     return figures[warmup:]
 
 
+def sampled_search(warmup, samples, run, truth):
+    """Queries/s of each sample of `run() -> (queries/s, ids found)`, and
+    the recall@10 of the last sample's answers."""
+    runs = sampled(warmup, samples, run)
+    return [rate for rate, _ in runs], recall(runs[-1][1], truth)
+
+
 def search_rate(search, queries):
     """(queries/s, ids found per query) of `search(vector) -> ids`, one at a time."""
     started = time.perf_counter()
@@ -218,11 +225,10 @@ def main():
             with server.connect() as conn:
                 search = adbc_search(conn)
                 search(queries[0])
-                runs = [search_rate(search, queries) for _ in range(args.warmup + args.samples)][args.warmup:]
-                figures["adbc"], recalls["adbc"] = [r for r, _ in runs], recall(runs[-1][1], truth)
-            runs = [concurrent_rate(server, queries, args.clients)
-                    for _ in range(args.warmup + args.samples)][args.warmup:]
-            figures["concurrent"], recalls["concurrent"] = [r for r, _ in runs], recall(runs[-1][1], truth)
+                figures["adbc"], recalls["adbc"] = sampled_search(
+                    args.warmup, args.samples, lambda: search_rate(search, queries), truth)
+            figures["concurrent"], recalls["concurrent"] = sampled_search(
+                args.warmup, args.samples, lambda: concurrent_rate(server, queries, args.clients), truth)
             sql = knn_sql_files(queries, args.results / "knn-sql")
             answers = args.results / "knn-answers"
             answers.mkdir(parents=True, exist_ok=True)
@@ -264,16 +270,16 @@ def main():
         _, ids = index.search(q[None, :], K)
         return ids[0].tolist()
 
-    runs = [search_rate(faiss_search, queries) for _ in range(args.warmup + args.samples)][args.warmup:]
-    figures["faiss"], recalls["faiss"] = [r for r, _ in runs], recall(runs[-1][1], truth)
+    figures["faiss"], recalls["faiss"] = sampled_search(
+        args.warmup, args.samples, lambda: search_rate(faiss_search, queries), truth)
 
     def numpy_search(q):
         scores = base @ q
         top = np.argpartition(-scores, K)[:K]
         return top[np.argsort(-scores[top])].tolist()
 
-    runs = [search_rate(numpy_search, queries) for _ in range(args.warmup + args.samples)][args.warmup:]
-    figures["numpy"], recalls["numpy"] = [r for r, _ in runs], recall(runs[-1][1], truth)
+    figures["numpy"], recalls["numpy"] = sampled_search(
+        args.warmup, args.samples, lambda: search_rate(numpy_search, queries), truth)
 
     faiss_label, numpy_label = f"FAISS HNSW{HNSW_M}", "numpy exact"
     single = {faiss_label: figures["faiss"], numpy_label: figures["numpy"]}
