@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::dataframe::DataFrame;
@@ -41,7 +42,7 @@ use crate::ingest::{Ingest, IngestRequest};
 use crate::storage::{STORE_URL, Storage};
 use crate::types::classic_schema;
 use crate::vectors::VectorTables;
-use provider::LakehouseCatalog;
+use provider::{LakehouseCatalog, Nullability};
 use statement::{
     classify, looks_like_path, number_question_marks, refuse_dangerous, versioned_table_ref,
 };
@@ -85,6 +86,11 @@ fn bind_parameterized_scans(plan: LogicalPlan, values: &ParamValues) -> Result<L
     .map_err(Error::from_datafusion)
 }
 
+/// True for an INSERT, planned against the catalog as declared.
+fn is_insert(statement: &DFStatement) -> bool {
+    matches!(statement, DFStatement::Statement(s) if matches!(s.as_ref(), SqlStatement::Insert(_)))
+}
+
 /// How queries run.
 #[derive(Debug, Clone)]
 pub struct QueryOptions {
@@ -123,6 +129,9 @@ pub struct QueryEngine {
     catalog: Arc<Catalog>,
     ingest: Ingest,
     ctx: SessionContext,
+    /// The catalog as an INSERT's target is planned against: every
+    /// column nullable (see [`Nullability`]).
+    insert_catalogs: Arc<MemoryCatalogProviderList>,
     options: QueryOptions,
 }
 
@@ -160,7 +169,20 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_catalog(
             CATALOG_NAME,
-            Arc::new(LakehouseCatalog::new(catalog.clone(), vectors)),
+            Arc::new(LakehouseCatalog::new(
+                catalog.clone(),
+                vectors.clone(),
+                Nullability::OfTheVersion,
+            )),
+        );
+        let insert_catalogs = Arc::new(MemoryCatalogProviderList::new());
+        insert_catalogs.register_catalog(
+            CATALOG_NAME.to_string(),
+            Arc::new(LakehouseCatalog::new(
+                catalog.clone(),
+                vectors,
+                Nullability::Declared,
+            )),
         );
         ctx.register_udtf(
             history::FUNCTION_NAME,
@@ -170,6 +192,7 @@ impl QueryEngine {
             catalog,
             ingest,
             ctx,
+            insert_catalogs,
             options,
         })
     }
@@ -191,6 +214,13 @@ impl QueryEngine {
         refuse_dangerous(&statement)?;
         number_question_marks(&mut statement);
         self.check_references(&state, &statement)?;
+        let state = if is_insert(&statement) {
+            SessionStateBuilder::new_from_existing(state)
+                .with_catalog_list(self.insert_catalogs.clone())
+                .build()
+        } else {
+            state
+        };
         state
             .statement_to_plan(statement)
             .await
@@ -246,9 +276,18 @@ impl QueryEngine {
         classify(plan)
     }
 
-    /// The schema a query's results leave the server with.
+    /// The schema a query's results leave the server with: every column
+    /// nullable, since whether DataFusion knows a column to be free of
+    /// nulls depends on the table version read (see `ParquetTable`), and a
+    /// query's result schema must not change when a table gains a null.
     pub fn output_schema(&self, plan: &LogicalPlan) -> SchemaRef {
         let schema: Schema = plan.schema().as_arrow().clone();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
         if self.options.classic_types {
             classic_schema(&schema)
         } else {
