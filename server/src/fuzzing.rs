@@ -193,6 +193,7 @@ mod tests {
         let ticket = TicketStatementQuery {
             statement_handle: StatementTicket::Query {
                 sql: "SELECT 1".into(),
+                plan: None,
             }
             .encode(),
         };

@@ -4,8 +4,11 @@ DataFusion decides as it does over the same files in-process."""
 import pathlib
 import sys
 
+import pyarrow.flight as flight
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "benches"))
 from tpch import QUERIES, load, tpch_data  # noqa: E402
+from flight_commands import statement_query  # noqa: E402
 
 
 def physical_plan(cur, sql):
@@ -71,3 +74,26 @@ def test_not_in_follows_the_nulls_of_the_version_read(server):
         assert cur.fetch_arrow_table().to_pylist() == [{"id": 4, "supplier": None}]
         cur.execute("SELECT count(*) AS n FROM orders WHERE supplier IS NULL")
         assert cur.fetch_arrow_table().column("n").to_pylist() == [1]
+
+
+def test_a_ticket_answers_from_the_catalog_as_it_is_at_doget(server):
+    # GetFlightInfo keeps its plan for the DoGet that follows, but only
+    # while the catalog is unchanged: a commit in between means the DoGet
+    # plans the SQL again and reads the newest version, as before. (Plain
+    # pyarrow.flight: ADBC starts its DoGet during execute.)
+    client = flight.FlightClient(server.uri)
+
+    def ticket(sql):
+        (endpoint,) = client.get_flight_info(statement_query(sql)).endpoints
+        return endpoint.ticket
+
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1)) AS v(x)")
+        count = ticket("SELECT count(*) AS n FROM t")
+        cur.execute("INSERT INTO t VALUES (2)")
+    assert client.do_get(count).read_all().column("n").to_pylist() == [2]
+    # Nothing committed in between: the kept plan answers, and the same
+    # ticket read again (its plan now taken) answers the same.
+    total = ticket("SELECT sum(x) AS s FROM t")
+    assert client.do_get(total).read_all().column("s").to_pylist() == [3]
+    assert client.do_get(total).read_all().column("s").to_pylist() == [3]

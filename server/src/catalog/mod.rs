@@ -18,6 +18,7 @@ mod names;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use chrono::Utc;
@@ -192,6 +193,10 @@ struct State {
 pub struct Catalog {
     store: Arc<dyn ObjectStore>,
     state: RwLock<State>,
+    /// Counts changes to `state` (commits, schemas, refreshes from other
+    /// servers): equal before and after some reading means nothing changed
+    /// in between.
+    generation: AtomicU64,
     /// Serialises commits to one table inside this process; across
     /// processes the put-if-absent does the same job.
     commit_locks: Mutex<HashMap<TableRef, Arc<tokio::sync::Mutex<()>>>>,
@@ -207,6 +212,7 @@ impl Catalog {
         let catalog = Self {
             store,
             state: RwLock::new(State::default()),
+            generation: AtomicU64::new(0),
             commit_locks: Mutex::new(HashMap::new()),
             local_dir: None,
         };
@@ -229,7 +235,7 @@ impl Catalog {
             }
         }
         let count = manifests.len();
-        catalog.state.write().schemas = schemas;
+        catalog.write_state().schemas = schemas;
         catalog.apply_manifests(manifests).await?;
         let state = catalog.state.read();
         info!(
@@ -259,6 +265,20 @@ impl Catalog {
     pub fn with_local_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
         self.local_dir = dir;
         self
+    }
+
+    /// The count of changes so far; see [`Self::write_state`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The state, to change: the generation moves on as the lock is taken,
+    /// so a reader that sees one generation before and after its reads
+    /// read no change.
+    fn write_state(&self) -> parking_lot::RwLockWriteGuard<'_, State> {
+        let state = self.state.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        state
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -328,12 +348,12 @@ impl Catalog {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) if if_not_exists => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
-                self.state.write().schemas.insert(name.to_string());
+                self.write_state().schemas.insert(name.to_string());
                 return Err(Error::SchemaExists(name.to_string()));
             }
             Err(e) => return Err(Error::storage(format!("creating schema {name:?}"), e)),
         }
-        self.state.write().schemas.insert(name.to_string());
+        self.write_state().schemas.insert(name.to_string());
         info!(schema = name, "schema created");
         Ok(())
     }
@@ -394,7 +414,7 @@ impl Catalog {
                         files = commit.files.len(),
                         "committed"
                     );
-                    insert_manifest(&mut self.state.write(), manifest);
+                    insert_manifest(&mut self.write_state(), manifest);
                     return Ok(committed);
                 }
                 Err(Error::Storage {
@@ -546,7 +566,7 @@ impl Catalog {
                     let version = manifest.version;
                     info!(table = %table, version, operation = manifest.operation.as_str(),
                         files = manifest.files.len(), "committed");
-                    insert_manifest(&mut self.state.write(), manifest);
+                    insert_manifest(&mut self.write_state(), manifest);
                     return Ok(version);
                 }
                 Err(Error::Storage {
@@ -587,7 +607,7 @@ impl Catalog {
             match self.put_manifest(&tombstone).await {
                 Ok(()) => {
                     info!(table = %table, version = tombstone.version, "table dropped");
-                    insert_manifest(&mut self.state.write(), tombstone);
+                    insert_manifest(&mut self.write_state(), tombstone);
                     return Ok(true);
                 }
                 Err(Error::Storage {
@@ -724,7 +744,7 @@ impl Catalog {
                 Err(e) => return Err(Error::storage(format!("removing manifest {path}"), e)),
             }
         }
-        if let Some(t) = self.state.write().tables.get_mut(table) {
+        if let Some(t) = self.write_state().tables.get_mut(table) {
             for version in &expired {
                 t.versions.remove(version);
             }
@@ -856,7 +876,7 @@ impl Catalog {
             (schemas, newer)
         };
         let added = newer.len();
-        self.state.write().schemas.extend(schemas);
+        self.write_state().schemas.extend(schemas);
         self.apply_manifests(newer).await?;
         if added > 0 {
             info!(versions = added, "catalog refreshed from the store");
@@ -880,7 +900,7 @@ impl Catalog {
             .buffer_unordered(32)
             .try_collect()
             .await?;
-        let mut state = self.state.write();
+        let mut state = self.write_state();
         for manifest in manifests {
             state.schemas.insert(manifest.table.schema.clone());
             insert_manifest(&mut state, manifest);

@@ -6,6 +6,7 @@
 
 mod access;
 pub mod actions;
+mod planned;
 mod prepared;
 mod put;
 mod query_slots;
@@ -55,6 +56,7 @@ use crate::metrics::metrics;
 use crate::query::{Planned, QueryEngine};
 use crate::types::cast_batch;
 use access::{caller, check_update};
+use planned::PlannedQueries;
 use prepared::{PreparedStatement, PreparedStatements};
 use sql_info::{SQL_INFO, XDBC_TYPE_INFO};
 use tickets::{KEY_SCHEMA, PRIMARY_KEY_SCHEMA, StatementTicket, TABLE_TYPES};
@@ -70,6 +72,7 @@ pub struct FlightSql {
     ingest: Ingest,
     extensions: Extensions,
     prepared: PreparedStatements,
+    planned: PlannedQueries,
     /// Rows one result may have; `None` for no limit.
     max_result_rows: Option<u64>,
 }
@@ -87,6 +90,7 @@ impl FlightSql {
             ingest,
             extensions,
             prepared: PreparedStatements::default(),
+            planned: PlannedQueries::default(),
             max_result_rows: None,
         }
     }
@@ -104,14 +108,21 @@ impl FlightSql {
         sql: &str,
         identity: &Identity,
     ) -> Result<(SchemaRef, StatementTicket)> {
+        let generation = self.catalog.generation();
         let plan = self.engine.plan(sql).await?;
         match self.engine.classify(plan)? {
-            Planned::Query(plan) => Ok((
-                self.engine.output_schema(&plan),
-                StatementTicket::Query {
-                    sql: sql.to_string(),
-                },
-            )),
+            Planned::Query(plan) => {
+                let schema = self.engine.output_schema(&plan);
+                let kept = (self.catalog.generation() == generation)
+                    .then(|| self.planned.keep(sql, plan, generation));
+                Ok((
+                    schema,
+                    StatementTicket::Query {
+                        sql: sql.to_string(),
+                        plan: kept,
+                    },
+                ))
+            }
             Planned::Update(update) => {
                 check_update(identity, &update)?;
                 let rows = self.engine.execute_update(update).await?;
@@ -464,14 +475,21 @@ impl FlightSqlService for FlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let stream = match StatementTicket::decode(&ticket.statement_handle)? {
-            StatementTicket::Query { sql } => {
-                let plan = self.engine.plan(&sql).await?;
-                match self.engine.classify(plan)? {
-                    Planned::Query(plan) => self.stream_query(plan).await?,
-                    Planned::Update(_) => {
-                        return Err(Error::invalid("this ticket no longer names a query").into());
-                    }
-                }
+            StatementTicket::Query { sql, plan } => {
+                let kept =
+                    plan.and_then(|id| self.planned.take(id, &sql, self.catalog.generation()));
+                let plan = match kept {
+                    Some(plan) => plan,
+                    None => match self.engine.classify(self.engine.plan(&sql).await?)? {
+                        Planned::Query(plan) => plan,
+                        Planned::Update(_) => {
+                            return Err(
+                                Error::invalid("this ticket no longer names a query").into()
+                            );
+                        }
+                    },
+                };
+                self.stream_query(plan).await?
             }
             StatementTicket::Affected { rows } => one_batch(StatementTicket::affected_batch(rows)?),
         };

@@ -23,8 +23,16 @@ pub const TABLE_TYPES: [&str; 1] = ["TABLE"];
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatementTicket {
-    Query { sql: String },
-    Affected { rows: u64 },
+    Query {
+        sql: String,
+        /// The id this server keeps the plan under until the DoGet
+        /// (see `planned`); any server can still answer by the SQL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<u64>,
+    },
+    Affected {
+        rows: u64,
+    },
 }
 
 impl StatementTicket {
@@ -154,8 +162,17 @@ mod tests {
     fn tickets_round_trip_and_foreign_ones_are_refused() {
         let t = StatementTicket::Query {
             sql: "SELECT 1".into(),
+            plan: Some(3),
         };
         assert_eq!(StatementTicket::decode(&t.encode()).unwrap(), t);
+        // Tickets issued before plans were kept carry only the SQL.
+        assert_eq!(
+            StatementTicket::decode(br#"{"query":{"sql":"SELECT 1"}}"#).unwrap(),
+            StatementTicket::Query {
+                sql: "SELECT 1".into(),
+                plan: None
+            }
+        );
         let err = StatementTicket::decode(b"\x00garbage")
             .unwrap_err()
             .to_string();
