@@ -8,7 +8,7 @@ baseline, for metrics whose MAD is small next to run-to-run drift: 10% by
 default, more for single-run figures such as the load run's latencies).
 
     python benches/check.py RUN             # exit 1 on a regression
-    python benches/check.py RUN --update    # RUN becomes the baseline
+    python benches/check.py RUN --update    # RUN's workloads become their baseline
 
 RUN is a results folder of `just bench` (every `<workload>.json` in it) or
 one report (see `benches/report.py`); `just bench-check` picks the newest
@@ -45,10 +45,18 @@ def metrics(report) -> dict:
 
 
 def update(run, path):
-    baseline = {"machine": None, "workloads": {}, "metrics": {}}
+    """The run's workloads replace theirs in the baseline; the others stay."""
+    empty = {"machine": None, "workloads": {}, "metrics": {}}
+    baseline = json.loads(path.read_text()) if path.exists() else empty
     for report in reports(run):
+        workload = report["workload"]
+        if baseline["machine"] not in (None, report["machine"]) and set(baseline["workloads"]) - {workload}:
+            print(f"warning: workload {workload} recorded on {report['machine']['cpu']}; "
+                  f"the baseline's others on {baseline['machine']['cpu']}")
         baseline["machine"] = report["machine"]
-        baseline["workloads"][report["workload"]] = {"method": report["method"], "versions": report["versions"]}
+        baseline["workloads"][workload] = {"method": report["method"], "versions": report["versions"]}
+        baseline["metrics"] = {name: m for name, m in baseline["metrics"].items()
+                               if not name.startswith(f"{workload}.")}
         for name, (samples, lower_is_better, floor) in metrics(report).items():
             median, mad, _ = summarize(samples)
             baseline["metrics"][name] = {"median": median, "mad": mad, "n": len(samples),

@@ -53,6 +53,22 @@ def test_only_changes_beyond_the_noise_are_regressions(tmp_path):
     assert other.returncode != 0 and "ran differently" in other.stderr
 
 
+def test_an_update_replaces_only_the_workloads_of_the_run(tmp_path):
+    baseline = tmp_path / "baseline.json"
+    ingest = {"workload": "csv_ingest", "title": "CSV", "method": "6M rows", "machine": {"cpu": "test cpu"},
+              "versions": {}, "notes": [], "rows": [report.row("CSV rows/s", "higher", [1e6] * 5)]}
+    first = tmp_path / "first"
+    first.mkdir()
+    assert check(first, [tpch([100.0] * 5, [1000.0] * 5), ingest], "--update", baseline=baseline).returncode == 0
+    second = tmp_path / "second"
+    second.mkdir()
+    assert check(second, [tpch([80.0] * 5, [1000.0] * 5)], "--update", baseline=baseline).returncode == 0
+    metrics = json.loads(baseline.read_text())["metrics"]
+    assert metrics["tpch.q01 ms, Rust"]["median"] == 80.0
+    assert metrics["csv_ingest.CSV rows/s"]["median"] == 1e6, "a workload not run keeps its baseline"
+    assert set(json.loads(baseline.read_text())["workloads"]) == {"tpch", "csv_ingest"}
+
+
 def test_a_markdown_table_has_every_peer_and_ratio():
     text = report.markdown({"title": "T", "method": "M", "notes": ["n1"],
                             "rows": [report.row("rows/s", "higher", [200.0] * 5, {"DuckDB": [100.0] * 5}),
