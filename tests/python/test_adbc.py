@@ -85,6 +85,28 @@ def test_execute_with_parameters(conn):
         assert cur.fetchall() == [("name-12",)]
 
 
+def test_a_prepared_statement_run_again_reads_what_was_committed_since(conn):
+    # A prepared plan reads each table at the version current when it was
+    # planned; run again after a commit it answered from the version before.
+    with conn.cursor() as cur, conn.cursor() as writer:
+        writer.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1)) AS v(x)")
+        cur.execute("SELECT count(*) FROM t WHERE x > ?", parameters=(0,))
+        assert cur.fetchall() == [(1,)]
+        writer.execute("INSERT INTO t VALUES (2)")
+        cur.execute("SELECT count(*) FROM t WHERE x > ?", parameters=(0,))
+        assert cur.fetchall() == [(2,)]
+        # Without parameters, and an update prepared before a commit.
+        cur.adbc_prepare("SELECT sum(x) FROM t")
+        writer.execute("INSERT INTO t VALUES (3)")
+        cur.execute("SELECT sum(x) FROM t")
+        assert cur.fetchall() == [(6,)]
+        writer.adbc_prepare("INSERT INTO t SELECT max(x) + 1 FROM t")
+        writer.execute("INSERT INTO t VALUES (10)")
+        writer.execute("INSERT INTO t SELECT max(x) + 1 FROM t")
+        cur.execute("SELECT max(x) FROM t")
+        assert cur.fetchall() == [(11,)]
+
+
 def test_prepared_statement_as_jdbc_drives_it(conn):
     with conn.cursor() as cur:
         cur.adbc_ingest("t", sample_table(20), mode="create")

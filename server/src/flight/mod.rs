@@ -148,8 +148,22 @@ impl FlightSql {
         Ok(encode(schema, batches))
     }
 
+    /// `statement` with a plan of the catalog as it is now: planned again
+    /// when anything was committed since, as its plan reads each table at
+    /// the version current when it was made (a prepared query run again
+    /// after an append answered from the version before it).
+    async fn current(&self, mut statement: PreparedStatement) -> Result<PreparedStatement> {
+        let generation = self.catalog.generation();
+        if statement.generation != generation {
+            statement.plan = self.engine.plan(&statement.sql).await?;
+            statement.generation = generation;
+        }
+        Ok(statement)
+    }
+
     /// Runs a prepared query once per bound parameter row, in order.
     async fn stream_prepared(&self, statement: PreparedStatement) -> Result<DoGetStream> {
+        let statement = self.current(statement).await?;
         if statement.parameters.is_empty() {
             return self.stream_query(statement.plan).await;
         }
@@ -173,9 +187,10 @@ impl FlightSql {
 
     async fn run_prepared_update(
         &self,
-        statement: &PreparedStatement,
+        statement: PreparedStatement,
         identity: &Identity,
     ) -> Result<i64> {
+        let statement = self.current(statement).await?;
         let mut plans = Vec::new();
         if statement.parameters.is_empty() {
             plans.push(statement.plan.clone());
@@ -339,7 +354,7 @@ impl FlightSqlService for FlightSql {
             // An update executed as a query (ADBC's dbapi does this for DDL):
             // it runs now, once, and its ticket reports the row count.
             let rows = self
-                .run_prepared_update(&statement, &caller(&request)?)
+                .run_prepared_update(statement, &caller(&request)?)
                 .await? as u64;
             let ticket = TicketStatementQuery {
                 statement_handle: StatementTicket::Affected { rows }.encode(),
@@ -352,7 +367,9 @@ impl FlightSqlService for FlightSql {
                 request.into_inner(),
             )?));
         }
-        let schema = self.engine.output_schema(&statement.plan);
+        let schema = self
+            .engine
+            .output_schema(&self.current(statement).await?.plan);
         let ticket = cmd.as_any().encode_to_vec().into();
         Ok(Response::new(flight_info(
             &schema,
@@ -649,6 +666,7 @@ impl FlightSqlService for FlightSql {
         if query.transaction_id.is_some() {
             return Err(Error::NotSupported("transactions".into()).into());
         }
+        let generation = self.catalog.generation();
         let plan = self.engine.plan(&query.query).await?;
         let parameter_schema = self.engine.parameter_schema(&plan)?;
         let is_query = matches!(self.engine.classify(plan.clone())?, Planned::Query(_));
@@ -660,6 +678,7 @@ impl FlightSqlService for FlightSql {
         let handle = self.prepared.insert(PreparedStatement {
             sql: query.query,
             plan,
+            generation,
             is_query,
             parameters: Vec::new(),
         })?;

@@ -22,6 +22,9 @@ pub const MAX_OPEN_STATEMENTS: usize = 10_000;
 pub struct PreparedStatement {
     pub sql: String,
     pub plan: LogicalPlan,
+    /// The catalog generation `plan` was made at: the plan reads each
+    /// table at the version current then (see `FlightSql::current`).
+    pub generation: u64,
     /// False for statements that write (their dataset schema is empty).
     pub is_query: bool,
     /// Bound parameter rows; each row runs the statement once.
@@ -90,6 +93,7 @@ mod tests {
             .insert(PreparedStatement {
                 sql: "SELECT 1".into(),
                 plan,
+                generation: 0,
                 is_query: true,
                 parameters: vec![],
             })

@@ -223,7 +223,7 @@ impl FlightSql {
         if !parameters.is_empty() {
             statement.parameters = parameters;
         }
-        self.run_prepared_update(&statement, &identity).await
+        self.run_prepared_update(statement, &identity).await
     }
 
     /// A CSV upload: the command names the table and options; the batches
