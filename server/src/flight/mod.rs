@@ -148,22 +148,25 @@ impl FlightSql {
         Ok(encode(schema, batches))
     }
 
-    /// `statement` with a plan of the catalog as it is now: planned again
-    /// when anything was committed since, as its plan reads each table at
-    /// the version current when it was made (a prepared query run again
-    /// after an append answered from the version before it).
-    async fn current(&self, mut statement: PreparedStatement) -> Result<PreparedStatement> {
+    /// The prepared statement under `handle`, with a plan of the catalog
+    /// as it is now: planned again (and kept) when anything was committed
+    /// since, as a plan reads each table at the version current when it
+    /// was made (a prepared query run again after an append answered from
+    /// the version before it).
+    async fn prepared_statement(&self, handle: &[u8]) -> Result<PreparedStatement> {
+        let mut statement = self.prepared.get(handle)?;
         let generation = self.catalog.generation();
         if statement.generation != generation {
             statement.plan = self.engine.plan(&statement.sql).await?;
             statement.generation = generation;
+            self.prepared
+                .replan(handle, statement.plan.clone(), generation);
         }
         Ok(statement)
     }
 
     /// Runs a prepared query once per bound parameter row, in order.
     async fn stream_prepared(&self, statement: PreparedStatement) -> Result<DoGetStream> {
-        let statement = self.current(statement).await?;
         if statement.parameters.is_empty() {
             return self.stream_query(statement.plan).await;
         }
@@ -190,7 +193,6 @@ impl FlightSql {
         statement: PreparedStatement,
         identity: &Identity,
     ) -> Result<i64> {
-        let statement = self.current(statement).await?;
         let mut plans = Vec::new();
         if statement.parameters.is_empty() {
             plans.push(statement.plan.clone());
@@ -349,7 +351,9 @@ impl FlightSqlService for FlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let statement = self.prepared.get(&cmd.prepared_statement_handle)?;
+        let statement = self
+            .prepared_statement(&cmd.prepared_statement_handle)
+            .await?;
         if !statement.is_query {
             // An update executed as a query (ADBC's dbapi does this for DDL):
             // it runs now, once, and its ticket reports the row count.
@@ -367,9 +371,7 @@ impl FlightSqlService for FlightSql {
                 request.into_inner(),
             )?));
         }
-        let schema = self
-            .engine
-            .output_schema(&self.current(statement).await?.plan);
+        let schema = self.engine.output_schema(&statement.plan);
         let ticket = cmd.as_any().encode_to_vec().into();
         Ok(Response::new(flight_info(
             &schema,
@@ -518,7 +520,9 @@ impl FlightSqlService for FlightSql {
         query: CommandPreparedStatementQuery,
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let statement = self.prepared.get(&query.prepared_statement_handle)?;
+        let statement = self
+            .prepared_statement(&query.prepared_statement_handle)
+            .await?;
         if !statement.is_query {
             return Err(Error::invalid(format!(
                 "{:?} is an update: execute it with an update, not a query",
@@ -762,7 +766,9 @@ impl FlightSql {
             };
         }
         if let Some(query) = any.unpack::<CommandPreparedStatementQuery>()? {
-            let statement = self.prepared.get(&query.prepared_statement_handle)?;
+            let statement = self
+                .prepared_statement(&query.prepared_statement_handle)
+                .await?;
             return Ok(self.engine.output_schema(&statement.plan));
         }
         Err(Error::NotSupported(format!(

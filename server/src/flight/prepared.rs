@@ -23,7 +23,7 @@ pub struct PreparedStatement {
     pub sql: String,
     pub plan: LogicalPlan,
     /// The catalog generation `plan` was made at: the plan reads each
-    /// table at the version current then (see `FlightSql::current`).
+    /// table at the version current then (see `FlightSql::prepared_statement`).
     pub generation: u64,
     /// False for statements that write (their dataset schema is empty).
     pub is_query: bool,
@@ -62,6 +62,15 @@ impl PreparedStatements {
         let statement = open.get_mut(handle).ok_or_else(|| unknown(handle))?;
         statement.parameters = parameters;
         Ok(())
+    }
+
+    /// Keeps a plan made again for a newer catalog generation, if the
+    /// statement is still open.
+    pub fn replan(&self, handle: &[u8], plan: LogicalPlan, generation: u64) {
+        if let Some(statement) = self.open.lock().get_mut(handle) {
+            statement.plan = plan;
+            statement.generation = generation;
+        }
     }
 
     pub fn close(&self, handle: &[u8]) -> Result<()> {
@@ -103,5 +112,31 @@ mod tests {
         let err = statements.get(&handle).unwrap_err();
         assert!(matches!(err, Error::HandleNotFound(_)));
         assert!(statements.close(&handle).is_err());
+    }
+
+    #[test]
+    fn a_plan_made_again_is_kept_with_the_bound_parameters() {
+        let statements = PreparedStatements::default();
+        let plan = LogicalPlanBuilder::empty(false).build().unwrap();
+        let handle = statements
+            .insert(PreparedStatement {
+                sql: "SELECT 1".into(),
+                plan: plan.clone(),
+                generation: 3,
+                is_query: true,
+                parameters: vec![],
+            })
+            .unwrap();
+        let batch = RecordBatch::new_empty(std::sync::Arc::new(arrow::datatypes::Schema::empty()));
+        statements.bind(&handle, vec![batch]).unwrap();
+        statements.replan(&handle, plan, 5);
+        let kept = statements.get(&handle).unwrap();
+        assert_eq!((kept.generation, kept.parameters.len()), (5, 1));
+        statements.close(&handle).unwrap();
+        statements.replan(&handle, LogicalPlanBuilder::empty(true).build().unwrap(), 6);
+        assert!(
+            statements.get(&handle).is_err(),
+            "a closed statement stays closed"
+        );
     }
 }

@@ -219,7 +219,9 @@ impl FlightSql {
     ) -> Result<i64> {
         let identity = upload.identity.clone();
         let parameters = decode_parameters(upload).await?;
-        let mut statement = self.prepared.get(&query.prepared_statement_handle)?;
+        let mut statement = self
+            .prepared_statement(&query.prepared_statement_handle)
+            .await?;
         if !parameters.is_empty() {
             statement.parameters = parameters;
         }
