@@ -7,17 +7,19 @@ into ~/.cache/lakehouse/tpch/sf<SCALE> and linked into a fresh release
 server's storage, where the `register_parquet` action makes each file a
 table without copying it, so every engine reads the same files.
 
-Per query, warm-up runs, then N samples of the whole query with its result
-collected:
+Engines, each query timed with its whole result collected:
 - lakehouse, Rust Flight SQL client (`lakehouse-bench --target flight`);
 - lakehouse, ADBC (`adbc_driver_flightsql`, `fetch_arrow_table`);
 - the server's engine in-process (`lakehouse-bench --target embedded`
-  on the server's storage once it has stopped): catalog, table providers
-  and session as served, no Flight;
+  on the server's storage, which it only reads, while the server idles):
+  catalog, table providers and session as served, no Flight;
 - DataFusion in-process, the same version the server embeds
   (`lakehouse-bench --target in-process`), no Flight;
-- DuckDB in-process (Python `duckdb`, views over the files, `.arrow()`),
-  run last so its threads cannot take CPU from the others.
+- DuckDB in-process (Python `duckdb`, views over the files, `.arrow()`).
+They run interleaved, in N rounds (N = --samples): in each round every
+engine runs every query --warmup times, then once timed, the engines
+taking turns to go first; so the drift of a shared VM over the run falls
+on every engine alike instead of on whichever ran at the time.
 Every result is checked equal to DuckDB's (values in order; numbers within
 1e-6 relative or absolute, since engines type decimal averages differently).
 Also the server's start-to-ready time (process start to its ready line),
@@ -92,34 +94,80 @@ def load(server: Server, data: pathlib.Path):
         print(f"  {table}: {loaded['rows_added']:,} rows", flush=True)
 
 
-def run_rust(args, target, extra, results):
-    """Samples per query from lakehouse-bench, keyed by query name."""
-    results.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run(
-        [str(bench_binary()), "--target", target, *extra, "--warmup", str(args.warmup),
-         "--samples", str(args.samples), "--results", str(results), *[str(q) for q in QUERIES]],
-        check=True, capture_output=True, text=True)
-    runs = {}
-    for line in out.stdout.splitlines():
-        run = json.loads(line)
-        runs[run["query"]] = run
-        runs[run["query"]]["table"] = pa.ipc.open_file(results / f"{run['query']}.arrow").read_all()
-    return runs
+class RustTarget:
+    """One `lakehouse-bench --stdin` process for the whole run, asked one
+    query at a time: its caches and allocator stay warm across rounds, as a
+    long-running engine's would (a fresh process per round made the second
+    collect of lineitem in-process 685 ms where a warm one takes 500)."""
+
+    def __init__(self, target, extra, warmup, log_dir, results=None):
+        self.target, self.results = target, results
+        keep = ["--results", str(results)] if results else []
+        if results:
+            results.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log = log_dir / f"lakehouse-bench-{target}.log"
+        self.process = subprocess.Popen(
+            [str(bench_binary()), "--target", target, *extra, "--warmup", str(warmup), "--samples", "1",
+             *keep, "--stdin"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True)
+
+    def run(self, queries=QUERIES):
+        """One sample per query (after the warm-up runs), keyed by query
+        name; with `results`, each query's answer too."""
+        runs = {}
+        for path in queries:
+            self.process.stdin.write(f"{path}\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"lakehouse-bench --target {self.target} stopped at {path.stem} "
+                                   f"(exit {self.process.wait()}); see {self.log}")
+            run = json.loads(line)
+            if self.results:
+                run["table"] = pa.ipc.open_file(self.results / f"{run['query']}.arrow").read_all()
+            runs[run["query"]] = run
+        return runs
+
+    def close(self):
+        self.process.stdin.close()
+        if self.process.wait() != 0:
+            raise RuntimeError(f"lakehouse-bench --target {self.target} failed; see {self.log}")
 
 
-def run_python(args, execute):
+def run_python(execute, warmup, samples):
     """Samples per query of `execute(sql) -> pyarrow.Table`."""
     runs = {}
     for path in QUERIES:
         sql = path.read_text()
         ms = []
-        for i in range(args.warmup + args.samples):
+        for i in range(warmup + samples):
             start = time.perf_counter()
             table = execute(sql)
-            if i >= args.warmup:
+            if i >= warmup:
                 ms.append((time.perf_counter() - start) * 1000)
         runs[path.stem] = {"query": path.stem, "ms": ms, "rows": table.num_rows, "table": table}
     return runs
+
+
+def interleaved(engines, rounds):
+    """Runs `engines` (name -> `run()`, which runs every query, each after
+    its warm-up runs, and keeps one sample of each) in `rounds`, the engines
+    taking turns to go first. A shared VM drifts by 10-30%
+    over the minutes of a run; measured one engine after another, the drift
+    lands on whichever engine ran then, and the ratios move with it.
+    Interleaved, each engine's samples spread over the whole run alike."""
+    names = list(engines)
+    merged = {name: {} for name in names}
+    for r in range(rounds):
+        turn = names[r % len(names):] + names[:r % len(names)]
+        print(f"  round {r + 1} of {rounds}: {', '.join(turn)}", flush=True)
+        for name in turn:
+            for query, run in engines[name]().items():
+                kept = merged[name].setdefault(query, {**run, "ms": []})
+                kept["ms"] += run["ms"]
+                kept.update({k: v for k, v in run.items() if k != "ms"})
+    return merged
 
 
 def values(table: pa.Table):
@@ -151,17 +199,17 @@ def geomean(xs):
 
 
 def transfer(args, server, data, results):
-    """SELECT * FROM lineitem through DoGet (Rust client) and in-process."""
+    """SELECT * FROM lineitem through DoGet (Rust client) and in-process,
+    interleaved."""
     results.mkdir(parents=True, exist_ok=True)
     sql = results / "lineitem_scan.sql"
     sql.write_text("select * from lineitem")
-    out = {}
-    for target, extra in [("flight", ["--server", server.address]), ("in-process", ["--tables", str(data)])]:
-        run = subprocess.run(
-            [str(bench_binary()), "--target", target, *extra, "--warmup", str(args.warmup),
-             "--samples", str(args.samples), str(sql)], check=True, capture_output=True, text=True)
-        out[target] = json.loads(run.stdout)
-    return out
+    targets = {t: RustTarget(t, extra, args.warmup, results / "transfer")
+               for t, extra in [("flight", ["--server", server.address]), ("in-process", ["--tables", str(data)])]}
+    runs = interleaved({t: lambda t=t: targets[t].run([sql]) for t in targets}, args.samples)
+    for target in targets.values():
+        target.close()
+    return {t: runs[t]["lineitem_scan"] for t in targets}
 
 
 def rss_mb(pid: int) -> float:
@@ -204,41 +252,52 @@ def main():
             idle_mb = rss_mb(server.process.pid)
             print(f"loading SF{args.scale:g} into {server.uri}", flush=True)
             load(server, data)
-            print("lakehouse, Rust Flight SQL client ...", flush=True)
-            engines = {"lakehouse (Rust)": run_rust(args, "flight", ["--server", server.address], results / "flight")}
-            print("lakehouse, ADBC ...", flush=True)
+            db = duckdb.connect()
+            for table in TABLES:
+                db.sql(f"create view {table} as select * from read_parquet('{data / (table + '.parquet')}')")
             with server.connect() as conn:
                 def adbc(sql):
                     with conn.cursor() as cur:
                         cur.execute(sql)
                         return cur.fetch_arrow_table()
-                engines["lakehouse (ADBC)"] = run_python(args, adbc)
-            print("DataFusion in-process ...", flush=True)
-            engines["DataFusion in-process"] = run_rust(args, "in-process", ["--tables", str(data)],
-                                                        results / "in-process")
-            print("result transfer ...", flush=True)
+                # The engine in-process reads the live server's storage: the
+                # catalog is only read, and the server idles meanwhile.
+                rust = {
+                    "lakehouse (Rust)": RustTarget("flight", ["--server", server.address], args.warmup,
+                                                   results, results / "flight"),
+                    EMBEDDED: RustTarget("embedded", ["--storage", str(server.storage)], args.warmup,
+                                         results, results / "embedded"),
+                    "DataFusion in-process": RustTarget("in-process", ["--tables", str(data)], args.warmup,
+                                                        results, results / "in-process"),
+                }
+                engines = interleaved({
+                    "lakehouse (Rust)": rust["lakehouse (Rust)"].run,
+                    "lakehouse (ADBC)": lambda: run_python(adbc, args.warmup, 1),
+                    EMBEDDED: rust[EMBEDDED].run,
+                    "DataFusion in-process": rust["DataFusion in-process"].run,
+                    "DuckDB in-process": lambda: run_python(lambda sql: db.sql(sql).to_arrow_table(),
+                                                            args.warmup, 1),
+                }, args.samples)
+                for target in rust.values():
+                    target.close()
+            db.close()
             after_mb = rss_mb(server.process.pid)
+            print("result transfer ...", flush=True)
             moved = transfer(args, server, data, results)
             server_bin = server.process.args[0]
         finally:
             server.kill()
-        print("lakehouse engine in-process (no Flight) ...", flush=True)
-        engines[EMBEDDED] = run_rust(args, "embedded", ["--storage", str(server.storage)], results / "embedded")
-    print("DuckDB in-process ...", flush=True)
-    db = duckdb.connect()
-    for table in TABLES:
-        db.sql(f"create view {table} as select * from read_parquet('{data / (table + '.parquet')}')")
-    duck = run_python(args, lambda sql: db.sql(sql).to_arrow_table())
-    db.close()
+    duck = engines["DuckDB in-process"]
     for name, runs in engines.items():
-        check(name, runs, duck)
-    engines["DuckDB in-process"] = duck
+        if runs is not duck:
+            check(name, runs, duck)
 
     report = {"scale": args.scale, "warmup": args.warmup, "samples": args.samples,
               "queries": {}, "transfer": moved,
               "server": {"start_to_ready_ms": ready_ms, "idle_rss_mb": idle_mb, "rss_after_tpch_mb": after_mb}}
     names = list(engines)
-    print(f"\nTPC-H SF{args.scale:g}: ms per query (median, MAD), {args.warmup} warm-up + {args.samples} samples; "
+    print(f"\nTPC-H SF{args.scale:g}: ms per query (median, MAD), {args.samples} interleaved rounds of "
+          f"{args.warmup} warm-up + 1 sample; "
           "every result equal to DuckDB's")
     print("| query | " + " | ".join(names) + " | Rust / DataFusion | Rust / DuckDB |")
     print("| --- |" + " ---: |" * (len(names) + 2))
@@ -293,7 +352,9 @@ def main():
         "in-process (the version the server embeds, over the files) and DuckDB in-process; every result checked "
         "equal to DuckDB's. Result transfer: "
         "`SELECT * FROM lineitem` through DoGet against collecting it in-process (MB of Arrow in memory per "
-        f"second). {args.warmup} warm-up + {args.samples} samples per query.",
+        f"second). The engines run interleaved: {args.samples} rounds, in each every engine runs every query "
+        f"{args.warmup} time(s) to warm up, then once timed, the engines taking turns to go first, so drift of the "
+        "machine over the run falls on all alike.",
         rows,
         [f"Geometric mean of the per-query ratios (Rust client): {rust['rust_over_engine_in_process']:.2f} x the "
          f"server's engine in-process (what Flight adds), {rust['rust_over_datafusion']:.2f} x DataFusion "

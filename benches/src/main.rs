@@ -14,6 +14,7 @@
 
 mod lance_knn;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,12 +24,13 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 use clap::{Parser, ValueEnum};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::TryStreamExt;
 use lakehouse_client::Client;
 use lakehouse_server::config::ServeArgs;
 use lakehouse_server::query::Planned;
 use lakehouse_server::server::Core;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(Parser)]
 #[command(about = "Time SQL queries through Flight SQL or DataFusion in-process")]
@@ -62,8 +64,13 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     k: usize,
     /// SQL files to run, one query each; the file stem names the query.
-    #[arg(required_unless_present = "vectors")]
+    #[arg(required_unless_present_any = ["vectors", "stdin"])]
     queries: Vec<PathBuf>,
+    /// Reads SQL file paths from stdin, one per line, and answers each as
+    /// it comes, so one process (its caches and allocator warm) serves a
+    /// harness that interleaves it with other engines.
+    #[arg(long, conflicts_with = "queries")]
+    stdin: bool,
     /// Runs per query before timing.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
@@ -79,7 +86,10 @@ struct Args {
 enum Target {
     /// A running server, through the Rust Flight SQL client (`--server`).
     Flight,
-    /// Plain DataFusion over Parquet files (`--tables`).
+    /// Plain DataFusion over Parquet files (`--tables`), with DataFusion's
+    /// default settings unless `DATAFUSION_*` variables change them (e.g.
+    /// `DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS=true`), to measure a
+    /// setting before the server adopts it.
     InProcess,
     /// The server's engine, catalog and extensions in this process
     /// (`--storage`).
@@ -110,7 +120,7 @@ impl Runner {
                     .tables
                     .as_deref()
                     .context("--target in-process needs --tables")?;
-                let ctx = SessionContext::new();
+                let ctx = SessionContext::new_with_config(SessionConfig::from_env()?);
                 for entry in
                     std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?
                 {
@@ -204,39 +214,54 @@ async fn main() -> Result<()> {
         return lance_knn::run(&workload, args.warmup, args.samples).await;
     }
     let mut runner = Runner::open(&args).await?;
-    for path in &args.queries {
-        let query = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .context("query file name")?;
-        let sql =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut ms = Vec::with_capacity(args.samples);
-        let mut last = (Arc::new(Schema::empty()), Vec::new());
-        for run in 0..args.warmup + args.samples {
-            let started = Instant::now();
-            last = runner
-                .run(&sql)
-                .await
-                .with_context(|| format!("running {query}"))?;
-            if run >= args.warmup {
-                ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            }
+    if args.stdin {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Some(line) = lines.next_line().await? {
+            time_query(&mut runner, Path::new(line.trim()), &args).await?;
         }
-        let (schema, batches) = &last;
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let bytes: usize = batches
-            .iter()
-            .flat_map(RecordBatch::columns)
-            .map(|column| column.to_data().get_slice_memory_size())
-            .sum::<Result<usize, _>>()?;
-        if let Some(dir) = &args.results {
-            write_result(dir, query, schema, batches)?;
+    } else {
+        for path in &args.queries {
+            time_query(&mut runner, path, &args).await?;
         }
-        println!(
-            "{}",
-            serde_json::json!({ "query": query, "ms": ms, "rows": rows, "bytes": bytes })
-        );
     }
+    Ok(())
+}
+
+/// Runs the SQL file at `path` (warm-up runs, then samples) and prints its
+/// JSON line.
+async fn time_query(runner: &mut Runner, path: &Path, args: &Args) -> Result<()> {
+    let query = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .context("query file name")?;
+    let sql =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut ms = Vec::with_capacity(args.samples);
+    let mut last = (Arc::new(Schema::empty()), Vec::new());
+    for run in 0..args.warmup + args.samples {
+        let started = Instant::now();
+        last = runner
+            .run(&sql)
+            .await
+            .with_context(|| format!("running {query}"))?;
+        if run >= args.warmup {
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let (schema, batches) = &last;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let bytes: usize = batches
+        .iter()
+        .flat_map(RecordBatch::columns)
+        .map(|column| column.to_data().get_slice_memory_size())
+        .sum::<Result<usize, _>>()?;
+    if let Some(dir) = &args.results {
+        write_result(dir, query, schema, batches)?;
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "query": query, "ms": ms, "rows": rows, "bytes": bytes })
+    );
+    std::io::stdout().flush()?;
     Ok(())
 }
