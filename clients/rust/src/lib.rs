@@ -179,7 +179,11 @@ impl Client {
         let mut endpoint = Endpoint::from_shared(url)
             .map_err(connect_error)?
             .initial_stream_window_size(8 * 1024 * 1024)
-            .initial_connection_window_size(32 * 1024 * 1024);
+            .initial_connection_window_size(32 * 1024 * 1024)
+            // The server sends a result in frames of up to 1 MiB instead of
+            // 16 KiB: a fifth less client CPU on a 1 GB result (a task
+            // wake-up per frame).
+            .max_frame_size(1024 * 1024);
         if tls {
             // ring, as the server uses; rustls cannot pick one itself when
             // another crate in the process links aws-lc-rs too.
