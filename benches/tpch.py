@@ -15,7 +15,8 @@ Engines, each query timed with its whole result collected:
   catalog, table providers and session as served, no Flight;
 - DataFusion in-process, the same version the server embeds
   (`lakehouse-bench --target in-process`), no Flight;
-- DuckDB in-process (Python `duckdb`, views over the files, `.arrow()`).
+- DuckDB in-process (Python `duckdb`, views over the files, `.arrow()`;
+  its idle threads take no CPU from the others: 0.02 CPU-s in 3 s).
 They run interleaved, in N rounds (N = --samples): in each round every
 engine runs every query --warmup times, then once timed, the engines
 taking turns to go first; so the drift of a shared VM over the run falls
@@ -98,7 +99,9 @@ class RustTarget:
     """One `lakehouse-bench --stdin` process for the whole run, asked one
     query at a time: its caches and allocator stay warm across rounds, as a
     long-running engine's would (a fresh process per round made the second
-    collect of lineitem in-process 685 ms where a warm one takes 500)."""
+    collect of lineitem in-process 685 ms where a warm one takes 500). A
+    context manager: leaving it ends the process, and a failed run is
+    reported with the process's log."""
 
     def __init__(self, target, extra, warmup, log_dir, results=None):
         self.target, self.results = target, results
@@ -107,10 +110,11 @@ class RustTarget:
             results.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = log_dir / f"lakehouse-bench-{target}.log"
-        self.process = subprocess.Popen(
-            [str(bench_binary()), "--target", target, *extra, "--warmup", str(warmup), "--samples", "1",
-             *keep, "--stdin"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True)
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [str(bench_binary()), "--target", target, *extra, "--warmup", str(warmup), "--samples", "1",
+                 *keep, "--stdin"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
 
     def run(self, queries=QUERIES):
         """One sample per query (after the warm-up runs), keyed by query
@@ -129,9 +133,14 @@ class RustTarget:
             runs[run["query"]] = run
         return runs
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error, *_):
         self.process.stdin.close()
-        if self.process.wait() != 0:
+        if error is not None:
+            self.process.kill()
+        if self.process.wait() != 0 and error is None:
             raise RuntimeError(f"lakehouse-bench --target {self.target} failed; see {self.log}")
 
 
@@ -164,9 +173,8 @@ def interleaved(engines, rounds):
         print(f"  round {r + 1} of {rounds}: {', '.join(turn)}", flush=True)
         for name in turn:
             for query, run in engines[name]().items():
-                kept = merged[name].setdefault(query, {**run, "ms": []})
-                kept["ms"] += run["ms"]
-                kept.update({k: v for k, v in run.items() if k != "ms"})
+                kept = merged[name].setdefault(query, {"ms": []})
+                kept.update({**run, "ms": kept["ms"] + run["ms"]})
     return merged
 
 
@@ -204,12 +212,11 @@ def transfer(args, server, data, results):
     results.mkdir(parents=True, exist_ok=True)
     sql = results / "lineitem_scan.sql"
     sql.write_text("select * from lineitem")
-    targets = {t: RustTarget(t, extra, args.warmup, results / "transfer")
-               for t, extra in [("flight", ["--server", server.address]), ("in-process", ["--tables", str(data)])]}
-    runs = interleaved({t: lambda t=t: targets[t].run([sql]) for t in targets}, args.samples)
-    for target in targets.values():
-        target.close()
-    return {t: runs[t]["lineitem_scan"] for t in targets}
+    with (RustTarget("flight", ["--server", server.address], args.warmup, results / "transfer") as flight,
+          RustTarget("in-process", ["--tables", str(data)], args.warmup, results / "transfer") as in_process):
+        runs = interleaved({"flight": lambda: flight.run([sql]), "in-process": lambda: in_process.run([sql])},
+                           args.samples)
+    return {t: run["lineitem_scan"] for t, run in runs.items()}
 
 
 def rss_mb(pid: int) -> float:
@@ -262,24 +269,20 @@ def main():
                         return cur.fetch_arrow_table()
                 # The engine in-process reads the live server's storage: the
                 # catalog is only read, and the server idles meanwhile.
-                rust = {
-                    "lakehouse (Rust)": RustTarget("flight", ["--server", server.address], args.warmup,
-                                                   results, results / "flight"),
-                    EMBEDDED: RustTarget("embedded", ["--storage", str(server.storage)], args.warmup,
-                                         results, results / "embedded"),
-                    "DataFusion in-process": RustTarget("in-process", ["--tables", str(data)], args.warmup,
-                                                        results, results / "in-process"),
-                }
-                engines = interleaved({
-                    "lakehouse (Rust)": rust["lakehouse (Rust)"].run,
-                    "lakehouse (ADBC)": lambda: run_python(adbc, args.warmup, 1),
-                    EMBEDDED: rust[EMBEDDED].run,
-                    "DataFusion in-process": rust["DataFusion in-process"].run,
-                    "DuckDB in-process": lambda: run_python(lambda sql: db.sql(sql).to_arrow_table(),
-                                                            args.warmup, 1),
-                }, args.samples)
-                for target in rust.values():
-                    target.close()
+                with (RustTarget("flight", ["--server", server.address], args.warmup, results,
+                                 results / "flight") as flight,
+                      RustTarget("embedded", ["--storage", str(server.storage)], args.warmup, results,
+                                 results / "embedded") as embedded,
+                      RustTarget("in-process", ["--tables", str(data)], args.warmup, results,
+                                 results / "in-process") as in_process):
+                    engines = interleaved({
+                        "lakehouse (Rust)": flight.run,
+                        "lakehouse (ADBC)": lambda: run_python(adbc, args.warmup, 1),
+                        EMBEDDED: embedded.run,
+                        "DataFusion in-process": in_process.run,
+                        "DuckDB in-process": lambda: run_python(lambda sql: db.sql(sql).to_arrow_table(),
+                                                                args.warmup, 1),
+                    }, args.samples)
             db.close()
             after_mb = rss_mb(server.process.pid)
             print("result transfer ...", flush=True)
