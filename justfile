@@ -13,12 +13,12 @@ default:
 
 # Build (release) and serve Flight SQL on 127.0.0.1:50051 over ./data
 run *ARGS:
-    cargo build --release -p lakehouse-server --bin lakehouse
+    cargo build --release -p lakehouse --bin lakehouse
     "$CARGO_TARGET_DIR/release/lakehouse" serve {{ARGS}}
 
 # Build the debug server binary the tests drive
 build:
-    cargo build -p lakehouse-server --bin lakehouse
+    cargo build -p lakehouse --bin lakehouse
 
 # Run the whole test suite: Rust unit and end-to-end tests, then Python clients
 test: build
@@ -35,12 +35,12 @@ doctor *ARGS:
 
 # Ingest and full-scan figures through ADBC against a release build
 bench-ingest ROWS="1000000":
-    cargo build --release -p lakehouse-server --bin lakehouse
+    cargo build --release -p lakehouse --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/ingest_scan.py --rows {{ROWS}}
 
 # CSV ingest through `lakehouse put` against DuckDB, release build
 bench-csv ROWS="6000000":
-    cargo build --release -p lakehouse-server --bin lakehouse
+    cargo build --release -p lakehouse --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/csv_ingest.py --rows {{ROWS}}
 
 # Coverage-guided fuzzing (cargo-fuzz on nightly) of csv_upload or flight_message for SECONDS
@@ -54,32 +54,32 @@ lint:
 
 # The local embedding model against sentence-transformers, and embedding on ingest (release build)
 bench-embed *ARGS:
-    cargo build --release -p lakehouse-server --bin lakehouse
+    cargo build --release -p lakehouse --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/embeddings.py {{ARGS}}
 
 # Concurrent clients mixing queries and appends (32 for 60 s by default; release build)
 bench-load *ARGS:
-    cargo build --release -p lakehouse-server --bin lakehouse
+    cargo build --release -p lakehouse --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/load.py {{ARGS}}
 
 # TPC-H (SF1 by default) through Flight SQL against DuckDB and DataFusion in-process, and result transfer (release build)
 bench-tpch *ARGS:
-    cargo build --release -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
+    cargo build --release -p lakehouse --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/release/lakehouse-bench" {{python}} benches/tpch.py {{ARGS}}
 
 # Every benchmark workload against its peers (release build); writes docs/performance.md. ARGS: --only WORKLOAD...
 bench *ARGS:
-    cargo build --release -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
+    cargo build --release -p lakehouse --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/release/lakehouse-bench" {{python}} benches/bench.py {{ARGS}}
 
 # Vectors: ingest, index build and knn() against FAISS HNSW and numpy (release build)
 bench-vectors *ARGS:
-    cargo build --release -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
+    cargo build --release -p lakehouse --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/release/lakehouse-bench" {{python}} benches/vectors.py {{ARGS}}
 
 # Every benchmark harness end to end at tiny scale on debug builds (CI); the figures mean nothing
 bench-quick:
-    cargo build -p lakehouse-server --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
+    cargo build -p lakehouse --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
     LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/debug/lakehouse-bench" {{python}} benches/bench.py --quick
 
 # Compare the newest `just bench` run (or RUN, a results folder or report) with benches/baseline.json; fails on a regression beyond the noise

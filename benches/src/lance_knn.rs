@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{Array, Float32Array, Int64Array};
-use lakehouse_server::vectors::default_ef;
+use lakehouse_engine::vectors::default_ef;
 use lance::dataset::builder::DatasetBuilder;
 
 /// What to search: the dataset, its vector column and the query vectors

@@ -27,8 +27,8 @@ use clap::{Parser, ValueEnum};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::TryStreamExt;
 use lakehouse_client::Client;
-use lakehouse_server::config::ServeArgs;
-use lakehouse_server::query::Planned;
+use lakehouse_engine::query::Planned;
+use lakehouse_server::config::{ServeArgs, Settings};
 use lakehouse_server::server::Core;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -143,8 +143,11 @@ impl Runner {
                     .clone()
                     .context("--target embedded needs --storage")?;
                 let config = ServeArgs {
-                    storage: Some(storage),
-                    ..ServeArgs::default()
+                    config: None,
+                    settings: Settings {
+                        storage: Some(storage),
+                        ..Settings::default()
+                    },
                 }
                 .resolve()?;
                 Ok(Self::Embedded(Box::new(Core::open(&config).await?)))

@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    lakehouse_server::fuzzing::csv_upload(data);
+    lakehouse_flight::fuzzing::csv_upload(data);
 });

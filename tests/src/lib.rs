@@ -56,7 +56,7 @@ impl TestServer {
         let binary = server_binary();
         assert!(
             binary.exists(),
-            "server binary {} not found: build it with `cargo build -p lakehouse-server` or set LAKEHOUSE_BIN",
+            "server binary {} not found: build it with `cargo build -p lakehouse` or set LAKEHOUSE_BIN",
             binary.display()
         );
         let mut child = Command::new(&binary)

@@ -1,5 +1,6 @@
 //! The `lakehouse sql`, `put` and `history` commands against a running
-//! server, as a person or a script would run them.
+//! server, and `lakehouse config show`, as a person or a script would run
+//! them.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -141,5 +142,59 @@ async fn put_sql_and_history_from_the_command_line() {
     assert!(
         String::from_utf8_lossy(&missing.stderr)
             .starts_with("lakehouse: NotFound: table public.nobody does not exist")
+    );
+}
+
+#[test]
+fn config_show_prints_every_setting_in_effect_and_where_a_file_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lakehouse.toml");
+    std::fs::write(
+        &file,
+        "storage = \"/srv/lake\"\nlisten = \"0.0.0.0:9000\"\n\n[[auth.users]]\nname = \"ann\"\nrole = \"admin\"\npassword_hash = \"$argon2id$v=19$secret\"\n",
+    )
+    .unwrap();
+    let shown = Command::new(server_binary())
+        .args(["config", "show", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .env("LAKEHOUSE_ROW_GROUP_ROWS", "1000")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(shown.stdout.clone()).unwrap();
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    for line in [
+        "listen = \"127.0.0.1:0\"",
+        "storage = \"/srv/lake\"",
+        "row_group_rows = 1000",
+        "log_filter = \"info\"",
+        "http_listen = \"127.0.0.1:0\"",
+        "# Address to serve Flight SQL on, e.g. 0.0.0.0:50051; port 0 picks a free port",
+        "# [auth]: 1 users, 0 API tokens (not shown)",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("argon2"),
+        "a password hash was printed:\n{text}"
+    );
+
+    std::fs::write(&file, "row_group_rows = 1000\nlisen = \"x\"\n").unwrap();
+    let refused = Command::new(server_binary())
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("lakehouse.toml") && message.contains("lisen"),
+        "{message}"
     );
 }

@@ -5,9 +5,16 @@
 //! vector columns with them); extensions reach them only through this
 //! trait, so an SQL function, an action and `knn()` all embed alike.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, StringArray, new_null_array,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::{DataType, Field};
 use serde::Serialize;
 
 use crate::Result;
@@ -68,4 +75,64 @@ pub trait EmbeddingService: Send + Sync + Debug {
     /// Embeds `texts` with the model `name` names (the default for `None`),
     /// in the provider's batches; one vector per text, in order.
     async fn embed(&self, name: Option<&str>, texts: &[String]) -> Result<Embeddings>;
+}
+
+/// A vector column's type for `dimensions`, as vector tables store it.
+pub fn vector_type(dimensions: usize) -> DataType {
+    DataType::FixedSizeList(
+        Arc::new(Field::new("item", DataType::Float32, true)),
+        dimensions as i32,
+    )
+}
+
+/// `vectors` as a vector column of `rows` rows, null where `valid` is false.
+pub fn vector_array(
+    vectors: Embeddings,
+    valid: Option<NullBuffer>,
+) -> datafusion::common::Result<ArrayRef> {
+    let field = Arc::new(Field::new("item", DataType::Float32, true));
+    let values = Arc::new(Float32Array::from(vectors.values));
+    Ok(Arc::new(FixedSizeListArray::try_new(
+        field,
+        vectors.dimensions as i32,
+        values,
+        valid,
+    )?))
+}
+
+/// Embeds a string column, each distinct text once; nulls stay null.
+pub async fn embed_strings(
+    models: &dyn EmbeddingService,
+    model: Option<&str>,
+    texts: &StringArray,
+) -> datafusion::common::Result<ArrayRef> {
+    let to_df =
+        |e: crate::ExtensionError| datafusion::common::DataFusionError::External(Box::new(e));
+    let info = models.model(model).map_err(to_df)?;
+    if texts.null_count() == texts.len() {
+        return Ok(new_null_array(&vector_type(info.dimensions), texts.len()));
+    }
+    let mut distinct: Vec<String> = Vec::new();
+    let mut slot: HashMap<&str, usize> = HashMap::new();
+    let rows: Vec<Option<usize>> = texts
+        .iter()
+        .map(|text| {
+            text.map(|t| {
+                *slot.entry(t).or_insert_with(|| {
+                    distinct.push(t.to_string());
+                    distinct.len() - 1
+                })
+            })
+        })
+        .collect();
+    let embedded = models.embed(model, &distinct).await.map_err(to_df)?;
+    let dimensions = embedded.dimensions;
+    let mut values = Vec::with_capacity(rows.len() * dimensions);
+    for row in &rows {
+        match row {
+            Some(i) => values.extend_from_slice(embedded.row(*i)),
+            None => values.extend(std::iter::repeat_n(0.0, dimensions)),
+        }
+    }
+    vector_array(Embeddings { dimensions, values }, texts.nulls().cloned())
 }

@@ -30,6 +30,11 @@ pub enum ExtensionError {
     /// A fault inside the extension.
     #[error("{0}")]
     Internal(String),
+    /// An error of the server's own, raised by one of its actions (which
+    /// implement the same [`crate::Action`] trait) and carried whole, so
+    /// the server answers it by its own kinds.
+    #[error(transparent)]
+    Host(Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub type Result<T, E = ExtensionError> = std::result::Result<T, E>;

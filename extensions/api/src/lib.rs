@@ -10,6 +10,7 @@
 //! This crate depends on DataFusion's function traits and nothing of the
 //! server: an extension sees the server only through [`Host`].
 
+mod action;
 mod embeddings;
 mod error;
 mod parameters;
@@ -18,11 +19,14 @@ mod vectors;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::logical_expr::ScalarUDF;
 
-pub use embeddings::{EMBED_MODEL_KEY, EMBED_SOURCE_KEY, EmbeddingService, Embeddings, ModelInfo};
+pub use action::{Access, Action, expect_empty_body, parse_body, to_json};
+pub use embeddings::{
+    EMBED_MODEL_KEY, EMBED_SOURCE_KEY, EmbeddingService, Embeddings, ModelInfo, embed_strings,
+    vector_array, vector_type,
+};
 pub use error::{ExtensionError, Result};
 pub use parameters::{Parameterized, ParameterizedTable};
 pub use registry::{ExtensionInfo, FunctionInfo, FunctionKind, Installed, Registry, Selection};
@@ -78,32 +82,4 @@ pub struct TableFunction {
     pub name: String,
     pub function: Arc<dyn TableFunctionImpl>,
     pub description: String,
-}
-
-/// What an action does to the server's data, which decides the role a
-/// caller needs: readers may run `Read` actions, writers also `Write`,
-/// admins everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Reads data or computes from the request alone.
-    Read,
-    /// Adds data or creates tables.
-    Write,
-    /// Removes data or changes how it is indexed.
-    Admin,
-}
-
-/// A DoAction verb: JSON (or other bytes) in, bytes out.
-#[async_trait]
-pub trait Action: Send + Sync {
-    /// The action type clients send; unique across the server.
-    fn name(&self) -> &str;
-
-    /// What it does, its body and its result, for `ListActions`.
-    fn description(&self) -> &str;
-
-    /// What a caller's role must allow for the server to run it.
-    fn access(&self) -> Access;
-
-    async fn run(&self, body: &[u8]) -> Result<Vec<u8>>;
 }

@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::ipc::writer::StreamWriter;
-use lakehouse_extension::{Access, Action, EmbeddingService, ExtensionError, Result};
+use lakehouse_extension::{
+    Access, Action, EmbeddingService, ExtensionError, Result, embed_strings, parse_body, to_json,
+    vector_type,
+};
 use serde::Deserialize;
-
-use crate::udf::{embed_strings, vector_type};
 
 /// Most texts one `embed` action takes; larger jobs belong in SQL over a
 /// table or in embedding on ingest.
@@ -40,9 +41,15 @@ impl Action for EmbedAction {
     }
 
     fn description(&self) -> &str {
-        "Embeds texts with a configured model. Body: {\"model\" (optional, the default model), \"texts\": [...]} \
-         (at most 100,000; null stays null). Result: an Arrow IPC stream with one column `embedding`, \
-         FixedSizeList<Float32, dimensions>, one row per text in order."
+        "Embeds texts with a configured model."
+    }
+
+    fn body(&self) -> &str {
+        "{\"model\" (optional, the default model), \"texts\": [...]} (at most 100,000; null stays null)"
+    }
+
+    fn result(&self) -> &str {
+        "an Arrow IPC stream with one column `embedding`, FixedSizeList<Float32, dimensions>, one row per text in order"
     }
 
     fn access(&self) -> Access {
@@ -50,9 +57,9 @@ impl Action for EmbedAction {
     }
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let body: EmbedBody = serde_json::from_slice(body).map_err(|e| {
+        let body: EmbedBody = parse_body(self.name(), body).map_err(|e| {
             ExtensionError::InvalidArgument(format!(
-                "the body of action \"embed\" is not valid: {e}; expected {{\"model\": \"NAME\", \"texts\": [\"...\"]}}"
+                "{e}; expected {{\"model\": \"NAME\", \"texts\": [\"...\"]}}"
             ))
         })?;
         if body.texts.len() > MAX_TEXTS {
@@ -97,7 +104,15 @@ impl Action for ListModels {
     }
 
     fn description(&self) -> &str {
-        "The configured embedding models. Body: empty. Result: JSON array of {name, provider, model, dimensions, default}."
+        "The configured embedding models."
+    }
+
+    fn body(&self) -> &str {
+        "empty"
+    }
+
+    fn result(&self) -> &str {
+        "JSON array of {name, provider, model, dimensions, default}"
     }
 
     fn access(&self) -> Access {
@@ -105,6 +120,6 @@ impl Action for ListModels {
     }
 
     async fn run(&self, _body: &[u8]) -> Result<Vec<u8>> {
-        serde_json::to_vec(&self.0.models()).map_err(|e| ExtensionError::Internal(e.to_string()))
+        to_json(&self.0.models())
     }
 }

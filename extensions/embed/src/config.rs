@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{EmbedError, Result};
 
@@ -19,7 +19,7 @@ pub const LOCAL_MODEL_NAME: &str = "local";
 pub const LOCAL_MODEL_DIR: &str = "all-MiniLM-L6-v2";
 
 /// Who computes the vectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// In-process, on the CPU.
@@ -41,7 +41,7 @@ impl ProviderKind {
 }
 
 /// One `[models.NAME]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub provider: ProviderKind,

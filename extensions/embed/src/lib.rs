@@ -26,7 +26,6 @@ pub use error::EmbedError;
 pub use lakehouse_extension::EmbeddingService;
 pub use local::LocalModel;
 pub use models::Models;
-pub use udf::{embed_strings, vector_type};
 
 /// The extension, to register in a [`lakehouse_extension::Registry`].
 pub struct Embed;

@@ -6,14 +6,10 @@
 //! HTTP provider is never called per row and never blocks a query thread.
 //! Nulls stay null; an empty string embeds as the model embeds it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, new_null_array,
-};
-use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
@@ -22,7 +18,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     TypeSignature, Volatility,
 };
-use lakehouse_extension::{EmbeddingService, Embeddings};
+use lakehouse_extension::{EmbeddingService, embed_strings, vector_type};
 
 /// The SQL name.
 pub const EMBED: &str = "embed";
@@ -30,26 +26,6 @@ pub const EMBED: &str = "embed";
 /// Texts sent to the model per call when a batch is large; bounds memory
 /// and lets a long query make progress batch by batch.
 const TEXTS_PER_CALL: usize = 8192;
-
-/// A vector column's type for `dimensions`, as vector tables store it.
-pub fn vector_type(dimensions: usize) -> DataType {
-    DataType::FixedSizeList(
-        Arc::new(Field::new("item", DataType::Float32, true)),
-        dimensions as i32,
-    )
-}
-
-/// `vectors` as a vector column of `rows` rows, null where `valid` is false.
-pub fn vector_array(vectors: Embeddings, valid: Option<NullBuffer>) -> Result<ArrayRef> {
-    let field = Arc::new(Field::new("item", DataType::Float32, true));
-    let values = Arc::new(Float32Array::from(vectors.values));
-    Ok(Arc::new(FixedSizeListArray::try_new(
-        field,
-        vectors.dimensions as i32,
-        values,
-        valid,
-    )?))
-}
 
 #[derive(Debug)]
 pub struct Embed {
@@ -155,42 +131,4 @@ impl AsyncScalarUDFImpl for Embed {
         let vectors = embed_strings(self.models.as_ref(), model.as_deref(), texts).await?;
         Ok(ColumnarValue::Array(vectors))
     }
-}
-
-/// Embeds a string column, each distinct text once; nulls stay null.
-pub async fn embed_strings(
-    models: &dyn EmbeddingService,
-    model: Option<&str>,
-    texts: &datafusion::arrow::array::StringArray,
-) -> Result<ArrayRef> {
-    let to_df = |e: lakehouse_extension::ExtensionError| {
-        datafusion::common::DataFusionError::External(Box::new(e))
-    };
-    let info = models.model(model).map_err(to_df)?;
-    if texts.null_count() == texts.len() {
-        return Ok(new_null_array(&vector_type(info.dimensions), texts.len()));
-    }
-    let mut distinct: Vec<String> = Vec::new();
-    let mut slot: HashMap<&str, usize> = HashMap::new();
-    let rows: Vec<Option<usize>> = texts
-        .iter()
-        .map(|text| {
-            text.map(|t| {
-                *slot.entry(t).or_insert_with(|| {
-                    distinct.push(t.to_string());
-                    distinct.len() - 1
-                })
-            })
-        })
-        .collect();
-    let embedded = models.embed(model, &distinct).await.map_err(to_df)?;
-    let dimensions = embedded.dimensions;
-    let mut values = Vec::with_capacity(rows.len() * dimensions);
-    for row in &rows {
-        match row {
-            Some(i) => values.extend_from_slice(embedded.row(*i)),
-            None => values.extend(std::iter::repeat_n(0.0, dimensions)),
-        }
-    }
-    vector_array(Embeddings { dimensions, values }, texts.nulls().cloned())
 }

@@ -22,8 +22,8 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use lakehouse_extension::{
-    Access, Action, Contributions, Extension, ExtensionError, Host, Result, ScalarFunction,
-    TableFunction,
+    Access, Action, Contributions, Extension, Host, Result, ScalarFunction, TableFunction,
+    parse_body,
 };
 use serde::Deserialize;
 
@@ -149,7 +149,15 @@ impl Action for CountWords {
     }
 
     fn description(&self) -> &str {
-        "Counts the words of a text (example extension). Body: {\"text\": \"...\"}. Result: JSON {\"words\": n}."
+        "Counts the words of a text (example extension)."
+    }
+
+    fn body(&self) -> &str {
+        "{\"text\": \"...\"}"
+    }
+
+    fn result(&self) -> &str {
+        "JSON {\"words\": n}"
     }
 
     fn access(&self) -> Access {
@@ -157,11 +165,7 @@ impl Action for CountWords {
     }
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let body: CountWordsBody = serde_json::from_slice(body).map_err(|e| {
-            ExtensionError::InvalidArgument(format!(
-                "the body of action \"count_words\" is not valid: {e}"
-            ))
-        })?;
+        let body: CountWordsBody = parse_body(self.name(), body)?;
         let answer = serde_json::json!({ "words": word_count(&body.text) });
         Ok(answer.to_string().into_bytes())
     }
@@ -170,6 +174,7 @@ impl Action for CountWords {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lakehouse_extension::ExtensionError;
 
     #[test]
     fn words_are_runs_of_non_space() {

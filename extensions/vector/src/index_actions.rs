@@ -4,19 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use lakehouse_extension::{Access, Action, ExtensionError, IndexRequest, Result, VectorService};
+use lakehouse_extension::{
+    Access, Action, IndexRequest, Result, VectorService, parse_body, to_json,
+};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-
-fn parse<T: DeserializeOwned>(action: &str, body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| {
-        ExtensionError::InvalidArgument(format!("the body of action {action:?} is not valid: {e}"))
-    })
-}
-
-fn json(value: &impl serde::Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| ExtensionError::Internal(e.to_string()))
-}
 
 /// Every index action over one service.
 pub fn actions(service: &Arc<dyn VectorService>) -> Vec<Arc<dyn Action>> {
@@ -36,10 +27,17 @@ impl Action for CreateIndex {
     }
 
     fn description(&self) -> &str {
-        "Builds an index on a vector table and commits the version that has it. Body: {\"table\", \"column\", \
-         \"index_type\": \"ivf_flat\"|\"ivf_pq\"|\"ivf_hnsw_sq\"|\"fts\"|\"btree\", \"metric\": \"l2\"|\"cosine\"|\"dot\", \
-         \"name\", \"params\": {num_partitions, num_sub_vectors, num_bits, m, ef_construction, sample_rate, max_iterations}, \
-         \"replace\": false}. Result: JSON {name, columns, index_type, table_version}."
+        "Builds an index on a vector table and commits the version that has it."
+    }
+
+    fn body(&self) -> &str {
+        "{\"table\", \"column\", \"index_type\": \"ivf_flat\"|\"ivf_pq\"|\"ivf_hnsw_sq\"|\"fts\"|\"btree\", \
+         \"metric\": \"l2\"|\"cosine\"|\"dot\", \"name\", \"params\": {num_partitions, num_sub_vectors, num_bits, m, \
+         ef_construction, sample_rate, max_iterations}, \"replace\": false}"
+    }
+
+    fn result(&self) -> &str {
+        "JSON {name, columns, index_type, table_version}"
     }
 
     fn access(&self) -> Access {
@@ -47,8 +45,8 @@ impl Action for CreateIndex {
     }
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let request: IndexRequest = parse(self.name(), body)?;
-        json(&self.0.create_index(request).await?)
+        let request: IndexRequest = parse_body(self.name(), body)?;
+        to_json(&self.0.create_index(request).await?)
     }
 }
 
@@ -68,7 +66,15 @@ impl Action for DropIndex {
     }
 
     fn description(&self) -> &str {
-        "Removes an index from a vector table. Body: {\"table\", \"name\"}. Result: JSON {table, name, table_version}."
+        "Removes an index from a vector table."
+    }
+
+    fn body(&self) -> &str {
+        "{\"table\", \"name\"}"
+    }
+
+    fn result(&self) -> &str {
+        "JSON {table, name, table_version}"
     }
 
     fn access(&self) -> Access {
@@ -76,9 +82,9 @@ impl Action for DropIndex {
     }
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let body: DropBody = parse(self.name(), body)?;
+        let body: DropBody = parse_body(self.name(), body)?;
         let version = self.0.drop_index(&body.table, &body.name).await?;
-        json(
+        to_json(
             &serde_json::json!({ "table": body.table, "name": body.name, "table_version": version }),
         )
     }
@@ -99,7 +105,15 @@ impl Action for ListIndexes {
     }
 
     fn description(&self) -> &str {
-        "A vector table's indexes. Body: {\"table\"}. Result: JSON array of {name, columns, index_type, table_version}."
+        "A vector table's indexes."
+    }
+
+    fn body(&self) -> &str {
+        "{\"table\"}"
+    }
+
+    fn result(&self) -> &str {
+        "JSON array of {name, columns, index_type, table_version}"
     }
 
     fn access(&self) -> Access {
@@ -107,7 +121,7 @@ impl Action for ListIndexes {
     }
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
-        let body: TableBody = parse(self.name(), body)?;
-        json(&self.0.list_indexes(&body.table).await?)
+        let body: TableBody = parse_body(self.name(), body)?;
+        to_json(&self.0.list_indexes(&body.table).await?)
     }
 }

@@ -7,8 +7,10 @@
 //! `inner_product`) cover the other two metrics.
 
 mod distance;
+mod fts;
 mod index_actions;
 mod knn;
+mod search;
 mod vectors;
 
 use std::sync::Arc;
@@ -42,8 +44,8 @@ impl Extension for Vector {
                         description: "knn(table, column, query, k [, options]): the k rows nearest query (a vector, or a text embedded with the column's model), nearest first, with _distance; WHERE filters on the table's columns are prefilters".into(),
                     },
                     TableFunction {
-                        name: knn::FTS.into(),
-                        function: Arc::new(knn::Fts::new(search.clone())),
+                        name: fts::FTS.into(),
+                        function: Arc::new(fts::Fts::new(search.clone())),
                         description: "fts(table, column, query, k): the k best BM25 matches of query in a text column with an fts index, best first, with _score".into(),
                     },
                 ]

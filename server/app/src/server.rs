@@ -1,0 +1,394 @@
+//! Wiring: storage, catalog, ingest, query engine and the Flight service,
+//! bound to a listener and served until shutdown.
+//!
+//! Shutdown is graceful: the listener stops accepting, in-flight requests
+//! run to completion, and since a version only exists once its manifest is
+//! written, stopping can never leave a half-made version.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tracing::{info, warn};
+
+use crate::config::{ServerConfig, TlsFiles};
+use lakehouse_core::auth::Authenticator;
+use lakehouse_core::catalog::Catalog;
+use lakehouse_core::storage::Storage;
+use lakehouse_engine::actions::{Actions, server_actions};
+use lakehouse_engine::error::Error;
+use lakehouse_engine::extensions::Extensions;
+use lakehouse_engine::ingest::Ingest;
+use lakehouse_engine::query::QueryEngine;
+use lakehouse_engine::vectors::{Searcher, VectorTables};
+use lakehouse_ext_embed::Models;
+use lakehouse_extension::Registry;
+use lakehouse_extension::{EmbeddingService, Host};
+use lakehouse_flight::Limits;
+use lakehouse_flight::{FlightSql, LakehouseFlightService};
+use lakehouse_http::{self, Probes};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {address}: {source}{hint}")]
+    Bind {
+        address: String,
+        hint: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot install the extensions: {0}")]
+    Extensions(#[source] Error),
+    #[error("cannot start on storage {location}: {source}")]
+    Storage {
+        location: String,
+        #[source]
+        source: Error,
+    },
+    #[error("cannot set up the embedding models: {0}")]
+    Models(#[source] lakehouse_ext_embed::EmbedError),
+    #[error("authentication configuration: {0}")]
+    Auth(String),
+    #[error(
+        "refusing to serve on {address} without authentication: anyone who can reach it could read \
+         and change every table. Add users or tokens ([auth] in the config file; `lakehouse user add`), \
+         listen on a loopback address, or pass --allow-unauthenticated"
+    )]
+    Unprotected { address: SocketAddr },
+    #[error("cannot read the TLS {what} {path}: {source}")]
+    TlsFile {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the Flight server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// HTTP/2 flow-control window of one call, and of one connection.
+const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
+/// Largest HTTP/2 frame this server accepts (the peer's own setting bounds
+/// what it sends).
+const MAX_FRAME_BYTES: u32 = 1024 * 1024;
+
+/// A server that is bound and loaded, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    /// The HTTP probes' listener, unless turned off.
+    http: Option<(TcpListener, Probes)>,
+    service: LakehouseFlightService,
+    tls: Option<ServerTlsConfig>,
+    max_message_bytes: usize,
+    limits: Limits,
+    catalog: Arc<Catalog>,
+    catalog_refresh: Option<Duration>,
+    shutdown_grace: Duration,
+}
+
+/// Reads the PEM files of `files` into tonic's TLS configuration, with
+/// ring as the process's TLS crypto provider.
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+    // Already installed (by an earlier server or a client in this process)
+    // is fine: it is the same provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let read = |what: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServeError::TlsFile {
+            what,
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let identity = Identity::from_pem(read("certificate", &files.cert)?, read("key", &files.key)?);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &files.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
+    }
+    Ok(tls)
+}
+
+/// Reads other servers' commits every `every`, for as long as the process
+/// runs; a failed refresh is logged and tried again next time.
+async fn refresh_periodically(catalog: Arc<Catalog>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = catalog.refresh().await {
+            warn!(error = %e, "catalog refresh failed; trying again in {} s", every.as_secs());
+        }
+    }
+}
+
+/// Logs that an unauthenticated server is reachable beyond this machine.
+fn warn_if_exposed(address: SocketAddr) {
+    if !address.ip().is_loopback() {
+        warn!(%address, "serving without authentication on a non-loopback address (--allow-unauthenticated)");
+    }
+}
+
+/// Every extension compiled into this server, in a fixed order.
+pub fn with_default_extensions() -> Registry {
+    let mut registry = Registry::new();
+    let built_in = [
+        registry.register(lakehouse_ext_vector::Vector),
+        registry.register(lakehouse_ext_embed::Embed),
+        registry.register(lakehouse_ext_example::Example),
+    ];
+    for registered in built_in {
+        registered.expect("built-in extensions have distinct, valid names");
+    }
+    registry
+}
+
+/// The server without its network: storage, the catalog, ingest and the
+/// query engine with its extensions installed. [`Server::start`] serves
+/// it; benchmarks open it in-process to measure what Flight adds.
+pub struct Core {
+    pub storage: Storage,
+    pub catalog: Arc<Catalog>,
+    pub ingest: Ingest,
+    pub engine: QueryEngine,
+    pub extensions: Extensions,
+    /// Every DoAction verb, the server's own and the extensions'.
+    pub actions: Arc<Actions>,
+}
+
+impl Core {
+    /// Opens storage, loads the catalog, the embedding models and the
+    /// extensions.
+    pub async fn open(config: &ServerConfig) -> Result<Self, ServeError> {
+        let storage_error = |source: Error| ServeError::Storage {
+            location: config.storage.clone(),
+            source,
+        };
+        let storage = Storage::open(&config.storage, config.storage_timeout)
+            .await
+            .map_err(|e| storage_error(e.into()))?;
+        let catalog = Arc::new(
+            Catalog::load(storage.store.clone())
+                .await
+                .map_err(|e| storage_error(e.into()))?
+                .with_local_dir(storage.local_dir.clone()),
+        );
+        let vectors = Arc::new(VectorTables::new(&storage, config.vector_index_cache_bytes));
+        let models = Arc::new(Models::new(config.models.clone()).map_err(ServeError::Models)?);
+        models
+            .check_dimensions()
+            .await
+            .map_err(ServeError::Models)?;
+        models.warm_up();
+        let models: Arc<dyn EmbeddingService> = models;
+        let host = Host {
+            vectors: Some(Arc::new(Searcher::new(catalog.clone(), vectors.clone()))),
+            embeddings: Some(models.clone()),
+        };
+        let ingest = Ingest::new(catalog.clone(), config.layout.clone())
+            .with_vectors(vectors.clone())
+            .with_embeddings(Some(models));
+        let engine = QueryEngine::new(
+            &storage,
+            catalog.clone(),
+            ingest.clone(),
+            vectors,
+            config.query.clone(),
+        )
+        .map_err(storage_error)?;
+        let extensions = Extensions::install(
+            &with_default_extensions(),
+            &config.extensions,
+            &host,
+            engine.session(),
+        )
+        .map_err(ServeError::Extensions)?;
+        let actions = Arc::new(
+            Actions::new(server_actions(&ingest, &extensions), &extensions)
+                .map_err(ServeError::Extensions)?,
+        );
+        info!(
+            enabled = %extensions
+                .listed()
+                .iter()
+                .filter(|e| e.enabled)
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            "extensions installed"
+        );
+        Ok(Self {
+            storage,
+            catalog,
+            ingest,
+            engine,
+            extensions,
+            actions,
+        })
+    }
+}
+
+impl Server {
+    /// Opens the [`Core`] and binds the listener.
+    pub async fn start(config: &ServerConfig) -> Result<Self, ServeError> {
+        let Core {
+            storage,
+            catalog,
+            ingest,
+            engine,
+            actions,
+            ..
+        } = Core::open(config).await?;
+        let auth = Authenticator::new(&config.auth)
+            .map_err(ServeError::Auth)?
+            .map(Arc::new);
+        let protected = auth.is_some();
+        let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        let catalog_handle = catalog.clone();
+        let service = FlightSql::new(Arc::new(engine), catalog, ingest, actions)
+            .with_max_result_rows(config.limits.max_result_rows)
+            .into_service(auth, &config.limits);
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    address: config.listen.clone(),
+                    hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                        " (is another server running there? choose another address with --listen)"
+                    } else {
+                        ""
+                    },
+                    source,
+                })?;
+        let address = listener.local_addr().map_err(|source| ServeError::Bind {
+            address: config.listen.clone(),
+            hint: "",
+            source,
+        })?;
+        if !protected && !address.ip().is_loopback() && !config.allow_unauthenticated {
+            return Err(ServeError::Unprotected { address });
+        }
+        if !protected {
+            warn_if_exposed(address);
+        }
+        let http = match &config.http_listen {
+            None => None,
+            Some(http_address) => {
+                let http_listener = TcpListener::bind(http_address).await.map_err(|source| {
+                    ServeError::Bind {
+                        address: http_address.clone(),
+                        hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                            " (the HTTP probes' port; choose another with --http-listen, or turn it off)"
+                        } else {
+                            ""
+                        },
+                        source,
+                    }
+                })?;
+                let probes = Probes::new(storage.store.clone(), storage.location.clone());
+                Some((http_listener, probes))
+            }
+        };
+        info!(storage = %storage.location, tls = tls.is_some(), authentication = protected, "storage opened");
+        Ok(Self {
+            listener,
+            http,
+            service,
+            tls,
+            max_message_bytes: config.max_message_bytes,
+            limits: config.limits.clone(),
+            catalog: catalog_handle,
+            catalog_refresh: config.catalog_refresh,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Where `/health`, `/ready` and `/metrics` answer, unless turned off.
+    pub fn http_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.http
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests for
+    /// at most the configured grace period; idle client connections (a BI
+    /// tool left open) cannot hold the process up past it.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let service = FlightServiceServer::new(self.service)
+            .max_decoding_message_size(self.max_message_bytes)
+            .max_encoding_message_size(self.max_message_bytes);
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        // The probes answer until the Flight server has drained, so that
+        // `/ready` can say "stopping" meanwhile.
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+        let probes = self.http.map(|(listener, probes)| {
+            let served = probes.clone();
+            tokio::spawn(async move {
+                let drained = async move {
+                    let _ = drained_rx.await;
+                };
+                if let Err(e) = lakehouse_http::serve(listener, served, drained).await {
+                    warn!(error = %e, "the HTTP probes stopped");
+                }
+            });
+            probes
+        });
+        if let Some(every) = self.catalog_refresh {
+            tokio::spawn(refresh_periodically(self.catalog.clone(), every));
+        }
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let server = builder
+            // Windows large enough that an upload is not throttled to a
+            // round trip per 64 KiB (the HTTP/2 default).
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            // Uploads in frames of up to 1 MiB instead of 16 KiB, as the
+            // Rust client accepts results: a task wake-up per frame (on a
+            // 1 GB download, 23,600 context switches per scan, now 3,200).
+            .max_frame_size(MAX_FRAME_BYTES)
+            .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+            .layer(tower::util::MapRequestLayer::new(
+                lakehouse_flight::watch_upload(self.limits.max_upload_bytes),
+            ))
+            .add_service(service)
+            // Nagle's algorithm off on every accepted connection: with it, a
+            // small answer waited for the client's delayed ACK, 40 ms twice
+            // per query (`serve_with_incoming` ignores the builder's
+            // `tcp_nodelay`, so it is set on the incoming stream).
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                async move {
+                    let _ = stop_rx.changed().await;
+                },
+            );
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result?,
+            () = shutdown => {
+                if let Some(probes) = &probes {
+                    probes.stopping();
+                }
+                let _ = stop_tx.send(true);
+                info!(grace_secs = self.shutdown_grace.as_secs(), "stopped accepting; draining in-flight requests");
+                match tokio::time::timeout(self.shutdown_grace, &mut server).await {
+                    Ok(result) => result?,
+                    Err(_) => warn!("grace period over; closing the connections still open"),
+                }
+            }
+        }
+        let _ = drained_tx.send(());
+        info!("server stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! The `lakehouse` binary: `lakehouse serve` runs the Flight SQL server;
+//! `sql`, `put` and `history` talk to one (`lakehouse-cli`); `user add` and
+//! `token add` print configuration entries for authentication; `config
+//! show` prints the settings `serve` would run with.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lakehouse_core::auth::{self, Role};
+use lakehouse_server::config::{LogFormat, ServeArgs, ServerConfig};
+use lakehouse_server::server::Server;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "lakehouse",
+    version,
+    about = "A Flight SQL server over a versioned Parquet catalog"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve Flight SQL until SIGINT or SIGTERM
+    Serve(ServeArgs),
+    /// Run one SQL statement on a server and print the result
+    Sql(lakehouse_cli::SqlArgs),
+    /// Upload a CSV file into a table
+    Put(lakehouse_cli::PutArgs),
+    /// List a table's versions
+    History(lakehouse_cli::HistoryArgs),
+    /// Make the configuration lines that add a user (password login)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Make an API token and the configuration lines that accept it
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Show the settings `serve` would run with
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every setting in effect (flags and variables over the config file over defaults) as TOML
+    Show(ServeArgs),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Print an [[auth.users]] entry to add to the server's config file
+    Add {
+        /// The user name clients log in with
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Read the password from standard input (one line) instead of generating one
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Generate a token, print it once (stderr) and its [[auth.tokens]] entry (stdout)
+    Add {
+        /// A name for the program that will use the token
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+}
+
+/// Prints the config entry for a new user; the password is read from stdin
+/// or generated and shown once on stderr.
+fn user_add(name: &str, role: Role, password_stdin: bool) -> anyhow::Result<()> {
+    auth::check_principal_name(name).map_err(anyhow::Error::msg)?;
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        anyhow::ensure!(
+            !password.is_empty(),
+            "the password read from standard input is empty"
+        );
+        password
+    } else {
+        let password = auth::random_secret();
+        eprintln!("password for {name}: {password}");
+        password
+    };
+    print!("{}", auth::user_entry(name, role, &password));
+    Ok(())
+}
+
+fn token_add(name: &str, role: Role) -> anyhow::Result<()> {
+    auth::check_principal_name(name).map_err(anyhow::Error::msg)?;
+    let token = auth::random_secret();
+    eprintln!(
+        "token for {name} (shown once; send it as \"authorization: Bearer <token>\"): {token}"
+    );
+    print!("{}", auth::token_entry(name, role, &token));
+    Ok(())
+}
+
+fn init_logging(config: &ServerConfig) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log_filter)
+        .with_context(|| format!("invalid --log-filter {:?}", config.log_filter))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => info!("SIGINT received; finishing in-flight requests"),
+        _ = terminate => info!("SIGTERM received; finishing in-flight requests"),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    init_logging(&config)?;
+    // Every TLS connection of the process (Flight, S3 over HTTPS) uses ring:
+    // with aws-lc-rs linked too (Lance's S3 store), rustls will not choose.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let server = Server::start(&config).await?;
+    let address = server.local_addr()?;
+    info!(%address, "serving Flight SQL");
+    if let Some(http) = server.http_addr() {
+        let http = http?;
+        info!(address = %http, "serving /health, /ready and /metrics");
+        println!("lakehouse http on {http}");
+    }
+    // The last line on stdout at start: scripts and tests wait for it to
+    // know the server is ready and which port it took.
+    println!("lakehouse listening on {address}");
+    server.serve(shutdown_signal()).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let client_command = match Cli::parse().command {
+        Command::Serve(args) => return serve(args).await,
+        Command::Sql(args) => lakehouse_cli::sql(args).await,
+        Command::Put(args) => lakehouse_cli::put(args).await,
+        Command::History(args) => lakehouse_cli::history(args).await,
+        Command::User(UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        }) => return user_add(&name, role, password_stdin),
+        Command::Token(TokenCommand::Add { name, role }) => return token_add(&name, role),
+        Command::Config(ConfigCommand::Show(args)) => {
+            print!("{}", args.settings()?.show());
+            return Ok(());
+        }
+    };
+    // A client command's error is one line for a person, not a chain.
+    if let Err(e) = client_command {
+        eprintln!("lakehouse: {e}");
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Loading the catalog from the store, and reading what other servers
+//! committed since (refresh): the store is the only source of truth, and
+//! the in-memory state is rebuilt from its manifests.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tracing::{debug, info};
+
+use super::*;
+use crate::error::{Error, Result};
+
+impl Catalog {
+    /// Rebuilds the catalog from everything under `_catalog/` in the store.
+    pub async fn load(store: Arc<dyn ObjectStore>) -> Result<Self> {
+        let started = std::time::Instant::now();
+        let catalog = Self {
+            store,
+            state: RwLock::new(State::default()),
+            generation: AtomicU64::new(0),
+            commit_locks: Mutex::new(HashMap::new()),
+            local_dir: None,
+        };
+        let objects = catalog.list_catalog().await?;
+
+        let mut schemas = BTreeSet::from([DEFAULT_SCHEMA.to_string()]);
+        let mut manifests = Vec::new();
+        for path in objects {
+            let parts: Vec<&str> = path.as_ref().split('/').collect();
+            match parts.as_slice() {
+                ["_catalog", "schemas", file] => {
+                    if let Some(name) = file.strip_suffix(".json") {
+                        schemas.insert(name.to_string());
+                    }
+                }
+                ["_catalog", "tables", _, _, file] if file.ends_with(".json") => {
+                    manifests.push(path.clone())
+                }
+                _ => debug!(%path, "ignoring unknown object under _catalog"),
+            }
+        }
+        let count = manifests.len();
+        catalog.write_state().schemas = schemas;
+        catalog.apply_manifests(manifests).await?;
+        let state = catalog.state.read();
+        info!(
+            schemas = state.schemas.len(),
+            tables = state.tables.values().filter(|t| t.live().is_some()).count(),
+            versions = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "catalog loaded"
+        );
+        drop(state);
+        Ok(catalog)
+    }
+
+    pub(super) async fn read_manifest(&self, path: Path) -> Result<Manifest> {
+        let bytes = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Error::storage(format!("reading manifest {path}"), e))?
+            .bytes()
+            .await
+            .map_err(|e| Error::storage(format!("reading manifest {path}"), e))?;
+        Manifest::from_json(path.as_ref(), &bytes)
+    }
+
+    /// Reads versions of `table` that other writers committed since this
+    /// process last looked.
+    pub async fn refresh_table(&self, table: &TableRef) -> Result<()> {
+        let known = self
+            .state
+            .read()
+            .tables
+            .get(table)
+            .map_or(0, |s| s.latest.version);
+        let newer: Vec<Path> = self
+            .store
+            .list(Some(&table_prefix(table)))
+            .map_ok(|meta| meta.location)
+            .try_filter(|path| {
+                let version = path
+                    .filename()
+                    .and_then(|f| f.strip_suffix(".json"))
+                    .and_then(|v| v.parse::<u64>().ok());
+                futures::future::ready(version.is_some_and(|v| v > known))
+            })
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(format!("listing versions of {table}"), e))?;
+        self.apply_manifests(newer).await
+    }
+
+    /// Reads manifests (32 at a time) and folds them into the state.
+    /// Reads what other servers on the same store committed since this one
+    /// loaded or last refreshed: new schemas, tables and versions (drops
+    /// included). Returns how many versions were new.
+    pub async fn refresh(&self) -> Result<usize> {
+        let objects = self.list_catalog().await?;
+        let (schemas, newer) = {
+            let state = self.state.read();
+            let mut schemas = Vec::new();
+            let mut newer = Vec::new();
+            for path in objects {
+                let parts: Vec<&str> = path.as_ref().split('/').collect();
+                match parts.as_slice() {
+                    ["_catalog", "schemas", file] => {
+                        if let Some(name) = file.strip_suffix(".json")
+                            && !state.schemas.contains(name)
+                        {
+                            schemas.push(name.to_string());
+                        }
+                    }
+                    ["_catalog", "tables", schema, table, file] => {
+                        let version = file
+                            .strip_suffix(".json")
+                            .and_then(|v| v.parse::<u64>().ok());
+                        let Ok(table) = TableRef::new(Some(schema), table) else {
+                            continue;
+                        };
+                        let known = state.tables.get(&table).map_or(0, |t| t.latest.version);
+                        if version.is_some_and(|v| v > known) {
+                            newer.push(path.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (schemas, newer)
+        };
+        let added = newer.len();
+        self.write_state().schemas.extend(schemas);
+        self.apply_manifests(newer).await?;
+        if added > 0 {
+            info!(versions = added, "catalog refreshed from the store");
+        }
+        Ok(added)
+    }
+
+    /// Every object under `_catalog`: schema markers and manifests.
+    async fn list_catalog(&self) -> Result<Vec<Path>> {
+        self.store
+            .list(Some(&Path::from("_catalog")))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("listing the catalog", e))
+    }
+
+    async fn apply_manifests(&self, paths: Vec<Path>) -> Result<()> {
+        let manifests: Vec<Manifest> = futures::stream::iter(paths)
+            .map(|path| self.read_manifest(path))
+            .buffer_unordered(32)
+            .try_collect()
+            .await?;
+        let mut state = self.write_state();
+        for manifest in manifests {
+            state.schemas.insert(manifest.table.schema.clone());
+            insert_manifest(&mut state, manifest);
+        }
+        Ok(())
+    }
+}

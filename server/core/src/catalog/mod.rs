@@ -1,0 +1,542 @@
+//! The versioned catalog: schemas, tables, and for each table an ordered list
+//! of immutable versions.
+//!
+//! The object store is the only source of truth. A commit writes data files
+//! first (the caller does that), then the version's manifest with a
+//! put-if-absent: the manifest is the commit point, so a crash before it
+//! leaves only orphan files and never a half-visible version. Two writers
+//! racing for one version number: one wins; the other re-reads the table and
+//! re-bases an append on top, or fails a create/overwrite with a conflict.
+//!
+//! The in-memory state is a cache of the store, rebuilt from it at start.
+//! This module holds that state and reads it; `commit` writes versions,
+//! `load` rebuilds and refreshes the state from the store, `vacuum` removes
+//! what no version needs. It knows nothing of SQL, Flight or Parquet
+//! encoding.
+
+mod commit;
+mod compaction;
+mod compat;
+mod load;
+mod manifest;
+mod names;
+mod vacuum;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use object_store::ObjectStore;
+use object_store::path::Path;
+use parking_lot::{Mutex, RwLock};
+
+pub use commit::{Commit, Committed, LanceWrite, WriteMode, delete_uncommitted};
+pub use compat::{evolve_schema, schema_differences, table_schema_for, types_compatible};
+pub use manifest::{
+    ColumnStats, DataFile, LanceData, MANIFEST_FORMAT, Manifest, Operation, TableKind,
+    VersionSummary,
+};
+pub use names::{
+    CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN, TableRef, split_version, validate_name,
+};
+pub use vacuum::{VacuumOptions, VacuumReport};
+
+use crate::error::{Error, Result};
+
+const SCHEMAS_PREFIX: &str = "_catalog/schemas";
+const TABLES_PREFIX: &str = "_catalog/tables";
+
+/// Where the data files of a table live, relative to the storage root.
+pub fn data_prefix(table: &TableRef) -> Path {
+    Path::from(format!("data/{}/{}", table.schema, table.table))
+}
+
+fn manifest_path(table: &TableRef, version: u64) -> Path {
+    Path::from(format!(
+        "{TABLES_PREFIX}/{}/{}/{version:020}.json",
+        table.schema, table.table
+    ))
+}
+
+fn table_prefix(table: &TableRef) -> Path {
+    Path::from(format!("{TABLES_PREFIX}/{}/{}", table.schema, table.table))
+}
+
+fn schema_path(schema: &str) -> Path {
+    Path::from(format!("{SCHEMAS_PREFIX}/{schema}.json"))
+}
+
+#[derive(Debug)]
+struct TableState {
+    /// Newest version, which may be a drop.
+    latest: Arc<Manifest>,
+    /// Every version still in the store, oldest first.
+    versions: BTreeMap<u64, VersionSummary>,
+}
+
+impl TableState {
+    fn new(manifest: Manifest) -> Self {
+        let versions = BTreeMap::from([(manifest.version, VersionSummary::from(&manifest))]);
+        Self {
+            latest: Arc::new(manifest),
+            versions,
+        }
+    }
+
+    fn apply(&mut self, manifest: Manifest) {
+        self.versions
+            .insert(manifest.version, VersionSummary::from(&manifest));
+        if manifest.version > self.latest.version {
+            self.latest = Arc::new(manifest);
+        }
+    }
+
+    fn live(&self) -> Option<&Arc<Manifest>> {
+        (!self.latest.is_dropped()).then_some(&self.latest)
+    }
+
+    /// The version an idempotency key produced, if it is still in history.
+    fn version_for_key(&self, key: &str) -> Option<u64> {
+        self.versions
+            .values()
+            .find(|v| v.idempotency_key.as_deref() == Some(key))
+            .map(|v| v.version)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    schemas: BTreeSet<String>,
+    tables: BTreeMap<TableRef, TableState>,
+}
+
+/// The catalog of one storage location.
+#[derive(Debug)]
+pub struct Catalog {
+    store: Arc<dyn ObjectStore>,
+    state: RwLock<State>,
+    /// Counts changes to `state` (commits, schemas, refreshes from other
+    /// servers): equal before and after some reading means nothing changed
+    /// in between.
+    generation: AtomicU64,
+    /// Serialises commits to one table inside this process; across
+    /// processes the put-if-absent does the same job.
+    commit_locks: Mutex<HashMap<TableRef, Arc<tokio::sync::Mutex<()>>>>,
+    /// The store's directory when it is local, for what only the file
+    /// system shows (abandoned upload parts).
+    local_dir: Option<std::path::PathBuf>,
+}
+
+impl Catalog {
+    /// Tells the catalog that its store is the local directory `dir`.
+    pub fn with_local_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.local_dir = dir;
+        self
+    }
+
+    /// The count of changes so far; see [`Self::write_state`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The state, to change: the generation moves on as the lock is taken,
+    /// so a reader that sees one generation before and after its reads
+    /// read no change.
+    fn write_state(&self) -> parking_lot::RwLockWriteGuard<'_, State> {
+        let state = self.state.write();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        state
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub fn schema_names(&self) -> Vec<String> {
+        self.state.read().schemas.iter().cloned().collect()
+    }
+
+    pub fn schema_exists(&self, schema: &str) -> bool {
+        self.state.read().schemas.contains(schema)
+    }
+
+    /// The newest version of every live table in `schema`, by name.
+    pub fn tables_in(&self, schema: &str) -> Vec<Arc<Manifest>> {
+        self.state
+            .read()
+            .tables
+            .iter()
+            .filter(|(t, _)| t.schema == schema)
+            .filter_map(|(_, s)| s.live().cloned())
+            .collect()
+    }
+
+    /// The newest version of a live table.
+    pub fn table(&self, table: &TableRef) -> Result<Arc<Manifest>> {
+        let state = self.state.read();
+        match state.tables.get(table).and_then(TableState::live) {
+            Some(m) => Ok(m.clone()),
+            None if !state.schemas.contains(&table.schema) => {
+                Err(Error::SchemaNotFound(table.schema.clone()))
+            }
+            None => Err(Error::TableNotFound(table.clone())),
+        }
+    }
+
+    pub fn table_exists(&self, table: &TableRef) -> bool {
+        self.table(table).is_ok()
+    }
+
+    /// The version an idempotency key already made on a table, if any.
+    pub fn version_for_key(&self, table: &TableRef, key: &str) -> Option<u64> {
+        self.state.read().tables.get(table)?.version_for_key(key)
+    }
+
+    /// Every version of a table still in the store, oldest first; a
+    /// dropped table keeps its history until vacuumed.
+    pub fn history(&self, table: &TableRef) -> Result<Vec<VersionSummary>> {
+        let state = self.state.read();
+        let Some(t) = state.tables.get(table) else {
+            return Err(if state.schemas.contains(&table.schema) {
+                Error::TableNotFound(table.clone())
+            } else {
+                Error::SchemaNotFound(table.schema.clone())
+            });
+        };
+        Ok(t.versions.values().cloned().collect())
+    }
+
+    /// Checks, from memory, that `version` of `table` can be read: it is
+    /// still in the store and is not a drop. Planning checks this; only
+    /// reading the version fetches its manifest.
+    pub fn check_version(&self, table: &TableRef, version: u64) -> Result<()> {
+        let not_found = |detail: &str| Error::VersionNotFound {
+            table: table.clone(),
+            version,
+            detail: detail.to_string(),
+        };
+        let state = self.state.read();
+        let t = state
+            .tables
+            .get(table)
+            .ok_or_else(|| Error::TableNotFound(table.clone()))?;
+        match t.versions.get(&version) {
+            None => Err(not_found(
+                "no such version (never committed, or removed by vacuum)",
+            )),
+            Some(s) if s.operation == Operation::Drop => {
+                Err(not_found("the table was dropped at this version"))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The table as of `version` (see [`Catalog::check_version`]).
+    pub async fn version(&self, table: &TableRef, version: u64) -> Result<Arc<Manifest>> {
+        self.check_version(table, version)?;
+        if let Some(latest) = self
+            .state
+            .read()
+            .tables
+            .get(table)
+            .map(|t| t.latest.clone())
+            && latest.version == version
+        {
+            return Ok(latest);
+        }
+        Ok(Arc::new(
+            self.read_manifest(manifest_path(table, version)).await?,
+        ))
+    }
+}
+
+fn insert_manifest(state: &mut State, manifest: Manifest) {
+    match state.tables.get_mut(&manifest.table) {
+        Some(existing) => existing.apply(manifest),
+        None => {
+            state
+                .tables
+                .insert(manifest.table.clone(), TableState::new(manifest));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            cols.iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    fn commit(table: &TableRef, mode: WriteMode, rows: u64, key: Option<&str>) -> Commit {
+        Commit {
+            table: table.clone(),
+            mode,
+            schema: schema(&[("a", DataType::Int64)]),
+            files: vec![DataFile {
+                path: format!(
+                    "data/{}/{}/{}.parquet",
+                    table.schema,
+                    table.table,
+                    uuid::Uuid::new_v4()
+                ),
+                rows,
+                bytes: 10,
+                columns: vec![],
+            }],
+            lance: None,
+            idempotency_key: key.map(str::to_string),
+            evolve: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_accumulate_and_survive_a_reload() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store.clone()).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        assert_eq!(
+            catalog
+                .commit(commit(&t, WriteMode::Create, 5, None))
+                .await
+                .unwrap()
+                .version,
+            1
+        );
+        assert_eq!(
+            catalog
+                .commit(commit(&t, WriteMode::Append, 7, None))
+                .await
+                .unwrap()
+                .version,
+            2
+        );
+        let reloaded = Catalog::load(store).await.unwrap();
+        let m = reloaded.table(&t).unwrap();
+        assert_eq!((m.version, m.total_rows(), m.files.len()), (2, 12, 2));
+    }
+
+    #[tokio::test]
+    async fn modes_are_enforced() {
+        let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        assert!(matches!(
+            catalog.commit(commit(&t, WriteMode::Append, 1, None)).await,
+            Err(Error::TableNotFound(_))
+        ));
+        catalog
+            .commit(commit(&t, WriteMode::Create, 1, None))
+            .await
+            .unwrap();
+        assert!(matches!(
+            catalog.commit(commit(&t, WriteMode::Create, 1, None)).await,
+            Err(Error::TableExists(_))
+        ));
+        let replaced = catalog
+            .commit(commit(&t, WriteMode::Overwrite, 3, None))
+            .await
+            .unwrap();
+        assert_eq!(catalog.table(&t).unwrap().total_rows(), 3);
+        assert_eq!(replaced.version, 2);
+    }
+
+    #[tokio::test]
+    async fn schema_drift_names_the_columns() {
+        let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        catalog
+            .commit(commit(&t, WriteMode::Create, 1, None))
+            .await
+            .unwrap();
+        let mut drift = commit(&t, WriteMode::Append, 1, None);
+        drift.schema = schema(&[("a", DataType::Utf8), ("b", DataType::Int32)]);
+        let err = catalog.commit(drift).await.unwrap_err().to_string();
+        assert!(
+            err.contains("added columns: b (Int32)") && err.contains("retyped columns: a"),
+            "{err}"
+        );
+        assert_eq!(catalog.table(&t).unwrap().version, 1);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_adds_rows_once() {
+        let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        let first = catalog
+            .commit(commit(&t, WriteMode::CreateOrAppend, 4, Some("k")))
+            .await
+            .unwrap();
+        let again = catalog
+            .commit(commit(&t, WriteMode::CreateOrAppend, 4, Some("k")))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Committed {
+                version: first.version,
+                rows: 4,
+                deduplicated: true
+            }
+        );
+        assert_eq!(catalog.table(&t).unwrap().total_rows(), 4);
+    }
+
+    #[tokio::test]
+    async fn two_catalogs_on_one_store_rebase_appends() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let one = Catalog::load(store.clone()).await.unwrap();
+        let two = Catalog::load(store.clone()).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        one.commit(commit(&t, WriteMode::Create, 1, None))
+            .await
+            .unwrap();
+        two.refresh_table(&t).await.unwrap();
+        one.commit(commit(&t, WriteMode::Append, 2, None))
+            .await
+            .unwrap();
+        let v = two
+            .commit(commit(&t, WriteMode::Append, 3, None))
+            .await
+            .unwrap();
+        assert_eq!(v.version, 3);
+        assert_eq!(two.table(&t).unwrap().total_rows(), 6);
+    }
+
+    #[tokio::test]
+    async fn dropped_tables_disappear_and_can_be_recreated() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store.clone()).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        catalog
+            .commit(commit(&t, WriteMode::Create, 1, None))
+            .await
+            .unwrap();
+        assert!(catalog.drop_table(&t, false).await.unwrap());
+        assert!(matches!(catalog.table(&t), Err(Error::TableNotFound(_))));
+        assert!(!catalog.drop_table(&t, true).await.unwrap());
+        let again = catalog
+            .commit(commit(&t, WriteMode::Create, 2, None))
+            .await
+            .unwrap();
+        assert_eq!(again.version, 3);
+        assert!(Catalog::load(store).await.unwrap().table_exists(&t));
+    }
+
+    #[tokio::test]
+    async fn history_time_travel_and_vacuum() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store.clone()).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        for (mode, rows) in [
+            (WriteMode::Create, 5),
+            (WriteMode::Append, 7),
+            (WriteMode::Overwrite, 3),
+        ] {
+            let c = commit(&t, mode, rows, None);
+            for f in &c.files {
+                store
+                    .put(
+                        &Path::from(f.path.as_str()),
+                        PutPayload::from_static(b"0123456789"),
+                    )
+                    .await
+                    .unwrap();
+            }
+            catalog.commit(c).await.unwrap();
+        }
+        let history = catalog.history(&t).unwrap();
+        let summary: Vec<(u64, Operation, u64, u64)> = history
+            .iter()
+            .map(|v| (v.version, v.operation, v.rows_added, v.total_rows))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, Operation::Create, 5, 5),
+                (2, Operation::Append, 7, 12),
+                (3, Operation::Overwrite, 3, 3)
+            ]
+        );
+        assert_eq!(catalog.version(&t, 1).await.unwrap().total_rows(), 5);
+        assert_eq!(catalog.version(&t, 2).await.unwrap().files.len(), 2);
+        assert!(matches!(
+            catalog.version(&t, 9).await,
+            Err(Error::VersionNotFound { .. })
+        ));
+
+        let keep_recent = VacuumOptions {
+            retain: std::time::Duration::from_secs(3600),
+            min_file_age: std::time::Duration::ZERO,
+        };
+        let report = catalog.vacuum(&t, &keep_recent).await.unwrap();
+        assert_eq!(
+            (report.versions_removed, report.files_removed),
+            (0, 0),
+            "recent versions stay readable"
+        );
+
+        let everything_old = VacuumOptions {
+            retain: std::time::Duration::ZERO,
+            min_file_age: std::time::Duration::ZERO,
+        };
+        let report = catalog.vacuum(&t, &everything_old).await.unwrap();
+        assert_eq!(
+            (
+                report.newest_version,
+                report.versions_removed,
+                report.files_removed
+            ),
+            (3, 2, 2)
+        );
+        assert_eq!(report.bytes_removed, 20);
+        assert_eq!(catalog.table(&t).unwrap().total_rows(), 3);
+        assert!(matches!(
+            catalog.version(&t, 1).await,
+            Err(Error::VersionNotFound { .. })
+        ));
+        let reloaded = Catalog::load(store).await.unwrap();
+        assert_eq!(reloaded.history(&t).unwrap().len(), 1);
+        assert_eq!(reloaded.table(&t).unwrap().version, 3);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_table_keeps_its_history_and_old_versions() {
+        let catalog = Catalog::load(Arc::new(InMemory::new())).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        catalog
+            .commit(commit(&t, WriteMode::Create, 5, None))
+            .await
+            .unwrap();
+        catalog.drop_table(&t, false).await.unwrap();
+        assert_eq!(catalog.history(&t).unwrap().len(), 2);
+        assert_eq!(catalog.version(&t, 1).await.unwrap().total_rows(), 5);
+        let err = catalog.version(&t, 2).await.unwrap_err().to_string();
+        assert!(err.contains("dropped"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn schemas_persist_and_unknown_schemas_are_named() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let catalog = Catalog::load(store.clone()).await.unwrap();
+        catalog.create_schema("sales", false).await.unwrap();
+        assert!(matches!(
+            catalog.create_schema("sales", false).await,
+            Err(Error::SchemaExists(_))
+        ));
+        catalog.create_schema("sales", true).await.unwrap();
+        assert!(Catalog::load(store).await.unwrap().schema_exists("sales"));
+        let t = TableRef::new(Some("nope"), "t").unwrap();
+        assert!(matches!(
+            catalog.check_write(&t, WriteMode::Create),
+            Err(Error::SchemaNotFound(_))
+        ));
+    }
+}

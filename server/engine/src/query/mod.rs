@@ -1,0 +1,461 @@
+//! Query: SQL in, a checked DataFusion plan out, then either a stream of
+//! record batches (queries) or a catalog commit (updates).
+//!
+//! One DataFusion session serves every request; the catalog is read live
+//! through [`provider::LakehouseCatalog`], and each table is planned at the
+//! version current when the statement is planned. Nothing here knows about
+//! Flight.
+
+mod history;
+mod memory;
+mod provider;
+mod statement;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::planner::object_name_to_table_reference;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use futures::TryStreamExt;
+use lakehouse_extension::ParameterizedTable;
+use url::Url;
+
+use memory::QueryPool;
+pub use statement::{Planned, Update};
+
+use crate::error::{Error, Result};
+use crate::ingest::{Ingest, IngestRequest};
+use crate::vectors::VectorTables;
+use lakehouse_core::catalog::{CATALOG_NAME, Catalog, DEFAULT_SCHEMA, TableRef, WriteMode};
+use lakehouse_core::storage::{STORE_URL, Storage};
+use lakehouse_core::types::classic_schema;
+use provider::{LakehouseCatalog, Nullability};
+use statement::{
+    classify, looks_like_path, number_question_marks, refuse_dangerous, versioned_table_ref,
+};
+
+/// The table function calls in a plan that wait for parameter values.
+fn parameterized_scans(plan: &LogicalPlan) -> Result<Vec<ParameterizedTable>> {
+    let mut found = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(table) = provider.downcast_ref::<ParameterizedTable>()
+        {
+            found.push(table.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(Error::from_datafusion)?;
+    Ok(found)
+}
+
+/// Replaces each table function call waiting for parameters with the
+/// provider for `values`.
+fn bind_parameterized_scans(plan: LogicalPlan, values: &ParamValues) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| match node {
+        LogicalPlan::TableScan(mut scan) => {
+            let bound = source_as_provider(&scan.source).ok().and_then(|p| {
+                p.downcast_ref::<ParameterizedTable>()
+                    .map(|t| t.0.bind(values))
+            });
+            match bound {
+                Some(provider) => {
+                    scan.source = provider_as_source(provider?);
+                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                }
+                None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
+            }
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+    .map_err(Error::from_datafusion)
+}
+
+/// True for an INSERT, planned against the catalog as declared.
+fn is_insert(statement: &DFStatement) -> bool {
+    matches!(statement, DFStatement::Statement(s) if matches!(s.as_ref(), SqlStatement::Insert(_)))
+}
+
+/// How queries run.
+#[derive(Debug, Clone)]
+pub struct QueryOptions {
+    /// Send Utf8View, BinaryView and list views out as their classic forms.
+    pub classic_types: bool,
+    /// Partitions a scan is split into; defaults to the number of cores.
+    pub target_partitions: usize,
+    /// Bytes all running queries may reserve together before operators
+    /// spill to disk.
+    pub memory_limit: usize,
+    /// Bytes one query may reserve.
+    pub query_memory_limit: usize,
+}
+
+/// Share of physical memory the query pool gets by default.
+const DEFAULT_MEMORY_FRACTION: f64 = 0.5;
+/// Pool size when physical memory cannot be read.
+const FALLBACK_MEMORY_LIMIT: usize = 4 << 30;
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        let memory_limit = memory::physical_memory().map_or(FALLBACK_MEMORY_LIMIT, |bytes| {
+            (bytes as f64 * DEFAULT_MEMORY_FRACTION) as usize
+        });
+        Self {
+            classic_types: true,
+            target_partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_limit,
+            query_memory_limit: memory_limit / 2,
+        }
+    }
+}
+
+/// Plans and runs SQL against the catalog.
+pub struct QueryEngine {
+    catalog: Arc<Catalog>,
+    ingest: Ingest,
+    ctx: SessionContext,
+    /// The catalog as an INSERT's target is planned against: every
+    /// column nullable (see [`Nullability`]).
+    insert_catalogs: Arc<MemoryCatalogProviderList>,
+    options: QueryOptions,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    pub fn new(
+        storage: &Storage,
+        catalog: Arc<Catalog>,
+        ingest: Ingest,
+        vectors: Arc<VectorTables>,
+        options: QueryOptions,
+    ) -> Result<Self> {
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_target_partitions(options.target_partitions);
+        // Types named in SQL stay classic; scans still decode strings into
+        // view types (see `ParquetTable`), cast back on the way out.
+        if options.classic_types {
+            config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+        }
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit)))
+            .build_arc()?;
+        let url = Url::parse(STORE_URL).map_err(|e| Error::internal(e.to_string()))?;
+        runtime.register_object_store(&url, storage.store.clone());
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_catalog(
+            CATALOG_NAME,
+            Arc::new(LakehouseCatalog::new(
+                catalog.clone(),
+                vectors.clone(),
+                Nullability::OfTheVersion,
+            )),
+        );
+        let insert_catalogs = Arc::new(MemoryCatalogProviderList::new());
+        insert_catalogs.register_catalog(
+            CATALOG_NAME.to_string(),
+            Arc::new(LakehouseCatalog::new(
+                catalog.clone(),
+                vectors,
+                Nullability::Declared,
+            )),
+        );
+        ctx.register_udtf(
+            history::FUNCTION_NAME,
+            Arc::new(history::TableHistory::new(catalog.clone())),
+        );
+        Ok(Self {
+            catalog,
+            ingest,
+            ctx,
+            insert_catalogs,
+            options,
+        })
+    }
+
+    /// The session every statement is planned in, for registering
+    /// extension functions.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Parses, checks and plans one SQL statement. Placeholders (`$1` or
+    /// `?`) stay in the plan until [`Self::bind`].
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        let dialect = state.config_options().sql_parser.dialect;
+        let mut statement = state
+            .sql_to_statement(sql, &dialect)
+            .map_err(|e| Error::invalid(format!("SQL parse error: {}", e.strip_backtrace())))?;
+        refuse_dangerous(&statement)?;
+        number_question_marks(&mut statement);
+        self.check_references(&state, &statement)?;
+        let state = if is_insert(&statement) {
+            SessionStateBuilder::new_from_existing(state)
+                .with_catalog_list(self.insert_catalogs.clone())
+                .build()
+        } else {
+            state
+        };
+        state
+            .statement_to_plan(statement)
+            .await
+            .map_err(Error::from_datafusion)
+    }
+
+    /// Every table a statement reads must be a catalog table that exists
+    /// (at the version named, for `table@vN`); names that look like files
+    /// or URLs are refused with the reason.
+    fn check_references(
+        &self,
+        state: &datafusion::execution::SessionState,
+        statement: &DFStatement,
+    ) -> Result<()> {
+        let normalize = state.config_options().sql_parser.enable_ident_normalization;
+        let created = match statement {
+            DFStatement::Statement(s) => match s.as_ref() {
+                SqlStatement::CreateTable(create) => Some(object_name_to_table_reference(
+                    create.name.clone(),
+                    normalize,
+                )?),
+                SqlStatement::Drop { .. } => return Ok(()),
+                _ => None,
+            },
+            _ => None,
+        };
+        for reference in state.resolve_table_references(statement)? {
+            let name = reference.table();
+            if looks_like_path(name) {
+                return Err(Error::Refused(format!(
+                    "reading files or URLs by path ({name:?}) is disabled: load data into a table \
+                     with bulk ingest and query it by name"
+                )));
+            }
+            let is_function =
+                reference.schema().is_none() && state.table_functions().contains_key(name);
+            if is_function
+                || reference.schema() == Some("information_schema")
+                || Some(&reference) == created.as_ref()
+            {
+                continue;
+            }
+            match versioned_table_ref(&reference)? {
+                (table, None) => drop(self.catalog.table(&table)?),
+                (table, Some(version)) => self.catalog.check_version(&table, version)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sorts a plan into a query or an update.
+    pub fn classify(&self, plan: LogicalPlan) -> Result<Planned> {
+        classify(plan)
+    }
+
+    /// The schema a query's results leave the server with: every column
+    /// nullable, since whether DataFusion knows a column to be free of
+    /// nulls depends on the table version read (see `ParquetTable`), and a
+    /// query's result schema must not change when a table gains a null.
+    pub fn output_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+        let schema: Schema = plan.schema().as_arrow().clone();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+        if self.options.classic_types {
+            classic_schema(&schema)
+        } else {
+            Arc::new(schema)
+        }
+    }
+
+    /// The parameters a plan expects, as a schema of fields `$1..$n`
+    /// (type Null where DataFusion cannot infer one).
+    pub fn parameter_schema(&self, plan: &LogicalPlan) -> Result<SchemaRef> {
+        let mut fields: Vec<(String, DataType)> = plan
+            .get_parameter_fields()
+            .map_err(Error::from_datafusion)?
+            .into_iter()
+            .map(|(name, field)| {
+                let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
+                (name, data_type)
+            })
+            .collect();
+        for (name, data_type) in parameterized_scans(plan)?
+            .iter()
+            .flat_map(|table| table.0.parameters())
+        {
+            match fields.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, existing)) if existing == &DataType::Null => *existing = data_type,
+                Some(_) => {}
+                None => fields.push((name, data_type)),
+            }
+        }
+        let mut indexed: Vec<(usize, Field)> = fields
+            .into_iter()
+            .map(|(name, data_type)| {
+                let index = name
+                    .trim_start_matches('$')
+                    .parse::<usize>()
+                    .unwrap_or(usize::MAX);
+                (index, Field::new(name, data_type, true))
+            })
+            .collect();
+        indexed.sort_by_key(|(i, _)| *i);
+        Ok(Arc::new(Schema::new(
+            indexed.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+        )))
+    }
+
+    /// Substitutes one row of parameter values into a plan, casting each
+    /// value to the type the plan expects where it knows one.
+    pub fn bind(&self, plan: &LogicalPlan, row: &RecordBatch, index: usize) -> Result<LogicalPlan> {
+        let expected = self.parameter_schema(plan)?;
+        if row.num_columns() != expected.fields().len() {
+            return Err(Error::invalid(format!(
+                "the statement takes {} parameter(s) but {} were bound",
+                expected.fields().len(),
+                row.num_columns()
+            )));
+        }
+        let values = row
+            .columns()
+            .iter()
+            .zip(expected.fields())
+            .map(|(column, field)| {
+                let value = ScalarValue::try_from_array(column, index)?;
+                match field.data_type() {
+                    DataType::Null => Ok(value),
+                    t if t == &value.data_type() => Ok(value),
+                    t => value.cast_to(t).map_err(|e| {
+                        Error::invalid(format!(
+                            "parameter {} cannot be used as {t}: {}",
+                            field.name(),
+                            e.strip_backtrace()
+                        ))
+                    }),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let values = ParamValues::from(values);
+        let bound = plan
+            .clone()
+            .with_param_values(values.clone())
+            .map_err(Error::from_datafusion)?;
+        bind_parameterized_scans(bound, &values)
+    }
+
+    /// Runs a query plan, streaming its batches.
+    /// Runs a query plan, streaming its batches, in a memory pool of its
+    /// own over the shared one.
+    pub async fn execute_query(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+        let state = self.ctx.state();
+        let mut runtime = state.runtime_env().as_ref().clone();
+        runtime.memory_pool = Arc::new(QueryPool::new(
+            runtime.memory_pool.clone(),
+            self.options.query_memory_limit,
+        ));
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_runtime_env(Arc::new(runtime))
+            .build();
+        DataFrame::new(state, plan)
+            .execute_stream()
+            .await
+            .map_err(Error::from_datafusion)
+    }
+
+    /// Runs an update; returns the rows it wrote.
+    pub async fn execute_update(&self, update: Update) -> Result<u64> {
+        match update {
+            Update::CreateSchema {
+                name,
+                if_not_exists,
+            } => {
+                self.catalog.create_schema(&name, if_not_exists).await?;
+                Ok(0)
+            }
+            Update::DropTable { table, if_exists } => {
+                self.catalog.drop_table(&table, if_exists).await?;
+                Ok(0)
+            }
+            Update::CreateTable {
+                table,
+                input,
+                if_not_exists,
+                or_replace,
+            } => {
+                if if_not_exists && self.catalog.table_exists(&table) {
+                    return Ok(0);
+                }
+                let mode = if or_replace {
+                    WriteMode::CreateOrOverwrite
+                } else {
+                    WriteMode::Create
+                };
+                self.write_plan(table, mode, input).await
+            }
+            Update::Insert {
+                table,
+                input,
+                overwrite,
+            } => {
+                let mode = if overwrite {
+                    WriteMode::Overwrite
+                } else {
+                    WriteMode::Append
+                };
+                self.write_plan(table, mode, input).await
+            }
+        }
+    }
+
+    async fn write_plan(
+        &self,
+        table: TableRef,
+        mode: WriteMode,
+        input: LogicalPlan,
+    ) -> Result<u64> {
+        self.catalog.check_write(&table, mode)?;
+        let schema: SchemaRef = Arc::new(input.schema().as_arrow().clone());
+        let stream = self.execute_query(input).await?;
+        let request = IngestRequest {
+            table,
+            mode,
+            idempotency_key: None,
+            evolve: false,
+            format: None,
+            embed: Vec::new(),
+        };
+        let committed = self
+            .ingest
+            .write(request, schema, stream.map_err(Error::from_datafusion))
+            .await?;
+        Ok(committed.rows)
+    }
+}

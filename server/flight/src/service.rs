@@ -1,0 +1,453 @@
+//! A thin `FlightService` over [`FlightSql`] that authenticates every call,
+//! answers `Handshake`, `GetSchema` and `PollFlightInfo`, and routes CSV
+//! uploads.
+//!
+//! arrow-rs wires `FlightSqlService` into `FlightService` with those two
+//! fixed to unimplemented; ADBC's `execute_schema` needs `GetSchema`. Its
+//! DoPut routing accepts only protobuf commands, so DoPut goes to
+//! [`FlightSql::put`] instead. Every other call is delegated unchanged.
+
+use std::sync::Arc;
+
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::{Any, Command};
+use arrow_flight::{
+    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest,
+    HandshakeResponse, PollInfo, SchemaAsIpc, SchemaResult, Ticket,
+};
+use futures::StreamExt;
+use prost::Message;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::FlightSql;
+use super::access::caller;
+use super::put::header_options;
+use super::query_slots::QuerySlots;
+use super::status::{IntoStatus, ToStatus, code_name};
+use super::upload_watch::UploadWatch;
+use crate::Limits;
+use lakehouse_core::auth::{Authenticator, Identity};
+use lakehouse_core::metrics::{QueryGuard, metrics};
+use lakehouse_engine::error::Error;
+
+type Inner = FlightSql;
+
+/// The service registered with tonic.
+#[derive(Debug, Clone)]
+pub struct LakehouseFlightService {
+    inner: Arc<FlightSql>,
+    /// `None` when authentication is off: every call is anonymous admin.
+    auth: Option<Arc<Authenticator>>,
+    /// One permit per request being served.
+    requests: Arc<Semaphore>,
+    max_requests: usize,
+    /// Where statement results wait their turn to run.
+    query_slots: QuerySlots,
+    query_timeout: Duration,
+}
+
+impl LakehouseFlightService {
+    pub fn new(inner: Arc<FlightSql>, auth: Option<Arc<Authenticator>>, limits: &Limits) -> Self {
+        Self {
+            inner,
+            auth,
+            requests: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            max_requests: limits.max_concurrent_requests,
+            query_slots: QuerySlots::new(limits.max_running_queries),
+            query_timeout: limits.query_timeout,
+        }
+    }
+
+    /// A permit to serve one more request, or `ResourceExhausted` when the
+    /// server already serves its limit.
+    fn permit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.requests.clone().try_acquire_owned().map_err(|_| {
+            Error::ResourceExhausted(format!(
+                "the server is serving its limit of {} requests (max_concurrent_requests); retry shortly",
+                self.max_requests
+            ))
+            .to_status()
+        })
+    }
+
+    /// Runs a planning call (which may also run a statement that writes)
+    /// within the query timeout.
+    async fn within_timeout<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        tokio::time::timeout(self.query_timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(self.query_timeout)))
+    }
+
+    /// Authenticates `request` and attaches the caller's identity to it.
+    async fn admit<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
+        let identity = self.identify(request.metadata()).await?;
+        request.extensions_mut().insert(identity);
+        Ok(request)
+    }
+
+    async fn identify(&self, metadata: &MetadataMap) -> Result<Identity, Status> {
+        match &self.auth {
+            None => Ok(Identity::anonymous()),
+            Some(auth) => Ok(auth
+                .authenticate(authorization(metadata))
+                .await
+                .into_status()?),
+        }
+    }
+}
+
+/// Decodes a Flight SQL command, refusing bytes that are not a protobuf
+/// `Any` with a message that says what was expected, before arrow-flight's
+/// terse decode error would.
+fn decode_command(bytes: &[u8], what: &str) -> Result<Command, Status> {
+    let any = Any::decode(bytes)
+        .map_err(|e| Error::invalid(format!("{what} (a protobuf Any): {e}")))
+        .into_status()?;
+    // A known command whose body does not decode: arrow-flight would call
+    // that an internal error.
+    Command::try_from(any).map_err(|e| {
+        Error::invalid(format!("{what}: its command cannot be decoded: {e}")).to_status()
+    })
+}
+
+/// Whether a DoGet ticket runs a statement (and so takes a query slot)
+/// rather than answering a catalog question.
+fn runs_statement(ticket: &Command) -> bool {
+    matches!(
+        ticket,
+        Command::TicketStatementQuery(_) | Command::CommandPreparedStatementQuery(_)
+    )
+}
+
+fn timed_out(limit: Duration) -> Status {
+    Error::ResourceExhausted(format!(
+        "the query ran longer than the limit of {} s (query_timeout_secs) and was stopped",
+        limit.as_secs()
+    ))
+    .to_status()
+}
+
+/// The raw value of a call's `authorization` header, if it has one.
+fn authorization(metadata: &MetadataMap) -> Option<&[u8]> {
+    metadata.get("authorization").map(|value| value.as_bytes())
+}
+
+/// Counts a finished call of `rpc` by its status code.
+fn observe<T>(rpc: &'static str, result: Result<T, Status>) -> Result<T, Status> {
+    let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+    metrics().request(rpc, code_name(code));
+    result
+}
+
+/// The request permit and, for a statement, its query slot: held until the
+/// result stream ends.
+type Held = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
+
+/// A DoGet result stream that counts the bytes it sends, the query while it
+/// runs, and the call's status when it ends (or `Cancelled` when the client
+/// drops it first).
+fn observe_results(
+    stream: <Inner as FlightService>::DoGetStream,
+    held: Held,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> <Inner as FlightService>::DoGetStream {
+    struct Observed {
+        stream: <Inner as FlightService>::DoGetStream,
+        _query: QueryGuard,
+        _held: Held,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+        finished: bool,
+    }
+    impl Observed {
+        fn finish(&mut self, code: Code) {
+            metrics().request("DoGet", code_name(code));
+            self.finished = true;
+        }
+    }
+    impl Drop for Observed {
+        fn drop(&mut self) {
+            if !self.finished {
+                metrics().request("DoGet", code_name(Code::Cancelled));
+            }
+        }
+    }
+    let observed = Observed {
+        stream,
+        _query: metrics().query_started(),
+        _held: held,
+        deadline,
+        timeout,
+        finished: false,
+    };
+    Box::pin(futures::stream::unfold(
+        observed,
+        |mut observed| async move {
+            if observed.finished {
+                return None;
+            }
+            let next = tokio::time::timeout_at(observed.deadline, observed.stream.next()).await;
+            let Ok(next) = next else {
+                let status = timed_out(observed.timeout);
+                observed.finish(status.code());
+                return Some((Err(status), observed));
+            };
+            match next {
+                Some(Ok(data)) => {
+                    metrics().bytes_out((data.data_header.len() + data.data_body.len()) as u64);
+                    Some((Ok(data), observed))
+                }
+                Some(Err(status)) => {
+                    observed.finish(status.code());
+                    Some((Err(status), observed))
+                }
+                None => {
+                    observed.finish(Code::Ok);
+                    None
+                }
+            }
+        },
+    ))
+}
+
+#[tonic::async_trait]
+impl FlightService for LakehouseFlightService {
+    type HandshakeStream = <Inner as FlightService>::HandshakeStream;
+    type ListFlightsStream = <Inner as FlightService>::ListFlightsStream;
+    type DoGetStream = <Inner as FlightService>::DoGetStream;
+    type DoPutStream = <Inner as FlightService>::DoPutStream;
+    type DoActionStream = <Inner as FlightService>::DoActionStream;
+    type ListActionsStream = <Inner as FlightService>::ListActionsStream;
+    type DoExchangeStream = <Inner as FlightService>::DoExchangeStream;
+
+    /// With authentication on: checks the Basic credentials (or a bearer
+    /// token) in the request headers and answers with a fresh signed token
+    /// in the `authorization` header and in the payload.
+    async fn handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        observe(
+            "Handshake",
+            async {
+                let _permit = self.permit()?;
+                let Some(auth) = &self.auth else {
+                    return FlightService::handshake(self.inner.as_ref(), request).await;
+                };
+                let identity = auth
+                    .authenticate(authorization(request.metadata()))
+                    .await
+                    .into_status()?;
+                let token = auth.issue_token(&identity);
+                tracing::info!(user = %identity.name, role = %identity.role, "logged in");
+                let header = MetadataValue::try_from(format!("Bearer {token}"))
+                    .map_err(|e| Error::internal(format!("token is not a header value: {e}")))
+                    .into_status()?;
+                let answer = HandshakeResponse {
+                    protocol_version: 0,
+                    payload: token.into_bytes().into(),
+                };
+                let mut response: Response<Self::HandshakeStream> =
+                    Response::new(Box::pin(futures::stream::once(async { Ok(answer) })));
+                response.metadata_mut().insert("authorization", header);
+                Ok(response)
+            }
+            .await,
+        )
+    }
+
+    async fn list_flights(
+        &self,
+        request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        observe(
+            "ListFlights",
+            async {
+                let _permit = self.permit()?;
+                let request = self.admit(request).await?;
+                FlightService::list_flights(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        observe(
+            "GetFlightInfo",
+            async {
+                let _permit = self.permit()?;
+                let request = self.admit(request).await?;
+                decode_command(
+                    &request.get_ref().cmd,
+                    "the descriptor is not a Flight SQL command",
+                )?;
+                FlightService::get_flight_info(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
+    }
+
+    async fn poll_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        observe(
+            "PollFlightInfo",
+            async {
+                let _permit = self.permit()?;
+                let request = self.admit(request).await?;
+                let descriptor = request.get_ref().clone();
+                let info = FlightService::get_flight_info(self.inner.as_ref(), request)
+                    .await?
+                    .into_inner();
+                Ok(Response::new(PollInfo {
+                    info: Some(info),
+                    flight_descriptor: Some(descriptor),
+                    progress: Some(1.0),
+                    expiration_time: None,
+                }))
+            }
+            .await,
+        )
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        observe(
+            "GetSchema",
+            async {
+                let _permit = self.permit()?;
+                let request = self.admit(request).await?;
+                let schema = self
+                    .within_timeout(async {
+                        self.inner.schema_for(request.get_ref()).await.into_status()
+                    })
+                    .await?;
+                let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+                    .try_into()
+                    .map_err(Error::from)
+                    .into_status()?;
+                Ok(Response::new(result))
+            }
+            .await,
+        )
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let deadline = tokio::time::Instant::now() + self.query_timeout;
+        let result = async {
+            let permit = self.permit()?;
+            let request = self.admit(request).await?;
+            let ticket = decode_command(
+                &request.get_ref().ticket,
+                "the ticket is not a Flight SQL ticket",
+            )?;
+            let slot = if runs_statement(&ticket) {
+                Some(
+                    self.query_slots
+                        .acquire(deadline, self.query_timeout)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            let response = tokio::time::timeout_at(
+                deadline,
+                FlightService::do_get(self.inner.as_ref(), request),
+            )
+            .await
+            .unwrap_or_else(|_| Err(timed_out(self.query_timeout)))?;
+            Ok((response, (permit, slot)))
+        }
+        .await;
+        match result {
+            Ok((response, held)) => {
+                Ok(response
+                    .map(|stream| observe_results(stream, held, deadline, self.query_timeout)))
+            }
+            Err(status) => observe("DoGet", Err(status)),
+        }
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        observe(
+            "DoPut",
+            async {
+                let _permit = self.permit()?;
+                let request = self.admit(request).await?;
+                let watch = request.extensions().get::<UploadWatch>().cloned();
+                let identity = caller(&request).into_status()?;
+                let options = header_options(request.metadata());
+                self.inner
+                    .put(request.into_inner(), watch, options, identity)
+                    .await
+            }
+            .await,
+        )
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        observe(
+            "DoAction",
+            async {
+                let _permit = self.permit()?;
+                let request = self.admit(request).await?;
+                FlightService::do_action(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        observe(
+            "ListActions",
+            async {
+                let _permit = self.permit()?;
+                let request = self.admit(request).await?;
+                FlightService::list_actions(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
+    }
+
+    async fn do_exchange(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        observe(
+            "DoExchange",
+            async {
+                let _permit = self.permit()?;
+                let request = self.admit(request).await?;
+                FlightService::do_exchange(self.inner.as_ref(), request).await
+            }
+            .await,
+        )
+    }
+}
