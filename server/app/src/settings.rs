@@ -41,7 +41,7 @@ pub struct Settings {
     /// Address to serve Flight SQL on, e.g. 0.0.0.0:50051; port 0 picks a free port
     #[arg(long, env = "LAKEHOUSE_LISTEN")]
     pub listen: Option<String>,
-    /// Where tables live: a directory, file://DIR, s3://bucket/prefix or memory:// (see Storage below)
+    /// Where tables live: a directory, file://DIR, s3://bucket/prefix or memory:// (docs/operations.md, Storage)
     #[arg(long, env = "LAKEHOUSE_STORAGE")]
     pub storage: Option<String>,
     /// Log filter in tracing's syntax, e.g. "info" or "lakehouse_engine=debug,info"
@@ -59,7 +59,7 @@ pub struct Settings {
     /// Rows per Parquet row group written by ingest
     #[arg(long, env = "LAKEHOUSE_ROW_GROUP_ROWS")]
     pub row_group_rows: Option<usize>,
-    /// Merge a table's small files (fewer rows than a row group) in the background once an append leaves this many; 0 turns it off (see Compaction below)
+    /// Merge a table's small files (fewer rows than a row group) in the background once an append leaves this many; 0 turns it off (docs/operations.md, Compaction)
     #[arg(long, env = "LAKEHOUSE_COMPACT_MIN_FILES")]
     pub compact_min_files: Option<usize>,
     /// MiB of vector and full-text index data (IVF partitions, HNSW graphs) kept in memory between searches, shared by all vector tables; searches that miss it read and decode the index from storage
