@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod error;
 pub mod metrics;
 pub mod storage;
+pub mod synced;
 pub mod types;
 
 pub use error::{Error, Result};

@@ -32,6 +32,8 @@ pub struct Metrics {
     latency_sum_micros: AtomicU64,
     commits: AtomicU64,
     commit_conflicts: AtomicU64,
+    fsyncs: AtomicU64,
+    fsync_micros: AtomicU64,
 }
 
 static METRICS: Metrics = Metrics::new();
@@ -55,6 +57,8 @@ impl Metrics {
             latency_sum_micros: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             commit_conflicts: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            fsync_micros: AtomicU64::new(0),
         }
     }
 
@@ -116,6 +120,13 @@ impl Metrics {
         self.commit_conflicts.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One file made durable (its fsync and its directories'), taking `took`.
+    pub fn fsynced(&self, took: Duration) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.fsync_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
     /// All metrics in Prometheus' text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -160,6 +171,11 @@ impl Metrics {
                 "Commits that found their version taken by another writer and retried.",
                 &self.commit_conflicts,
             ),
+            (
+                "lakehouse_fsyncs_total",
+                "Files on local storage made durable (fsync of the file and its directories).",
+                &self.fsyncs,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -168,6 +184,12 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP lakehouse_fsync_seconds_total Time spent making files on local storage durable.\n\
+             # TYPE lakehouse_fsync_seconds_total counter\nlakehouse_fsync_seconds_total {}",
+            self.fsync_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(
             out,
             "# HELP lakehouse_active_queries Query results being streamed now.\n\
@@ -237,6 +259,7 @@ mod tests {
         m.request("DoGet", "OK");
         m.request("DoPut", "PERMISSION_DENIED");
         m.bytes_out(10);
+        m.fsynced(Duration::from_millis(1500));
         m.query_finished(Duration::from_millis(3));
         m.query_finished(Duration::from_secs(60));
         let text = m.render();
@@ -248,6 +271,11 @@ mod tests {
             text.contains("lakehouse_requests_total{rpc=\"DoPut\",code=\"PERMISSION_DENIED\"} 1\n")
         );
         assert!(text.contains("lakehouse_sent_bytes_total 10\n"));
+        assert!(text.contains("lakehouse_fsyncs_total 1\n"), "{text}");
+        assert!(
+            text.contains("lakehouse_fsync_seconds_total 1.5\n"),
+            "{text}"
+        );
         assert!(text.contains("lakehouse_query_duration_seconds_bucket{le=\"0.0025\"} 0\n"));
         assert!(text.contains("lakehouse_query_duration_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("lakehouse_query_duration_seconds_bucket{le=\"30\"} 1\n"));

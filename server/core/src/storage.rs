@@ -3,7 +3,8 @@
 //! Everything the server keeps (catalog manifests and data files) lives under
 //! the store's root, so a restart, or a second server on the same bucket,
 //! sees the same tables. This module knows nothing about tables; it only
-//! turns a location into a store and proves the store is usable.
+//! turns a location into a store and proves the store is usable. A local
+//! directory's store fsyncs what it writes ([`crate::synced`]).
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::{Error, Result};
+use crate::synced::SyncedLocalStore;
 
 /// The URL under which the store is registered with DataFusion's runtime.
 pub const STORE_URL: &str = "lakehouse://store/";
@@ -153,10 +155,12 @@ fn build_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
     }
     let dir = location.strip_prefix("file://").unwrap_or(location);
     std::fs::create_dir_all(dir).map_err(|e| unusable(format!("cannot create directory: {e}")))?;
-    let local = LocalFileSystem::new_with_prefix(dir)
+    let root = std::fs::canonicalize(dir)
+        .map_err(|e| unusable(format!("cannot resolve directory: {e}")))?;
+    let local = LocalFileSystem::new_with_prefix(&root)
         .map_err(|e| unusable(e.to_string()))?
         .with_automatic_cleanup(true);
-    Ok(Arc::new(local))
+    Ok(Arc::new(SyncedLocalStore::new(local, root)))
 }
 
 #[cfg(test)]

@@ -105,6 +105,7 @@ impl VectorTables {
             }
         }
         let data = describe(&table, &dataset).await?;
+        self.make_durable(&table).await?;
         let version = catalog
             .commit_lance_version(&table, data, Operation::Index)
             .await?;
@@ -128,6 +129,7 @@ impl VectorTables {
             .await
             .map_err(|e| index_error(&table, name, e))?;
         let data = describe(&table, &dataset).await?;
+        self.make_durable(&table).await?;
         let version = catalog
             .commit_lance_version(&table, data, Operation::Index)
             .await?;
@@ -217,6 +219,7 @@ impl VectorTables {
             .await
             .map_err(|e| lance_error(table, "optimizing the indexes of", e))?;
         let data = describe(table, &dataset).await?;
+        self.make_durable(table).await?;
         let version = catalog
             .commit_lance_version(table, data, Operation::Index)
             .await?;

@@ -55,6 +55,8 @@ pub fn has_vector_column(schema: &Schema) -> bool {
 pub struct VectorTables {
     /// The dataset root as a URI Lance opens, when storage allows.
     root: std::result::Result<String, String>,
+    /// The storage directory, when it is local.
+    local_dir: Option<std::path::PathBuf>,
     session: Arc<Session>,
     locks: parking_lot::Mutex<HashMap<TableRef, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -95,9 +97,37 @@ impl VectorTables {
         ));
         Self {
             root,
+            local_dir: storage.local_dir.clone(),
             session,
             locks: parking_lot::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// On local storage, puts what Lance wrote on the disk before the
+    /// catalog commit that pins it: Lance writes through its own store,
+    /// which does not fsync, so the file system holding the datasets is
+    /// synced (syncfs) once per commit.
+    pub(crate) async fn make_durable(&self, table: &TableRef) -> Result<()> {
+        let Some(dir) = self.local_dir.clone() else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            Ok(rustix::fs::syncfs(std::fs::File::open(&dir)?)?)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("syncing vector table {table}: {e}")))?
+        .map_err(|e| {
+            Error::storage(
+                format!("syncing the files of vector table {table} to disk"),
+                object_store::Error::Generic {
+                    store: "LocalFileSystem (syncfs)",
+                    source: Box::new(e),
+                },
+            )
+        })?;
+        lakehouse_core::metrics::metrics().fsynced(started.elapsed());
+        Ok(())
     }
 
     fn uri(&self, table: &TableRef) -> Result<String> {
@@ -200,6 +230,7 @@ impl VectorTables {
             (true, Some(pinned)) => data.rows.saturating_sub(pinned.rows),
             _ => data.rows,
         };
+        self.make_durable(table).await?;
         let committed = catalog
             .commit(Commit {
                 table: table.clone(),
