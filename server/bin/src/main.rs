@@ -1,13 +1,16 @@
 //! The `lakehouse` binary: `lakehouse serve` runs the Flight SQL server;
 //! `sql`, `put` and `history` talk to one (`lakehouse-cli`); `user add` and
 //! `token add` print configuration entries for authentication; `config
-//! show` prints the settings `serve` would run with.
+//! show` prints the settings `serve` would run with; `doctor` and `repair`
+//! check the catalog in the storage and roll a damaged table back.
 
 use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lakehouse_core::auth::{self, Role};
+use lakehouse_core::catalog::{Catalog, TableRef};
+use lakehouse_core::storage::Storage;
 use lakehouse_server::config::{LogFormat, ServeArgs, ServerConfig};
 use lakehouse_server::server::Server;
 use tracing::info;
@@ -43,6 +46,19 @@ enum Command {
     /// Show the settings `serve` would run with
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check the catalog in the storage for damaged manifests and missing data files (reads only; exit 1 on a problem)
+    Doctor(ServeArgs),
+    /// Roll a damaged table back to its last good version; damaged manifests move to _quarantine/ (stop the server first, or use the repair_table action)
+    Repair(RepairArgs),
+}
+
+#[derive(clap::Args)]
+struct RepairArgs {
+    /// The table to repair, [schema.]name
+    #[arg(long)]
+    table: String,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +180,55 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The catalog of the storage `args` name, loaded as the server would.
+async fn open_catalog(args: ServeArgs) -> anyhow::Result<(String, Catalog)> {
+    let config = args.resolve()?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let storage = Storage::open(&config.storage, config.storage_timeout).await?;
+    let catalog = Catalog::load(storage.store.clone()).await?;
+    Ok((config.storage, catalog))
+}
+
+async fn doctor(args: ServeArgs) -> anyhow::Result<()> {
+    let (location, catalog) = open_catalog(args).await?;
+    let problems = catalog.check().await?;
+    let tables: std::collections::BTreeSet<&str> =
+        problems.iter().map(|p| p.table.as_str()).collect();
+    for problem in &problems {
+        println!(
+            "table {} version {}: {} ({})",
+            problem.table, problem.version, problem.detail, problem.path
+        );
+    }
+    if problems.is_empty() {
+        println!("catalog at {location}: no damaged manifest, no missing data file");
+        return Ok(());
+    }
+    for table in &tables {
+        println!(
+            "repair: lakehouse repair --storage {location} --table {table} (server stopped), or the repair_table action"
+        );
+    }
+    std::process::exit(1);
+}
+
+async fn repair(args: RepairArgs) -> anyhow::Result<()> {
+    let table = TableRef::parse(&args.table)?;
+    let (_, catalog) = open_catalog(args.serve).await?;
+    let repaired = catalog.repair(&table).await?;
+    for damage in &repaired.quarantined {
+        println!(
+            "moved version {} aside (_quarantine/): {} ({})",
+            damage.version, damage.detail, damage.path
+        );
+    }
+    match repaired.version {
+        Some(version) => println!("table {} is at version {version}", repaired.table),
+        None => println!("table {} had no good version and is gone", repaired.table),
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let client_command = match Cli::parse().command {
@@ -181,6 +246,8 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", args.settings()?.show());
             return Ok(());
         }
+        Command::Doctor(args) => return doctor(args).await,
+        Command::Repair(args) => return repair(args).await,
     };
     // A client command's error is one line for a person, not a chain.
     if let Err(e) = client_command {

@@ -112,7 +112,11 @@ impl Catalog {
         if !self.schema_exists(&table.schema) {
             return Err(Error::SchemaNotFound(table.schema.clone()));
         }
-        let existing = self.table(table).ok();
+        let existing = match self.table(table) {
+            Ok(manifest) => Some(manifest),
+            Err(damaged @ Error::CorruptCatalog { .. }) => return Err(damaged),
+            Err(_) => None,
+        };
         match (mode, existing) {
             (WriteMode::Create, Some(_)) => Err(Error::TableExists(table.clone())),
             (WriteMode::Append | WriteMode::Overwrite, None) => {
@@ -371,6 +375,9 @@ impl Catalog {
     /// Writes a version's manifest if no other writer took its number;
     /// counts commits, rows added and conflicts for `/metrics`.
     async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
+        if let Some(damage) = self.state.read().blocking_damage(&manifest.table) {
+            return Err(damage);
+        }
         let path = manifest_path(&manifest.table, manifest.version);
         let written = self
             .store

@@ -9,6 +9,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tracing::{debug, info};
 
+use super::damage::manifest_version;
 use super::*;
 use crate::error::{Error, Result};
 
@@ -94,7 +95,6 @@ impl Catalog {
         self.apply_manifests(newer).await
     }
 
-    /// Reads manifests (32 at a time) and folds them into the state.
     /// Reads what other servers on the same store committed since this one
     /// loaded or last refreshed: new schemas, tables and versions (drops
     /// included). Returns how many versions were new.
@@ -150,16 +150,34 @@ impl Catalog {
             .map_err(|e| Error::storage("listing the catalog", e))
     }
 
-    async fn apply_manifests(&self, paths: Vec<Path>) -> Result<()> {
-        let manifests: Vec<Manifest> = futures::stream::iter(paths)
-            .map(|path| self.read_manifest(path))
+    /// Reads manifests (32 at a time) and folds them into the state; one
+    /// that cannot be decoded is recorded as damage (see `damage`), not
+    /// an error, so one torn file never stops the catalog.
+    pub(super) async fn apply_manifests(&self, paths: Vec<Path>) -> Result<()> {
+        let read: Vec<(Path, Result<Manifest>)> = futures::stream::iter(paths)
+            .map(|path| async move {
+                let manifest = self.read_manifest(path.clone()).await;
+                (path, manifest)
+            })
             .buffer_unordered(32)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
         let mut state = self.write_state();
-        for manifest in manifests {
-            state.schemas.insert(manifest.table.schema.clone());
-            insert_manifest(&mut state, manifest);
+        for (path, manifest) in read {
+            match manifest {
+                Ok(manifest) => {
+                    state.schemas.insert(manifest.table.schema.clone());
+                    insert_manifest(&mut state, manifest);
+                }
+                Err(Error::CorruptCatalog { path: file, detail }) => {
+                    let Some((table, version)) = manifest_version(&path) else {
+                        return Err(Error::CorruptCatalog { path: file, detail });
+                    };
+                    state.schemas.insert(table.schema.clone());
+                    state.record_damage(table, version, &file, &detail);
+                }
+                Err(other) => return Err(other),
+            }
         }
         Ok(())
     }

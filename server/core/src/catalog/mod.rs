@@ -17,6 +17,7 @@
 mod commit;
 mod compaction;
 mod compat;
+mod damage;
 mod load;
 mod manifest;
 mod names;
@@ -32,6 +33,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use commit::{Commit, Committed, LanceWrite, WriteMode, delete_uncommitted};
 pub use compat::{evolve_schema, schema_differences, table_schema_for, types_compatible};
+pub use damage::{Damage, Repaired};
 pub use manifest::{
     ColumnStats, DataFile, LanceData, MANIFEST_FORMAT, Manifest, Operation, TableKind,
     VersionSummary,
@@ -108,6 +110,8 @@ impl TableState {
 struct State {
     schemas: BTreeSet<String>,
     tables: BTreeMap<TableRef, TableState>,
+    /// Manifests that could not be read, by table and version.
+    damaged: BTreeMap<TableRef, BTreeMap<u64, Damage>>,
 }
 
 /// The catalog of one storage location.
@@ -174,6 +178,9 @@ impl Catalog {
     /// The newest version of a live table.
     pub fn table(&self, table: &TableRef) -> Result<Arc<Manifest>> {
         let state = self.state.read();
+        if let Some(damage) = state.blocking_damage(table) {
+            return Err(damage);
+        }
         match state.tables.get(table).and_then(TableState::live) {
             Some(m) => Ok(m.clone()),
             None if !state.schemas.contains(&table.schema) => {

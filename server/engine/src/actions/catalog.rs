@@ -1,5 +1,6 @@
-//! The server's catalog actions: read what other servers committed, and
-//! list the extensions the server is built with.
+//! The server's catalog actions: read what other servers committed, check
+//! the catalog for damage, and list the extensions the server is built
+//! with.
 
 use std::sync::Arc;
 
@@ -71,5 +72,37 @@ impl Action for ListExtensions {
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
         expect_empty_body(self.name(), body)?;
         to_json(&self.0.listed())
+    }
+}
+
+/// `check_catalog`.
+pub struct CheckCatalog(pub Arc<Catalog>);
+
+#[async_trait]
+impl Action for CheckCatalog {
+    fn name(&self) -> &str {
+        "check_catalog"
+    }
+
+    fn description(&self) -> &str {
+        "Lists every damaged manifest and every data file the newest version of a table names but the \
+         store lacks (what `lakehouse doctor` prints); changes nothing."
+    }
+
+    fn body(&self) -> &str {
+        "empty or {}"
+    }
+
+    fn result(&self) -> &str {
+        "JSON array of {table, version, path, detail}"
+    }
+
+    fn access(&self) -> Access {
+        Access::Read
+    }
+
+    async fn run(&self, body: &[u8]) -> Result<Vec<u8>> {
+        expect_empty_body(self.name(), body)?;
+        to_json(&self.0.check().await.map_err(|e| host_error(e.into()))?)
     }
 }

@@ -28,7 +28,9 @@ pub fn server_actions(ingest: &Ingest, extensions: &Extensions) -> Vec<Arc<dyn A
         Arc::new(tables::Vacuum(ingest.catalog().clone())),
         Arc::new(tables::Compact(ingest.clone())),
         Arc::new(tables::RegisterParquet(ingest.clone())),
+        Arc::new(tables::RepairTable(ingest.catalog().clone())),
         Arc::new(catalog::RefreshCatalog(ingest.catalog().clone())),
+        Arc::new(catalog::CheckCatalog(ingest.catalog().clone())),
         Arc::new(catalog::ListExtensions(extensions.clone())),
     ]
 }

@@ -1,6 +1,6 @@
 //! The server's table actions: create a table with its columns, read a
 //! table's history, register Parquet files already in the store, merge
-//! small files, and vacuum old versions.
+//! small files, vacuum old versions, and repair a damaged table.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -297,5 +297,41 @@ impl Action for RegisterParquet {
             self.0.register_parquet(&table, &body.paths).await
         };
         to_json(&registered.await.map_err(host_error)?)
+    }
+}
+
+/// `repair_table`.
+pub struct RepairTable(pub Arc<Catalog>);
+
+#[async_trait]
+impl Action for RepairTable {
+    fn name(&self) -> &str {
+        "repair_table"
+    }
+
+    fn description(&self) -> &str {
+        "Rolls a damaged table back to its newest version that can be read and whose data files are all \
+         there; the damaged manifests move to _quarantine/, other tables are not touched."
+    }
+
+    fn body(&self) -> &str {
+        "{\"table\": \"[schema.]name\"}"
+    }
+
+    fn result(&self) -> &str {
+        "JSON {table, version (null when no good version is left), quarantined: [{table, version, path, detail}]}"
+    }
+
+    fn access(&self) -> Access {
+        Access::Admin
+    }
+
+    async fn run(&self, body: &[u8]) -> ActionResult<Vec<u8>> {
+        let body: TableBody = parse_body(self.name(), body)?;
+        let repaired = async {
+            let table = TableRef::parse(&body.table)?;
+            self.0.repair(&table).await
+        };
+        to_json(&repaired.await.map_err(|e| host_error(e.into()))?)
     }
 }
