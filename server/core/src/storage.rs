@@ -13,7 +13,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{Error, Result};
 use crate::synced::SyncedLocalStore;
@@ -82,17 +82,45 @@ impl Storage {
     }
 
     async fn check_writable(&self) -> Result<()> {
-        let probe = Path::from(format!("_tmp/probe-{}", uuid::Uuid::new_v4()));
-        let context = || format!("checking that storage {} is writable", self.location);
-        self.store
-            .put(&probe, PutPayload::from_static(b"ok"))
-            .await
-            .map_err(|e| Error::storage(context(), e))?;
-        self.store
-            .delete(&probe)
-            .await
-            .map_err(|e| Error::storage(context(), e))?;
-        Ok(())
+        check_conditional_puts(self.store.as_ref(), &self.location).await
+    }
+}
+
+/// Proves `store` writable and that it honours put-if-absent, which every
+/// catalog commit relies on: a probe is put twice with `PutMode::Create`
+/// (S3: `If-None-Match: *`) and the second put must be refused. A store
+/// that lets it through would let two servers commit the same version,
+/// one silently replacing the other, so the server does not start on it.
+pub async fn check_conditional_puts(store: &dyn ObjectStore, location: &str) -> Result<()> {
+    let probe = Path::from(format!("_tmp/probe-{}", uuid::Uuid::new_v4()));
+    let context = || format!("checking that storage {location} is writable");
+    let create = || PutOptions::from(PutMode::Create);
+    store
+        .put_opts(&probe, PutPayload::from_static(b"ok"), create())
+        .await
+        .map_err(|e| Error::storage(context(), e))?;
+    let again = store
+        .put_opts(&probe, PutPayload::from_static(b"ok"), create())
+        .await;
+    store
+        .delete(&probe)
+        .await
+        .map_err(|e| Error::storage(context(), e))?;
+    match again {
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+        Ok(_) => Err(Error::invalid(format!(
+            "storage {location} does not honour conditional puts (a second put-if-absent of one object \
+             succeeded): catalog commits rely on them, and without them two writers could commit the \
+             same table version and lose one's rows. Use a store that supports If-None-Match on PUT \
+             (AWS S3, MinIO, moto) or a local directory"
+        ))),
+        Err(e) => Err(Error::storage(
+            format!(
+                "checking that storage {location} honours conditional puts (If-None-Match), which \
+                 catalog commits rely on"
+            ),
+            e,
+        )),
     }
 }
 
@@ -168,6 +196,87 @@ mod tests {
     use super::*;
 
     const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// A store that ignores put-if-absent, as some S3 look-alikes do.
+    #[derive(Debug)]
+    struct Unconditional(InMemory);
+
+    impl std::fmt::Display for Unconditional {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Unconditional")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Unconditional {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            _: PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.0
+                .put_opts(location, payload, PutOptions::default())
+                .await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_without_put_if_absent_is_refused() {
+        check_conditional_puts(&InMemory::new(), "memory://")
+            .await
+            .unwrap();
+        let refused = check_conditional_puts(&Unconditional(InMemory::new()), "s3://lookalike/x")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("s3://lookalike/x does not honour conditional puts")
+                && refused.contains("If-None-Match"),
+            "{refused}"
+        );
+    }
 
     #[tokio::test]
     async fn opens_a_new_directory_and_proves_it_writable() {
