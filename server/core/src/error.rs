@@ -92,4 +92,28 @@ impl Error {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::InvalidArgument(message.into())
     }
+
+    /// Whether this is the store running out of space.
+    pub fn is_storage_full(&self) -> bool {
+        is_storage_full(self)
+    }
+}
+
+/// Whether `error`, or any error it was caused by, is a full disk or an
+/// exhausted quota (ENOSPC, EDQUOT): a limit the caller can do something
+/// about, not a fault of the server.
+pub fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }

@@ -17,4 +17,4 @@ pub mod storage;
 pub mod synced;
 pub mod types;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, is_storage_full};

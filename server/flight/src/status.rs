@@ -74,6 +74,7 @@ fn core_code(e: &CoreError) -> Code {
         }
         CoreError::Unauthenticated(_) => Code::Unauthenticated,
         CoreError::PermissionDenied(_) => Code::PermissionDenied,
+        CoreError::Storage { .. } if e.is_storage_full() => Code::ResourceExhausted,
         CoreError::Storage { .. } | CoreError::Internal(_) => Code::Internal,
         CoreError::CorruptCatalog { .. } => Code::DataLoss,
         CoreError::Arrow(inner) => arrow_code(inner),
@@ -216,6 +217,32 @@ mod tests {
         for (error, expected) in cases {
             assert_eq!(error.to_status().code(), expected);
         }
+    }
+
+    #[test]
+    fn a_full_disk_is_a_limit_not_a_fault() {
+        let full = CoreError::storage(
+            "writing manifest _catalog/tables/public/t/00000000000000000002.json",
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+            },
+        );
+        let status = full.to_status();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().contains("public/t/"),
+            "{}",
+            status.message()
+        );
+        let broken = CoreError::storage(
+            "writing manifest",
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+            },
+        );
+        assert_eq!(broken.to_status().code(), Code::Internal);
     }
 
     #[test]

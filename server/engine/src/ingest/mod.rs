@@ -395,6 +395,154 @@ mod tests {
         }
     }
 
+    /// An in-memory store whose disk fills up on demand: while `full`, a
+    /// data file cannot be written (ENOSPC), as on a full local disk.
+    #[derive(Debug, Default)]
+    struct FillingDisk {
+        inner: InMemory,
+        full: std::sync::atomic::AtomicBool,
+    }
+
+    impl FillingDisk {
+        fn refuse(&self, location: &object_store::path::Path) -> object_store::Result<()> {
+            if self.full.load(std::sync::atomic::Ordering::SeqCst)
+                && location.as_ref().starts_with("data/")
+            {
+                return Err(object_store::Error::Generic {
+                    store: "FillingDisk",
+                    source: Box::new(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    impl std::fmt::Display for FillingDisk {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("FillingDisk")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::ObjectStore for FillingDisk {
+        async fn put_opts(
+            &self,
+            location: &object_store::path::Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.refuse(location)?;
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &object_store::path::Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.refuse(location)?;
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &object_store::path::Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<
+                'static,
+                object_store::Result<object_store::path::Path>,
+            >,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>
+        {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &object_store::path::Path,
+            to: &object_store::path::Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_fails_the_upload_as_a_limit_and_leaves_the_table_as_it_was() {
+        let disk = Arc::new(FillingDisk::default());
+        let catalog = Arc::new(Catalog::load(disk.clone()).await.unwrap());
+        let ingest = Ingest::new(catalog.clone(), FileLayout::default());
+        let rows =
+            |ids: std::ops::Range<i64>| futures::stream::iter(vec![Ok(batch(ids.collect()))]);
+        ingest
+            .write(
+                request(WriteMode::Create),
+                batch(vec![]).schema(),
+                rows(0..10),
+            )
+            .await
+            .unwrap();
+        disk.full.store(true, std::sync::atomic::Ordering::SeqCst);
+        let refused = ingest
+            .write(
+                request(WriteMode::Append),
+                batch(vec![]).schema(),
+                rows(10..20),
+            )
+            .await
+            .unwrap_err();
+        let text = refused.to_string();
+        assert!(
+            matches!(refused, Error::ResourceExhausted(_)),
+            "{refused:?}"
+        );
+        assert!(
+            text.contains("the storage is full")
+                && text.contains("data/public/t/")
+                && text.contains("nothing was committed"),
+            "{text}"
+        );
+        let table = TableRef::new(None, "t").unwrap();
+        let m = catalog.table(&table).unwrap();
+        assert_eq!((m.version, m.total_rows()), (1, 10));
+        let path = object_store::path::Path::from(m.files[0].path.as_str());
+        let reader = ParquetObjectReader::new(catalog.store().clone(), path);
+        let read: Vec<RecordBatch> = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .unwrap()
+            .build()
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(read.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
+        disk.full.store(false, std::sync::atomic::Ordering::SeqCst);
+        let appended = ingest
+            .write(
+                request(WriteMode::Append),
+                batch(vec![]).schema(),
+                rows(10..20),
+            )
+            .await
+            .unwrap();
+        assert_eq!(appended.version, 2);
+    }
+
     #[tokio::test]
     async fn rolls_files_at_the_size_bound_and_commits_once() {
         let (catalog, ingest) = setup(FileLayout {

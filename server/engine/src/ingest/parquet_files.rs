@@ -26,6 +26,7 @@ use super::file_stats::column_stats;
 use super::row_group_encoder::RowGroupEncoder;
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{DataFile, delete_uncommitted};
+use lakehouse_core::is_storage_full;
 
 /// How ingest lays out files.
 #[derive(Debug, Clone)]
@@ -72,6 +73,9 @@ impl FileLayout {
 struct OpenFile {
     path: Path,
     sink: ParquetObjectWriter,
+    /// Whether completing the upload was attempted: the sink is then shut
+    /// down and cannot be aborted (object_store panics if asked to).
+    completing: bool,
     writer: SerializedFileWriter<Vec<u8>>,
     columns: ArrowRowGroupWriterFactory,
     row_group: Option<RowGroupEncoder>,
@@ -180,6 +184,7 @@ impl ParquetFiles {
         Ok(OpenFile {
             path,
             sink,
+            completing: false,
             writer,
             columns,
             row_group: None,
@@ -194,6 +199,7 @@ impl ParquetFiles {
             file.close_row_group().await?;
             let metadata = file.writer.finish()?;
             file.send().await?;
+            file.completing = true;
             file.sink.complete().await?;
             Ok::<_, Error>(metadata)
         }
@@ -228,16 +234,28 @@ impl ParquetFiles {
 
     /// Removes everything this writer put in the store.
     pub async fn abort(mut self) {
-        if let Some(file) = self.open.take()
-            && let Err(e) = file.sink.into_inner().abort().await
-        {
-            warn!(path = %file.path, error = %e, "could not abort an unfinished upload");
+        if let Some(file) = self.open.take() {
+            if file.completing {
+                // A failed completion leaves nothing visible; any parts it
+                // left are removed by vacuum (remove_abandoned_parts).
+                debug!(path = %file.path, "upload failed while completing; nothing to abort");
+            } else if let Err(e) = file.sink.into_inner().abort().await {
+                warn!(path = %file.path, error = %e, "could not abort an unfinished upload");
+            }
         }
         delete_uncommitted(self.store.as_ref(), &self.done).await;
     }
 }
 
 /// Names the file an encoding or storage error happened in.
+/// A full disk is a limit the client is told of by name, like the others;
+/// anything else is a fault.
 fn in_file(path: &Path, e: Error) -> Error {
+    if is_storage_full(&e) {
+        return Error::ResourceExhausted(format!(
+            "the storage is full: writing data file {path} failed ({e}); nothing was committed and \
+             the table is as it was; free space, then send the data again"
+        ));
+    }
     Error::internal(format!("writing Parquet file {path}: {e}"))
 }
