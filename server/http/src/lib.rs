@@ -20,6 +20,7 @@ use object_store::path::Path;
 use tokio::net::TcpListener;
 
 use lakehouse_core::metrics::metrics;
+use tracing::warn;
 
 /// How long `/ready` waits for the store before calling it unreachable.
 const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,18 +72,25 @@ async fn ready(State(probes): State<Probes>) -> impl IntoResponse {
     let probe = probes.store.list_with_delimiter(Some(&catalog));
     match tokio::time::timeout(STORE_PROBE_TIMEOUT, probe).await {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n".to_string()),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("storage {} unreachable: {e}\n", probes.location),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "storage {} did not answer within {} s\n",
-                probes.location,
-                STORE_PROBE_TIMEOUT.as_secs()
-            ),
-        ),
+        // The port answers anyone: the details (location, the store's
+        // error) go to the log, the answer says only what is wrong.
+        Ok(Err(e)) => {
+            warn!(storage = %probes.location, error = %e, "/ready: the storage is unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unreachable (see the server log)\n".to_string(),
+            )
+        }
+        Err(_) => {
+            warn!(storage = %probes.location, seconds = STORE_PROBE_TIMEOUT.as_secs(), "/ready: the storage did not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "storage did not answer within {} s (see the server log)\n",
+                    STORE_PROBE_TIMEOUT.as_secs()
+                ),
+            )
+        }
     }
 }
 

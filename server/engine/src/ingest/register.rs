@@ -54,7 +54,7 @@ impl Ingest {
         let mut seen = HashSet::new();
         let mut new_paths = Vec::new();
         for path in paths {
-            let path = checked_path(path)?;
+            let path = checked_path(table, path)?;
             if !known.contains(&path) && seen.insert(path.clone()) {
                 new_paths.push(path);
             }
@@ -135,8 +135,10 @@ impl Ingest {
     }
 }
 
-/// A path inside the store, outside the catalog's own objects.
-fn checked_path(path: &str) -> Result<String> {
+/// A path inside the store, outside the server's own objects and other
+/// tables' data (which their vacuum would delete, or their reads count
+/// twice).
+fn checked_path(table: &TableRef, path: &str) -> Result<String> {
     let trimmed = path.trim_start_matches("./");
     let bad = |why: &str| Err(Error::invalid(format!("path {path:?} {why}")));
     if trimmed.is_empty() || trimmed.starts_with('/') || trimmed.contains("://") {
@@ -148,8 +150,18 @@ fn checked_path(path: &str) -> Result<String> {
     {
         return bad("must not contain empty, '.' or '..' segments");
     }
-    if trimmed.starts_with("_catalog/") || trimmed.starts_with("_tmp/") {
+    if ["_catalog/", "_tmp/", "_quarantine/", "lance/"]
+        .iter()
+        .any(|own| trimmed.starts_with(own))
+    {
         return bad("is inside the server's own catalog objects");
+    }
+    if let ["data", schema, name, _, ..] = trimmed.split('/').collect::<Vec<_>>().as_slice()
+        && (*schema != table.schema || *name != table.table)
+    {
+        return bad(&format!(
+            "is in the data directory of table {schema}.{name}; register a copy outside data/ instead"
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -160,20 +172,30 @@ mod tests {
 
     #[test]
     fn paths_must_stay_inside_the_store() {
+        let table = TableRef::new(None, "t").unwrap();
         assert_eq!(
-            checked_path("./imports/a.parquet").unwrap(),
+            checked_path(&table, "./imports/a.parquet").unwrap(),
             "imports/a.parquet"
         );
+        assert_eq!(
+            checked_path(&table, "data/public/t/a.parquet").unwrap(),
+            "data/public/t/a.parquet"
+        );
+        let other = checked_path(&table, "data/public/other/a.parquet").unwrap_err();
+        assert!(other.to_string().contains("table public.other"), "{other}");
         for bad in [
             "/etc/passwd",
             "../x.parquet",
             "a/../../b",
             "s3://b/k",
             "_catalog/x.json",
+            "_quarantine/_catalog/x.json",
+            "lance/public/v/data/x.lance",
+            "data/s/t/x.parquet",
             "a//b",
             "",
         ] {
-            assert!(checked_path(bad).is_err(), "{bad}");
+            assert!(checked_path(&table, bad).is_err(), "{bad}");
         }
     }
 }
