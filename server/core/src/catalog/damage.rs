@@ -88,6 +88,19 @@ impl State {
         );
     }
 
+    /// The newest version of `table` read so far, good or damaged: a
+    /// refresh reads only newer ones, so damage is logged once, not at
+    /// every refresh.
+    pub(super) fn newest_known(&self, table: &TableRef) -> u64 {
+        let good = self.tables.get(table).map_or(0, |t| t.latest.version);
+        let damaged = self
+            .damaged
+            .get(table)
+            .and_then(|d| d.last_key_value())
+            .map_or(0, |(v, _)| *v);
+        good.max(damaged)
+    }
+
     /// The damage that stops `table` from being read or written: a
     /// damaged manifest newer than every good one.
     pub(super) fn blocking_damage(&self, table: &TableRef) -> Option<Error> {
@@ -355,6 +368,11 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         assert_eq!(catalog.table(good).unwrap().version, 2, "{case}");
+        assert_eq!(
+            catalog.refresh().await.unwrap(),
+            0,
+            "{case}: damage is read once"
+        );
         let refused = catalog.table(hurt).unwrap_err().to_string();
         assert!(
             refused.contains("_catalog/tables/public/hurt/00000000000000000003.json")

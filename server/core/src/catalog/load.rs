@@ -72,12 +72,7 @@ impl Catalog {
     /// Reads versions of `table` that other writers committed since this
     /// process last looked.
     pub async fn refresh_table(&self, table: &TableRef) -> Result<()> {
-        let known = self
-            .state
-            .read()
-            .tables
-            .get(table)
-            .map_or(0, |s| s.latest.version);
+        let known = self.state.read().newest_known(table);
         let newer: Vec<Path> = self
             .store
             .list(Some(&table_prefix(table)))
@@ -121,7 +116,7 @@ impl Catalog {
                         let Ok(table) = TableRef::new(Some(schema), table) else {
                             continue;
                         };
-                        let known = state.tables.get(&table).map_or(0, |t| t.latest.version);
+                        let known = state.newest_known(&table);
                         if version.is_some_and(|v| v > known) {
                             newer.push(path.clone());
                         }
