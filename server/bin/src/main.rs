@@ -46,7 +46,7 @@ enum Command {
     /// Show the settings `serve` would run with
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Check the catalog in the storage for damaged manifests and missing data files (reads only; exit 1 on a problem)
+    /// Check the catalog in the storage for damaged manifests and missing data files (changes nothing in the catalog; the start-up check writes and deletes one probe object under _tmp/; exit 1 on a problem)
     Doctor(ServeArgs),
     /// Roll a damaged table back to its last good version; damaged manifests move to _quarantine/ (stop the server first, or use the repair_table action)
     Repair(RepairArgs),
