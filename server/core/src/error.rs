@@ -53,6 +53,16 @@ pub enum Error {
     #[error("table {table} changed while this request ran: {detail}")]
     CommitConflict { table: TableRef, detail: String },
 
+    /// A change made on one version of a table that must be committed
+    /// right after it found a newer version there (another writer came
+    /// first); the writer makes the change again on the newest version.
+    #[error("table {table} moved from version {base} to {newest} while this change was made")]
+    BaseMoved {
+        table: TableRef,
+        base: u64,
+        newest: u64,
+    },
+
     /// No credentials, or ones that do not check out.
     #[error("{0}")]
     Unauthenticated(String),

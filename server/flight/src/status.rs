@@ -69,9 +69,9 @@ fn core_code(e: &CoreError) -> Code {
         | CoreError::VersionNotFound { .. }
         | CoreError::FileNotFound(_) => Code::NotFound,
         CoreError::TableExists(_) | CoreError::SchemaExists(_) => Code::AlreadyExists,
-        CoreError::SchemaConflict { .. } | CoreError::CommitConflict { .. } => {
-            Code::FailedPrecondition
-        }
+        CoreError::SchemaConflict { .. }
+        | CoreError::CommitConflict { .. }
+        | CoreError::BaseMoved { .. } => Code::FailedPrecondition,
         CoreError::Unauthenticated(_) => Code::Unauthenticated,
         CoreError::PermissionDenied(_) => Code::PermissionDenied,
         CoreError::Storage { .. } if e.is_storage_full() => Code::ResourceExhausted,

@@ -135,8 +135,21 @@ impl Catalog {
             .clone()
     }
 
-    /// Commits written files as the table's next version.
+    /// Commits written files as the table's next version; an append is
+    /// re-based onto versions other writers committed meanwhile.
     pub async fn commit(&self, commit: Commit) -> Result<Committed> {
+        self.commit_after(commit, None).await
+    }
+
+    /// Commits `commit` as the version right after `base`, never re-based:
+    /// when the newest version is another, fails with
+    /// [`Error::BaseMoved`] (a Lance version already holds its base's rows,
+    /// so the writer makes it again on the newest version instead).
+    pub async fn commit_on(&self, commit: Commit, base: u64) -> Result<Committed> {
+        self.commit_after(commit, Some(base)).await
+    }
+
+    async fn commit_after(&self, commit: Commit, base: Option<u64>) -> Result<Committed> {
         let lock = self.commit_lock(&commit.table);
         let _guard = lock.lock().await;
         for attempt in 1..=MAX_COMMIT_ATTEMPTS {
@@ -149,6 +162,7 @@ impl Catalog {
                 .tables
                 .get(&commit.table)
                 .map(|s| s.latest.clone());
+            check_base(&commit.table, base, previous.as_deref())?;
             let manifest = self.next_manifest(&commit, previous.as_deref())?;
             match self.put_manifest(&manifest).await {
                 Ok(()) => {
@@ -278,15 +292,19 @@ impl Catalog {
         })
     }
 
-    /// Commits a new version of a live vector table that reads dataset
-    /// version `data` and adds no rows (an index was built or dropped).
+    /// Commits, as the version right after `base`, a version of a live
+    /// vector table that reads dataset version `data` and adds no rows (an
+    /// index was built, dropped or extended); [`Error::BaseMoved`] when
+    /// another version came first.
     pub async fn commit_lance_version(
         &self,
         table: &TableRef,
         data: LanceData,
         operation: Operation,
+        base: u64,
     ) -> Result<u64> {
         self.commit_derived(table, |current| {
+            check_base(table, Some(base), Some(current))?;
             Ok(Manifest {
                 version: current.version + 1,
                 operation,
@@ -398,6 +416,24 @@ impl Catalog {
         written
             .map(|_| ())
             .map_err(|e| Error::storage(format!("writing manifest {path}"), e))
+    }
+}
+
+/// [`Error::BaseMoved`] when a commit that must follow `base` would follow
+/// another version.
+fn check_base(table: &TableRef, base: Option<u64>, previous: Option<&Manifest>) -> Result<()> {
+    match (base, previous) {
+        (Some(base), Some(previous)) if previous.version != base => Err(Error::BaseMoved {
+            table: table.clone(),
+            base,
+            newest: previous.version,
+        }),
+        (Some(base), None) => Err(Error::BaseMoved {
+            table: table.clone(),
+            base,
+            newest: 0,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -418,6 +418,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_commit_on_a_base_is_never_rebased() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let one = Catalog::load(store.clone()).await.unwrap();
+        let two = Catalog::load(store.clone()).await.unwrap();
+        let t = TableRef::new(None, "t").unwrap();
+        one.commit(commit(&t, WriteMode::Create, 1, None))
+            .await
+            .unwrap();
+        two.refresh_table(&t).await.unwrap();
+        one.commit_on(commit(&t, WriteMode::Append, 2, None), 1)
+            .await
+            .unwrap();
+        // The second catalog still sees version 1 newest; the store says 2.
+        let moved = two
+            .commit_on(commit(&t, WriteMode::Append, 3, None), 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                moved,
+                Error::BaseMoved {
+                    base: 1,
+                    newest: 2,
+                    ..
+                }
+            ),
+            "{moved}"
+        );
+        // It read version 2 on the way: a commit on it lands.
+        let v = two
+            .commit_on(commit(&t, WriteMode::Append, 3, None), 2)
+            .await
+            .unwrap();
+        assert_eq!((v.version, two.table(&t).unwrap().total_rows()), (3, 6));
+        let stale = one
+            .commit_on(commit(&t, WriteMode::Append, 4, None), 2)
+            .await
+            .unwrap_err();
+        assert!(matches!(stale, Error::BaseMoved { .. }), "{stale}");
+    }
+    #[tokio::test]
     async fn dropped_tables_disappear_and_can_be_recreated() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let catalog = Catalog::load(store.clone()).await.unwrap();

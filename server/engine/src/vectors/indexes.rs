@@ -27,9 +27,9 @@ use lance_index::{IndexParams as LanceIndexParams, IndexType};
 use tracing::{info, warn};
 
 use super::search::distance_type;
-use super::{VectorTables, describe, is_vector_type, lance_error, lance_message};
+use super::{Change, Pin, VectorTables, is_vector_type, lance_error, lance_message};
 use crate::error::{Error, Result};
-use lakehouse_core::catalog::{Catalog, Manifest, Operation, TableRef};
+use lakehouse_core::catalog::{Catalog, Manifest, TableRef};
 
 /// How often a long index build says it is still working.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
@@ -49,6 +49,7 @@ impl VectorTables {
         let lock = self.lock(&table);
         let _serialised = lock.lock().await;
         let (manifest, mut dataset) = self.live_dataset(catalog, &table).await?;
+        let on = dataset.version().version;
         let field = manifest
             .schema
             .field_with_name(&request.column)
@@ -104,10 +105,8 @@ impl VectorTables {
                 }
             }
         }
-        let data = describe(&table, &dataset).await?;
-        self.make_durable(&table).await?;
-        let version = catalog
-            .commit_lance_version(&table, data, Operation::Index)
+        let version = self
+            .land_index(catalog, &table, manifest, on, dataset)
             .await?;
         info!(table = %table, index = %name, version, seconds = started.elapsed().as_secs_f64(), "index built");
         Ok(IndexInfo {
@@ -123,15 +122,14 @@ impl VectorTables {
         let table = TableRef::parse(table)?;
         let lock = self.lock(&table);
         let _serialised = lock.lock().await;
-        let (_, mut dataset) = self.live_dataset(catalog, &table).await?;
+        let (manifest, mut dataset) = self.live_dataset(catalog, &table).await?;
+        let on = dataset.version().version;
         dataset
             .drop_index(name)
             .await
             .map_err(|e| index_error(&table, name, e))?;
-        let data = describe(&table, &dataset).await?;
-        self.make_durable(&table).await?;
-        let version = catalog
-            .commit_lance_version(&table, data, Operation::Index)
+        let version = self
+            .land_index(catalog, &table, manifest, on, dataset)
             .await?;
         info!(table = %table, index = name, version, "index dropped");
         Ok(version)
@@ -205,45 +203,73 @@ impl VectorTables {
     async fn fold(&self, catalog: &Catalog, table: &TableRef) -> Result<Option<u64>> {
         let lock = self.lock(table);
         let _serialised = lock.lock().await;
-        let (_, mut dataset) = self.live_dataset(catalog, table).await?;
-        let indexes = dataset
+        let pinned = vector_manifest(catalog, table)?
+            .lance
+            .expect("a vector table pins a dataset version");
+        let indexes = self
+            .open(table, &pinned)
+            .await?
             .load_indices()
             .await
             .map_err(|e| lance_error(table, "listing the indexes of", e))?;
         if indexes.iter().all(lance_index::is_system_index) {
             return Ok(None);
         }
+        let (manifest, mut dataset) = self.live_dataset(catalog, table).await?;
+        let on = dataset.version().version;
         info!(table = %table, "folding appended rows into the indexes");
         dataset
             .optimize_indices(&OptimizeOptions::append())
             .await
             .map_err(|e| lance_error(table, "optimizing the indexes of", e))?;
-        let data = describe(table, &dataset).await?;
-        self.make_durable(table).await?;
-        let version = catalog
-            .commit_lance_version(table, data, Operation::Index)
+        let version = self
+            .land_index(catalog, table, manifest, on, dataset)
             .await?;
         Ok(Some(version))
     }
 
-    /// The live manifest of a vector table and its dataset, restored to
-    /// the pinned version if a failed write left it ahead.
+    /// The live manifest of a vector table and its dataset at the pinned
+    /// version, made the newest, for an index change to commit on.
     async fn live_dataset(
         &self,
         catalog: &Catalog,
         table: &TableRef,
-    ) -> Result<(std::sync::Arc<Manifest>, Dataset)> {
-        let manifest = vector_manifest(catalog, table)?;
-        let pinned = manifest
-            .lance
-            .expect("a vector table pins a dataset version");
-        let uri = self.uri(table)?;
-        let dataset = self.at_pinned(table, &uri, &pinned).await?;
-        Ok((manifest, dataset))
+    ) -> Result<(Arc<Manifest>, Dataset)> {
+        vector_manifest(catalog, table)?;
+        self.pinned_head(catalog, table).await
+    }
+
+    /// Lands an index change, committed to the dataset as `applied` on
+    /// its version `on`, as an `index` version after `base`.
+    async fn land_index(
+        &self,
+        catalog: &Catalog,
+        table: &TableRef,
+        base: Arc<Manifest>,
+        on: u64,
+        applied: Dataset,
+    ) -> Result<u64> {
+        let operation = applied
+            .read_transaction()
+            .await
+            .map_err(|e| lance_error(table, "reading the index change of", e))?
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "vector table {table}: the dataset did not record its index change"
+                ))
+            })?
+            .operation;
+        let change = Change {
+            base,
+            operation,
+            applied: Some((on, applied)),
+            pin: Pin::Index,
+        };
+        Ok(self.land(catalog, table, change).await?.0.version)
     }
 }
 
-fn vector_manifest(catalog: &Catalog, table: &TableRef) -> Result<std::sync::Arc<Manifest>> {
+fn vector_manifest(catalog: &Catalog, table: &TableRef) -> Result<Arc<Manifest>> {
     let manifest = catalog.table(table)?;
     if manifest.lance.is_none() {
         return Err(Error::invalid(format!(

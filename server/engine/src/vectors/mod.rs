@@ -5,13 +5,15 @@
 //! the storage root, so it gets Lance's vector and full-text indexes. Each
 //! catalog version pins the dataset version it reads: the table's versions
 //! are the catalog's, and time travel, history and drop work as for Parquet
-//! tables. Writes to one table are serialised in this process and each
-//! starts from the dataset version the catalog pins, restoring it first if
-//! an earlier write reached Lance but not the catalog, so an uncommitted
-//! write can never become visible through a later one. One Lance session
-//! with bounded caches serves every table.
+//! tables. Writes to one table are serialised in this process, and each
+//! lands on the dataset version the catalog pins (see `landing`), so a
+//! write that reached Lance but not the catalog never becomes visible
+//! through a later one, and one server's append is never lost to another's
+//! on the same storage. One Lance session with bounded caches serves every
+//! table.
 
 mod indexes;
+mod landing;
 mod search;
 
 use std::collections::HashMap;
@@ -23,14 +25,15 @@ use lance::Dataset;
 use lance::dataset::builder::DatasetBuilder;
 use lance::dataset::{InsertBuilder, WriteMode as LanceMode, WriteParams};
 use lance::session::Session;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::error::{CoreError, Error, Result};
 use lakehouse_core::catalog::{
-    Catalog, Commit, Committed, LanceData, LanceWrite, TableRef, WriteMode,
+    Catalog, Commit, Committed, LanceData, LanceWrite, Manifest, TableRef, WriteMode,
 };
 use lakehouse_core::storage::Storage;
 
+use landing::{Change, Pin};
 pub use search::{Searcher, default_ef};
 
 /// Metadata cache budget of the shared session, in bytes.
@@ -194,17 +197,12 @@ impl VectorTables {
                 )));
             }
         }
+        if appending {
+            let live = live.expect("an appended table is live");
+            return self.append(catalog, request, live, batches).await;
+        }
         let uri = self.uri(table)?;
-        let pinned = live.as_ref().and_then(|m| m.lance);
-        let dataset = if appending {
-            let pinned = pinned.expect("an appended Lance table has a pinned version");
-            Some(Arc::new(self.at_pinned(table, &uri, &pinned).await?))
-        } else {
-            None
-        };
-        let mode = if appending {
-            LanceMode::Append
-        } else if self.exists(&uri).await {
+        let mode = if self.exists(&uri).await {
             // A dataset left by a dropped table or an uncommitted create.
             LanceMode::Overwrite
         } else {
@@ -216,68 +214,65 @@ impl VectorTables {
             session: Some(self.session.clone()),
             ..WriteParams::default()
         };
-        let builder = match dataset {
-            Some(dataset) => InsertBuilder::new(dataset),
-            None => InsertBuilder::new(uri.as_str()),
-        };
-        let written = builder
+        let written = InsertBuilder::new(uri.as_str())
             .with_params(&params)
             .execute_stream(batches)
             .await
             .map_err(|e| lance_error(table, "writing", e))?;
         let data = describe(table, &written).await?;
-        let rows_added = match (appending, pinned) {
-            (true, Some(pinned)) => data.rows.saturating_sub(pinned.rows),
-            _ => data.rows,
-        };
         self.make_durable(table).await?;
-        let committed = catalog
+        Ok(catalog
             .commit(Commit {
                 table: table.clone(),
                 mode: request.mode,
                 schema: request.schema.clone(),
                 files: Vec::new(),
-                lance: Some(LanceWrite { data, rows_added }),
+                lance: Some(LanceWrite {
+                    data,
+                    rows_added: data.rows,
+                }),
                 idempotency_key: request.idempotency_key.map(str::to_string),
                 evolve: false,
             })
-            .await;
-        match &committed {
-            Ok(_) if appending => self.fold_appended_rows(catalog.clone(), table.clone()),
-            Ok(_) => {}
-            Err(_) => {
-                if let Some(pinned) = pinned
-                    && let Err(e) = self.at_pinned(table, &uri, &pinned).await
-                {
-                    warn!(table = %table, error = %e, "could not roll the dataset back after a failed commit; the next write will");
-                }
-            }
-        }
-        Ok(committed?)
+            .await?)
     }
 
-    /// The latest dataset, first restored to `pinned` when a write that
-    /// never reached the catalog left it ahead.
-    async fn at_pinned(&self, table: &TableRef, uri: &str, pinned: &LanceData) -> Result<Dataset> {
-        let latest = DatasetBuilder::from_uri(uri)
-            .with_session(self.session.clone())
-            .load()
+    /// Writes the appended rows as new fragments beside the pinned version,
+    /// then lands them as the table's next version (on a newer one when
+    /// another writer came first).
+    async fn append(
+        self: &Arc<Self>,
+        catalog: &Arc<Catalog>,
+        request: WriteRequest<'_>,
+        live: Arc<Manifest>,
+        batches: SendableRecordBatchStream,
+    ) -> Result<Committed> {
+        let table = request.table;
+        let pinned = live
+            .lance
+            .expect("an appended Lance table has a pinned version");
+        let base = self.open(table, &pinned).await?;
+        let params = WriteParams {
+            mode: LanceMode::Append,
+            session: Some(self.session.clone()),
+            ..WriteParams::default()
+        };
+        let written = InsertBuilder::new(Arc::new(base))
+            .with_params(&params)
+            .execute_uncommitted_stream(batches)
             .await
-            .map_err(|e| lance_error(table, "opening", e))?;
-        if latest.version().version == pinned.version {
-            return Ok(latest);
+            .map_err(|e| lance_error(table, "writing", e))?;
+        let change = Change {
+            base: live,
+            operation: written.operation,
+            applied: None,
+            pin: Pin::Rows(request),
+        };
+        let (committed, _) = self.land(catalog, table, change).await?;
+        if !committed.deduplicated {
+            self.fold_appended_rows(catalog.clone(), table.clone());
         }
-        warn!(table = %table, pinned = pinned.version, latest = latest.version().version,
-            "dataset is ahead of the catalog (an earlier write was not committed); restoring the committed version");
-        let mut restored = latest
-            .checkout_version(pinned.version)
-            .await
-            .map_err(|e| lance_error(table, "checking out", e))?;
-        restored
-            .restore()
-            .await
-            .map_err(|e| lance_error(table, "restoring", e))?;
-        Ok(restored)
+        Ok(committed)
     }
 }
 

@@ -175,9 +175,11 @@ pub fn for_extension(e: Error) -> ExtensionError {
         Error::Core(CoreError::TableExists(_) | CoreError::SchemaExists(_)) => {
             ExtensionError::AlreadyExists(message)
         }
-        Error::Core(CoreError::SchemaConflict { .. } | CoreError::CommitConflict { .. }) => {
-            ExtensionError::FailedPrecondition(message)
-        }
+        Error::Core(
+            CoreError::SchemaConflict { .. }
+            | CoreError::CommitConflict { .. }
+            | CoreError::BaseMoved { .. },
+        ) => ExtensionError::FailedPrecondition(message),
         Error::ResourceExhausted(_) => ExtensionError::ResourceExhausted(message),
         Error::Extension(inner) => inner,
         _ => ExtensionError::Internal(message),
