@@ -30,9 +30,10 @@ def statement_query(sql: str) -> flight.FlightDescriptor:
     return flight.FlightDescriptor.for_command(command("CommandStatementQuery", field(1, sql.encode())))
 
 
-def statement_ingest(table: str) -> flight.FlightDescriptor:
-    """CommandStatementIngest creating `table` (if_not_exist CREATE, if_exists FAIL)."""
-    options = bytes([0x08, 0x01, 0x10, 0x01])
+def statement_ingest(table: str, if_exists: int = 1) -> flight.FlightDescriptor:
+    """CommandStatementIngest creating `table` (if_not_exist CREATE; if_exists
+    FAIL by default, 2 to APPEND, 3 to REPLACE)."""
+    options = bytes([0x08, 0x01, 0x10, if_exists])
     return flight.FlightDescriptor.for_command(
         command("CommandStatementIngest", field(1, options) + field(2, table.encode()))
     )

@@ -23,6 +23,7 @@ impl Catalog {
             generation: AtomicU64::new(0),
             commit_locks: Mutex::new(HashMap::new()),
             local_dir: None,
+            activity: Arc::default(),
         };
         let objects = catalog.list_catalog().await?;
 

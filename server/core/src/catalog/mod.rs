@@ -14,6 +14,7 @@
 //! what no version needs. It knows nothing of SQL, Flight or Parquet
 //! encoding.
 
+mod activity;
 mod commit;
 mod compaction;
 mod compat;
@@ -31,6 +32,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
 
+pub use activity::{Activity, LEASE_AFTER, LEASE_EXPIRY, Reading, Uploading};
 pub use commit::{Commit, Committed, LanceWrite, WriteMode, delete_uncommitted};
 pub use compat::{evolve_schema, schema_differences, table_schema_for, types_compatible};
 pub use damage::{Damage, Repaired};
@@ -129,6 +131,8 @@ pub struct Catalog {
     /// The store's directory when it is local, for what only the file
     /// system shows (abandoned upload parts).
     local_dir: Option<std::path::PathBuf>,
+    /// Reads and uploads in flight, which vacuum leaves alone.
+    activity: Arc<Activity>,
 }
 
 impl Catalog {
@@ -154,6 +158,18 @@ impl Catalog {
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// Marks `version` of `table` as being read until the guard drops, so
+    /// that vacuum keeps it and its files.
+    pub fn reading(&self, table: &TableRef, version: u64) -> Reading {
+        self.activity.reading(table, version)
+    }
+
+    /// Marks an upload to `table` as in flight until the guard drops, so
+    /// that vacuum keeps the files it writes before it commits.
+    pub fn uploading(&self, table: &TableRef) -> Uploading {
+        self.activity.uploading(self.store.clone(), table)
     }
 
     pub fn schema_names(&self) -> Vec<String> {

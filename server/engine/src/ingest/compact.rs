@@ -149,6 +149,7 @@ impl Ingest {
             return Ok(nothing);
         }
         let started = Instant::now();
+        let _uploading = self.catalog.uploading(table);
         let merged = self.merge(table, &manifest, &small).await?;
         let written_rows: u64 = merged.iter().map(|f| f.rows).sum();
         let replaced: Vec<String> = small.iter().map(|f| f.path.clone()).collect();

@@ -145,6 +145,7 @@ impl Ingest {
                 .write_lance(vectors, request, table_schema, batches, started)
                 .await;
         }
+        let _uploading = self.catalog.uploading(&request.table);
         let mut files = ParquetFiles::new(
             self.catalog.store().clone(),
             data_prefix(&request.table),

@@ -150,7 +150,7 @@ fn checked_path(table: &TableRef, path: &str) -> Result<String> {
     {
         return bad("must not contain empty, '.' or '..' segments");
     }
-    if ["_catalog/", "_tmp/", "_quarantine/", "lance/"]
+    if ["_catalog/", "_tmp/", "_quarantine/", "_leases/", "lance/"]
         .iter()
         .any(|own| trimmed.starts_with(own))
     {

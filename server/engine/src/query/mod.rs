@@ -25,11 +25,12 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use lakehouse_extension::ParameterizedTable;
 use url::Url;
 
@@ -39,10 +40,12 @@ pub use statement::{Planned, Update};
 use crate::error::{Error, Result};
 use crate::ingest::{Ingest, IngestRequest};
 use crate::vectors::VectorTables;
-use lakehouse_core::catalog::{CATALOG_NAME, Catalog, DEFAULT_SCHEMA, TableRef, WriteMode};
+use lakehouse_core::catalog::{
+    CATALOG_NAME, Catalog, DEFAULT_SCHEMA, Reading, TableRef, WriteMode,
+};
 use lakehouse_core::storage::{STORE_URL, Storage};
 use lakehouse_core::types::classic_schema;
-use provider::{LakehouseCatalog, Nullability};
+use provider::{LakehouseCatalog, Nullability, ParquetTable};
 use statement::{
     classify, looks_like_path, number_question_marks, refuse_dangerous, versioned_table_ref,
 };
@@ -61,6 +64,24 @@ fn parameterized_scans(plan: &LogicalPlan) -> Result<Vec<ParameterizedTable>> {
     })
     .map_err(Error::from_datafusion)?;
     Ok(found)
+}
+
+/// Marks every Parquet table version `plan` scans as being read, so that
+/// vacuum keeps it while the guards live.
+fn versions_read(catalog: &Catalog, plan: &LogicalPlan) -> Result<Vec<Reading>> {
+    let mut reading = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(table) = provider.downcast_ref::<ParquetTable>()
+        {
+            let manifest = table.manifest();
+            reading.push(catalog.reading(&manifest.table, manifest.version));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(Error::from_datafusion)?;
+    Ok(reading)
 }
 
 /// Replaces each table function call waiting for parameters with the
@@ -384,10 +405,19 @@ impl QueryEngine {
         let state = SessionStateBuilder::new_from_existing(state)
             .with_runtime_env(Arc::new(runtime))
             .build();
-        DataFrame::new(state, plan)
+        let reading = versions_read(&self.catalog, &plan)?;
+        let stream = DataFrame::new(state, plan)
             .execute_stream()
             .await
-            .map_err(Error::from_datafusion)
+            .map_err(Error::from_datafusion)?;
+        let schema = stream.schema();
+        // The guards go with the stream: vacuum keeps the versions until
+        // the last batch is read or the reader goes away.
+        let stream = stream.map(move |batch| {
+            let _reading = &reading;
+            batch
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 
     /// Runs an update; returns the rows it wrote.

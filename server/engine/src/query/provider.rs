@@ -169,6 +169,11 @@ impl ParquetTable {
         Self { manifest, schema }
     }
 
+    /// The version scanned.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
     /// What the manifest knows of one file: exact rows, and per column the
     /// null count and bounds recorded at ingest, and the in-memory size of
     /// fixed-width columns.
