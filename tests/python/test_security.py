@@ -11,7 +11,9 @@ import hmac
 import json
 import os
 import subprocess
+import threading
 import time
+import urllib.request
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
@@ -134,6 +136,64 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(secured):
     assert len(set(answers)) == 1, answers
     assert "invalid credentials" in answers[0]
     assert "ada" not in answers[0] and "nobody" not in answers[0]
+
+
+def received_bytes(server) -> float:
+    with urllib.request.urlopen(f"http://{server.http_address}/metrics", timeout=30) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith("lakehouse_received_bytes_total "):
+                return float(line.split()[1])
+    raise AssertionError("no lakehouse_received_bytes_total in /metrics")
+
+
+def test_an_unauthenticated_body_is_never_read(secured):
+    client = flight.connect(secured.uri)
+    before = received_bytes(secured)
+    huge = flight.FlightDescriptor.for_command(b"x" * (48 << 20))
+    started = time.monotonic()
+    with pytest.raises(flight.FlightUnauthenticatedError, match="authentication required"):
+        client.get_flight_info(huge)
+    with pytest.raises(flight.FlightUnauthenticatedError, match="authentication required"):
+        list(client.do_action(flight.Action("vacuum", b"y" * (48 << 20))))
+    assert time.monotonic() - started < 10
+    # Bodies an authenticated call sends are counted; these never were.
+    assert received_bytes(secured) - before < 1 << 20
+
+
+def test_a_login_flood_is_throttled_while_a_logged_in_client_keeps_its_answers(secured):
+    good = flight.connect(secured.uri)
+    good_options = login(good, "rita")
+    query = statement_query("SELECT 1 AS one")
+    latencies, refusals, stop = [], [], threading.Event()
+
+    def keep_querying():
+        while not stop.is_set():
+            started = time.monotonic()
+            info = good.get_flight_info(query, good_options)
+            assert good.do_get(info.endpoints[0].ticket, good_options).read_all().num_rows == 1
+            latencies.append(time.monotonic() - started)
+
+    querying = threading.Thread(target=keep_querying)
+    querying.start()
+    try:
+        attacker = flight.connect(secured.uri)
+        for attempt in range(1000):
+            with pytest.raises(flight.FlightUnauthenticatedError) as refused:
+                attacker.authenticate_basic_token("ada", f"guess-{attempt}")
+            refusals.append(str(refused.value))
+    finally:
+        stop.set()
+        querying.join()
+    throttled = [r for r in refusals if "too many failed logins" in r]
+    # Five guesses are checked; after that each waits out a doubling delay.
+    assert len(throttled) >= 990, refusals[:8]
+    assert "retry in" in throttled[0]
+    assert len(latencies) >= 10 and max(latencies) < 1.0, (len(latencies), max(latencies))
+    # The right password is refused too while the name waits, without
+    # saying whether it was right; a bearer token still works.
+    with pytest.raises(flight.FlightUnauthenticatedError, match="too many failed logins"):
+        flight.connect(secured.uri).authenticate_basic_token("ada", PASSWORDS["ada"])
+    assert list(good.list_actions(good_options))
 
 
 def signed(claims: dict) -> str:

@@ -30,7 +30,7 @@ use lakehouse_ext_embed::Models;
 use lakehouse_extension::Registry;
 use lakehouse_extension::{EmbeddingService, Host};
 use lakehouse_flight::Limits;
-use lakehouse_flight::{FlightSql, LakehouseFlightService};
+use lakehouse_flight::{FlightSql, Gate, LakehouseFlightService};
 use lakehouse_http::{self, Probes};
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,9 @@ pub struct Server {
     /// The HTTP probes' listener, unless turned off.
     http: Option<(TcpListener, Probes)>,
     service: LakehouseFlightService,
+    /// Authenticates every call before its body is read, when
+    /// authentication is on.
+    gate: Option<Gate>,
     tls: Option<ServerTlsConfig>,
     max_message_bytes: usize,
     limits: Limits,
@@ -247,6 +250,7 @@ impl Server {
             .map_err(ServeError::Auth)?
             .map(Arc::new);
         let protected = auth.is_some();
+        let gate = auth.clone().map(Gate::new);
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let catalog_handle = catalog.clone();
         let service = FlightSql::new(Arc::new(engine), catalog, ingest, actions)
@@ -298,6 +302,7 @@ impl Server {
             listener,
             http,
             service,
+            gate,
             tls,
             max_message_bytes: config.max_message_bytes,
             limits: config.limits.clone(),
@@ -358,6 +363,7 @@ impl Server {
             // 1 GB download, 23,600 context switches per scan, now 3,200).
             .max_frame_size(MAX_FRAME_BYTES)
             .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
+            .layer(tower::util::option_layer(self.gate))
             .layer(tower::util::MapRequestLayer::new(
                 lakehouse_flight::watch_upload(self.limits.max_upload_bytes),
             ))

@@ -67,6 +67,11 @@ pub enum Error {
     #[error("{0}")]
     Unauthenticated(String),
 
+    /// Password logins refused without checking, after too many failures
+    /// from the client or for the user name.
+    #[error("too many failed logins {who}; retry in {retry_after_secs} s")]
+    LoginsThrottled { who: String, retry_after_secs: u64 },
+
     /// Authenticated, but the caller's role does not allow the operation.
     #[error("permission denied: {0}")]
     PermissionDenied(String),

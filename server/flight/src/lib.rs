@@ -11,6 +11,7 @@
 
 mod access;
 pub mod fuzzing;
+mod gate;
 mod planned;
 mod prepared;
 mod put;
@@ -48,6 +49,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+pub use gate::Gate;
 pub use service::LakehouseFlightService;
 pub use upload_watch::watch as watch_upload;
 

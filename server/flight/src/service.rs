@@ -86,10 +86,13 @@ impl LakehouseFlightService {
             .unwrap_or_else(|_| Err(timed_out(self.query_timeout)))
     }
 
-    /// Authenticates `request` and attaches the caller's identity to it.
+    /// Attaches the caller's identity to `request`: the one the [`crate::Gate`]
+    /// found, or (without a gate in front) from its credentials.
     async fn admit<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
-        let identity = self.identify(request.metadata()).await?;
-        request.extensions_mut().insert(identity);
+        if request.extensions().get::<Identity>().is_none() {
+            let identity = self.identify(request.metadata()).await?;
+            request.extensions_mut().insert(identity);
+        }
         Ok(request)
     }
 
@@ -243,10 +246,13 @@ impl FlightService for LakehouseFlightService {
                 let Some(auth) = &self.auth else {
                     return FlightService::handshake(self.inner.as_ref(), request).await;
                 };
-                let identity = auth
-                    .authenticate(authorization(request.metadata()))
-                    .await
-                    .into_status()?;
+                let identity = match request.extensions().get::<Identity>() {
+                    Some(checked) => checked.clone(),
+                    None => auth
+                        .authenticate(authorization(request.metadata()))
+                        .await
+                        .into_status()?,
+                };
                 let token = auth.issue_token(&identity);
                 tracing::info!(user = %identity.name, role = %identity.role, "logged in");
                 let header = MetadataValue::try_from(format!("Bearer {token}"))

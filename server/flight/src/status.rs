@@ -72,7 +72,7 @@ fn core_code(e: &CoreError) -> Code {
         CoreError::SchemaConflict { .. }
         | CoreError::CommitConflict { .. }
         | CoreError::BaseMoved { .. } => Code::FailedPrecondition,
-        CoreError::Unauthenticated(_) => Code::Unauthenticated,
+        CoreError::Unauthenticated(_) | CoreError::LoginsThrottled { .. } => Code::Unauthenticated,
         CoreError::PermissionDenied(_) => Code::PermissionDenied,
         CoreError::Storage { .. } if e.is_storage_full() => Code::ResourceExhausted,
         CoreError::Storage { .. } | CoreError::Internal(_) => Code::Internal,
@@ -117,6 +117,16 @@ impl<E: Into<Error>> ToStatus for E {
 fn status_of(e: Error) -> Status {
     let code = code(&e);
     let text = message(&e);
+    if let Error::Core(CoreError::LoginsThrottled {
+        retry_after_secs, ..
+    }) = &e
+    {
+        let mut status = Status::new(code, text);
+        status
+            .metadata_mut()
+            .insert("retry-after", (*retry_after_secs).into());
+        return status;
+    }
     match code {
         Code::Internal | Code::DataLoss => {
             let request_id = uuid::Uuid::new_v4();

@@ -13,9 +13,11 @@
 
 mod password;
 mod role;
+mod throttle;
 mod token;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -29,6 +31,8 @@ use tracing::info;
 
 pub use password::{hash_password, random_secret, token_digest};
 pub use role::{Identity, Role};
+pub use throttle::{FREE_FAILURES, MAX_WAIT};
+use throttle::{Subject, Throttle};
 use token::{Claims, TokenError, TokenSigner};
 
 use crate::error::{Error, Result};
@@ -102,6 +106,8 @@ pub struct Authenticator {
     cache_salt: [u8; 16],
     verified_basic: Mutex<HashMap<Vec<u8>, (String, Instant)>>,
     verifying: Semaphore,
+    /// Failed password logins by client address and user name.
+    throttle: Throttle,
 }
 
 impl Authenticator {
@@ -177,12 +183,23 @@ impl Authenticator {
             cache_salt: password::random_bytes(),
             verified_basic: Mutex::new(HashMap::new()),
             verifying: Semaphore::new(CONCURRENT_VERIFICATIONS),
+            throttle: Throttle::default(),
         }))
     }
 
     /// The identity a call's `authorization` header (its raw value, `None`
     /// when absent) proves.
     pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Identity> {
+        self.authenticate_from(None, authorization).await
+    }
+
+    /// [`Self::authenticate`] for a call from `client`: failed password
+    /// logins from it, or for the same user name, are throttled.
+    pub async fn authenticate_from(
+        &self,
+        client: Option<IpAddr>,
+        authorization: Option<&[u8]>,
+    ) -> Result<Identity> {
         let header = authorization
             .ok_or_else(|| {
                 Error::Unauthenticated(
@@ -198,7 +215,7 @@ impl Authenticator {
             let decoded = BASIC_BASE64.decode(value).map_err(|_| invalid())?;
             let text = String::from_utf8(decoded).map_err(|_| invalid())?;
             let (name, password) = text.split_once(':').ok_or_else(invalid)?;
-            self.check_password(name, password).await
+            self.login(client, name, password).await
         } else if scheme.eq_ignore_ascii_case("bearer") {
             self.check_bearer(value)
         } else {
@@ -238,7 +255,9 @@ impl Authenticator {
             .ok_or_else(invalid)
     }
 
-    async fn check_password(&self, name: &str, password: &str) -> Result<Identity> {
+    /// Checks a password unless the client or the name must wait after
+    /// failed logins; records the outcome.
+    async fn login(&self, client: Option<IpAddr>, name: &str, password: &str) -> Result<Identity> {
         let key = self.cache_key(name, password);
         if let Some((cached, at)) = self.verified_basic.lock().get(&key)
             && at.elapsed() < BASIC_CACHE_TTL
@@ -246,10 +265,45 @@ impl Authenticator {
         {
             return self.identity(name).ok_or_else(invalid);
         }
+        let mut subjects = vec![Subject::User(name.to_string())];
+        subjects.extend(client.map(Subject::Client));
+        if let Some((who, wait)) = self.throttle.waiting(&subjects) {
+            return Err(Error::LoginsThrottled {
+                who: who.to_string(),
+                retry_after_secs: wait.as_secs_f64().ceil() as u64,
+            });
+        }
+        let checked = self.check_password(key, name, password, &subjects).await;
+        match &checked {
+            Ok(_) => self.throttle.succeeded(&subjects),
+            Err(Error::Unauthenticated(_)) => {
+                self.throttle.failed(&subjects);
+                info!(user = name, client = ?client, "failed login");
+            }
+            Err(_) => {}
+        }
+        checked
+    }
+
+    async fn check_password(
+        &self,
+        key: Vec<u8>,
+        name: &str,
+        password: &str,
+        subjects: &[Subject],
+    ) -> Result<Identity> {
         let known = self.password_hashes.get(name);
         let hash = known.unwrap_or(&self.decoy_hash).clone();
         let password = password.to_string();
         let _permit = self.verifying.acquire().await.map_err(|_| invalid())?;
+        // Attempts that queued together: those behind the failures that
+        // started a wait are refused without hashing.
+        if let Some((who, wait)) = self.throttle.waiting(subjects) {
+            return Err(Error::LoginsThrottled {
+                who: who.to_string(),
+                retry_after_secs: wait.as_secs_f64().ceil() as u64,
+            });
+        }
         let matches =
             tokio::task::spawn_blocking(move || password::verify_password(&hash, &password))
                 .await
