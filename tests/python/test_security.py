@@ -22,7 +22,7 @@ import pytest
 import trustme
 
 from conftest import Server, server_binary
-from flight_commands import statement_query
+from flight_commands import command, field, statement_query
 
 PASSWORDS = {"rita": "pw-rita", "walt": "pw-walt", "ada": "pw-ada"}
 ROLES = {"rita": "reader", "walt": "writer", "ada": "admin"}
@@ -194,6 +194,39 @@ def test_a_login_flood_is_throttled_while_a_logged_in_client_keeps_its_answers(s
     with pytest.raises(flight.FlightUnauthenticatedError, match="too many failed logins"):
         flight.connect(secured.uri).authenticate_basic_token("ada", PASSWORDS["ada"])
     assert list(good.list_actions(good_options))
+
+
+def test_one_user_cannot_take_every_prepared_statement_or_request(tmp_path, auth_config):
+    config, _ = auth_config
+    server = secured_server(tmp_path / "data", config, "--max-prepared-per-user", "40",
+                            "--max-requests-per-user", "3")
+    try:
+        client = flight.connect(server.uri)
+        rita, walt = login(client, "rita"), login(client, "walt")
+        prepare = flight.Action("CreatePreparedStatement", command("ActionCreatePreparedStatementRequest",
+                                                                   field(1, b"SELECT 1")))
+        for _ in range(40):
+            assert list(client.do_action(prepare, rita))
+        with pytest.raises((flight.FlightError, pa.ArrowInvalid), match="user rita has 40 prepared statements open") as refused:
+            list(client.do_action(prepare, rita))
+        assert "max_prepared_per_user" in str(refused.value)
+        # Another user prepares as before.
+        assert list(client.do_action(prepare, walt))
+
+        # Rita opens three result streams and reads none of them to the end.
+        big = statement_query("SELECT * FROM generate_series(1, 5000000)")
+        streams = [client.do_get(client.get_flight_info(big, rita).endpoints[0].ticket, rita) for _ in range(3)]
+        for stream in streams:
+            stream.read_chunk()
+        with pytest.raises((flight.FlightError, pa.ArrowInvalid), match="user rita has 3 requests in flight") as refused:
+            client.get_flight_info(big, rita)
+        assert "max_requests_per_user" in str(refused.value)
+        info = client.get_flight_info(statement_query("SELECT 2 AS two"), walt)
+        assert client.do_get(info.endpoints[0].ticket, walt).read_all().num_rows == 1
+        for stream in streams:
+            stream.cancel()
+    finally:
+        server.kill()
 
 
 def signed(claims: dict) -> str:

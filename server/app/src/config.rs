@@ -12,7 +12,7 @@ use lakehouse_extension::Selection;
 use lakehouse_core::auth::AuthConfig;
 use lakehouse_engine::ingest::FileLayout;
 use lakehouse_engine::query::QueryOptions;
-use lakehouse_flight::Limits;
+use lakehouse_flight::{Limits, PreparedLimits};
 
 pub use crate::settings::{LogFormat, Settings};
 
@@ -211,6 +211,17 @@ impl ServerConfig {
                 )?,
                 query_timeout: secs(s.query_timeout_secs, "query_timeout_secs")?,
                 max_result_rows: nonzero("max_result_rows", s.max_result_rows)?,
+                max_requests_per_user: given(
+                    nonzero("max_requests_per_user", s.max_requests_per_user)?,
+                    "max_requests_per_user",
+                )?,
+                prepared: PreparedLimits {
+                    max_per_user: given(
+                        nonzero("max_prepared_per_user", s.max_prepared_per_user)?,
+                        "max_prepared_per_user",
+                    )?,
+                    idle: secs(s.prepared_idle_secs, "prepared_idle_secs")?,
+                },
             },
             shutdown_grace: std::time::Duration::from_secs(given(
                 s.shutdown_grace_secs,

@@ -106,6 +106,15 @@ pub struct Settings {
     /// Requests served at once (an open result stream counts until it ends); more are refused ResourceExhausted at once rather than queued
     #[arg(long, env = "LAKEHOUSE_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<usize>,
+    /// Requests one user may have in flight at once (an open result stream counts until it ends); more are refused ResourceExhausted naming this setting; not applied when authentication is off
+    #[arg(long, env = "LAKEHOUSE_MAX_REQUESTS_PER_USER")]
+    pub max_requests_per_user: Option<usize>,
+    /// Prepared statements one user may hold open; preparing more fails ResourceExhausted naming this setting
+    #[arg(long, env = "LAKEHOUSE_MAX_PREPARED_PER_USER")]
+    pub max_prepared_per_user: Option<usize>,
+    /// Seconds a prepared statement may go unused before the server closes it for its client
+    #[arg(long, env = "LAKEHOUSE_PREPARED_IDLE_SECS")]
+    pub prepared_idle_secs: Option<u64>,
     /// Statements whose results run at once; more wait their turn in arrival order, the wait counting against query_timeout_secs; catalog calls never wait (default: twice the cores)
     #[arg(long, env = "LAKEHOUSE_MAX_RUNNING_QUERIES")]
     pub max_running_queries: Option<usize>,
@@ -172,6 +181,9 @@ impl Settings {
             storage_timeout_secs: Some(30),
             max_upload_mb: Some(16 * 1024),
             max_concurrent_requests: Some(256),
+            max_requests_per_user: Some(64),
+            max_prepared_per_user: Some(5_000),
+            prepared_idle_secs: Some(3_600),
             query_timeout_secs: Some(15 * 60),
             allow_unauthenticated: Some(false),
             ..Self::default()

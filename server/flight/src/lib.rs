@@ -21,6 +21,7 @@ mod sql_info;
 mod status;
 mod tickets;
 mod upload_watch;
+mod user_requests;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -63,6 +64,7 @@ use lakehouse_engine::error::{Error, Result};
 use lakehouse_engine::ingest::Ingest;
 use lakehouse_engine::query::{Planned, QueryEngine};
 use planned::PlannedQueries;
+pub use prepared::PreparedLimits;
 use prepared::{PreparedStatement, PreparedStatements};
 use sql_info::{SQL_INFO, XDBC_TYPE_INFO};
 use status::{IntoStatus, ToStatus};
@@ -78,6 +80,10 @@ pub struct Limits {
     pub max_running_queries: usize,
     pub query_timeout: std::time::Duration,
     pub max_result_rows: Option<u64>,
+    /// Requests one user may have in flight at once (not applied when
+    /// authentication is off: then everyone is the same anonymous user).
+    pub max_requests_per_user: usize,
+    pub prepared: PreparedLimits,
 }
 
 type DoGetStream =
@@ -691,7 +697,7 @@ impl FlightSqlService for FlightSql {
     async fn do_action_create_prepared_statement(
         &self,
         query: ActionCreatePreparedStatementRequest,
-        _request: Request<arrow_flight::Action>,
+        request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         if query.transaction_id.is_some() {
             return Err(Error::NotSupported("transactions".into()).to_status());
@@ -708,15 +714,19 @@ impl FlightSqlService for FlightSql {
         } else {
             Bytes::new()
         };
+        let owner = caller(&request).into_status()?.name;
         let handle = self
             .prepared
-            .insert(PreparedStatement {
-                sql: query.query,
-                plan,
-                generation,
-                is_query,
-                parameters: Vec::new(),
-            })
+            .insert(
+                &owner,
+                PreparedStatement {
+                    sql: query.query,
+                    plan,
+                    generation,
+                    is_query,
+                    parameters: Vec::new(),
+                },
+            )
             .into_status()?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle,
@@ -809,10 +819,11 @@ impl FlightSql {
     /// The tonic service: this protocol plus authentication, `GetSchema`
     /// and `PollFlightInfo`.
     pub fn into_service(
-        self,
+        mut self,
         auth: Option<Arc<Authenticator>>,
         limits: &Limits,
     ) -> LakehouseFlightService {
+        self.prepared = PreparedStatements::new(limits.prepared);
         LakehouseFlightService::new(Arc::new(self), auth, limits)
     }
 }

@@ -30,6 +30,7 @@ use super::put::header_options;
 use super::query_slots::QuerySlots;
 use super::status::{IntoStatus, ToStatus, code_name};
 use super::upload_watch::UploadWatch;
+use super::user_requests::{UserPermit, UserRequests};
 use crate::Limits;
 use lakehouse_core::auth::{Authenticator, Identity};
 use lakehouse_core::metrics::{QueryGuard, metrics};
@@ -46,6 +47,8 @@ pub struct LakehouseFlightService {
     /// One permit per request being served.
     requests: Arc<Semaphore>,
     max_requests: usize,
+    /// Requests each user has in flight.
+    user_requests: Arc<UserRequests>,
     /// Where statement results wait their turn to run.
     query_slots: QuerySlots,
     query_timeout: Duration,
@@ -58,6 +61,7 @@ impl LakehouseFlightService {
             auth,
             requests: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
             max_requests: limits.max_concurrent_requests,
+            user_requests: UserRequests::new(limits.max_requests_per_user),
             query_slots: QuerySlots::new(limits.max_running_queries),
             query_timeout: limits.query_timeout,
         }
@@ -86,14 +90,31 @@ impl LakehouseFlightService {
             .unwrap_or_else(|_| Err(timed_out(self.query_timeout)))
     }
 
-    /// Attaches the caller's identity to `request`: the one the [`crate::Gate`]
-    /// found, or (without a gate in front) from its credentials.
-    async fn admit<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
-        if request.extensions().get::<Identity>().is_none() {
-            let identity = self.identify(request.metadata()).await?;
-            request.extensions_mut().insert(identity);
-        }
-        Ok(request)
+    /// Attaches the caller's identity to `request` (the one the
+    /// [`crate::Gate`] found, or without a gate in front, from its
+    /// credentials) and takes its permits: one of the server's and, when
+    /// authentication is on, one of the caller's own.
+    async fn admit<T>(&self, mut request: Request<T>) -> Result<(Request<T>, Permits), Status> {
+        let server = self.permit()?;
+        let identity = match request.extensions().get::<Identity>() {
+            Some(identity) => identity.clone(),
+            None => {
+                let identity = self.identify(request.metadata()).await?;
+                request.extensions_mut().insert(identity.clone());
+                identity
+            }
+        };
+        let user = match self.auth {
+            Some(_) => Some(self.user_requests.acquire(&identity.name).into_status()?),
+            None => None,
+        };
+        Ok((
+            request,
+            Permits {
+                _server: server,
+                _user: user,
+            },
+        ))
     }
 
     async fn identify(&self, metadata: &MetadataMap) -> Result<Identity, Status> {
@@ -105,6 +126,13 @@ impl LakehouseFlightService {
                 .into_status()?),
         }
     }
+}
+
+/// What one request holds while it is served.
+#[derive(Debug)]
+struct Permits {
+    _server: OwnedSemaphorePermit,
+    _user: Option<UserPermit>,
 }
 
 /// Decodes a Flight SQL command, refusing bytes that are not a protobuf
@@ -152,7 +180,7 @@ fn observe<T>(rpc: &'static str, result: Result<T, Status>) -> Result<T, Status>
 
 /// The request permit and, for a statement, its query slot: held until the
 /// result stream ends.
-type Held = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
+type Held = (Permits, Option<OwnedSemaphorePermit>);
 
 /// A DoGet result stream that counts the bytes it sends, the query while it
 /// runs, and the call's status when it ends (or `Cancelled` when the client
@@ -278,8 +306,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "ListFlights",
             async {
-                let _permit = self.permit()?;
-                let request = self.admit(request).await?;
+                let (request, _permits) = self.admit(request).await?;
                 FlightService::list_flights(self.inner.as_ref(), request).await
             }
             .await,
@@ -293,8 +320,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "GetFlightInfo",
             async {
-                let _permit = self.permit()?;
-                let request = self.admit(request).await?;
+                let (request, _permits) = self.admit(request).await?;
                 decode_command(
                     &request.get_ref().cmd,
                     "the descriptor is not a Flight SQL command",
@@ -312,8 +338,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "PollFlightInfo",
             async {
-                let _permit = self.permit()?;
-                let request = self.admit(request).await?;
+                let (request, _permits) = self.admit(request).await?;
                 let descriptor = request.get_ref().clone();
                 let info = FlightService::get_flight_info(self.inner.as_ref(), request)
                     .await?
@@ -336,8 +361,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "GetSchema",
             async {
-                let _permit = self.permit()?;
-                let request = self.admit(request).await?;
+                let (request, _permits) = self.admit(request).await?;
                 let schema = self
                     .within_timeout(async {
                         self.inner.schema_for(request.get_ref()).await.into_status()
@@ -359,8 +383,7 @@ impl FlightService for LakehouseFlightService {
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let deadline = tokio::time::Instant::now() + self.query_timeout;
         let result = async {
-            let permit = self.permit()?;
-            let request = self.admit(request).await?;
+            let (request, permit) = self.admit(request).await?;
             let ticket = decode_command(
                 &request.get_ref().ticket,
                 "the ticket is not a Flight SQL ticket",
@@ -399,8 +422,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "DoPut",
             async {
-                let _permit = self.permit()?;
-                let request = self.admit(request).await?;
+                let (request, _permits) = self.admit(request).await?;
                 let watch = request.extensions().get::<UploadWatch>().cloned();
                 let identity = caller(&request).into_status()?;
                 let options = header_options(request.metadata());
@@ -419,8 +441,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "DoAction",
             async {
-                let _permit = self.permit()?;
-                let request = self.admit(request).await?;
+                let (request, _permits) = self.admit(request).await?;
                 FlightService::do_action(self.inner.as_ref(), request).await
             }
             .await,
@@ -434,8 +455,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "ListActions",
             async {
-                let _permit = self.permit()?;
-                let request = self.admit(request).await?;
+                let (request, _permits) = self.admit(request).await?;
                 FlightService::list_actions(self.inner.as_ref(), request).await
             }
             .await,
@@ -449,8 +469,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "DoExchange",
             async {
-                let _permit = self.permit()?;
-                let request = self.admit(request).await?;
+                let (request, _permits) = self.admit(request).await?;
                 FlightService::do_exchange(self.inner.as_ref(), request).await
             }
             .await,
