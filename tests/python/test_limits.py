@@ -122,6 +122,30 @@ def test_queries_past_the_running_limit_wait_for_a_slot(limited):
     assert metric(get(limited, "/metrics")[1], "lakehouse_queued_queries") == 0
 
 
+@pytest.mark.parametrize("limited", [("--max-running-queries", "1", "--result-write-timeout-secs", "2")],
+                         indirect=True)
+def test_a_reader_that_stops_reading_gives_back_its_slot(limited):
+    client = flight.connect(limited.uri)
+    stalled = open_large_result(client)
+    stalled.read_chunk()
+    assert metric(get(limited, "/metrics")[1], "lakehouse_active_queries") == 1
+    # The client keeps its connection and reads no more: after the write
+    # timeout the query stops and its one slot is free again.
+    deadline = time.monotonic() + 30
+    while metric(get(limited, "/metrics")[1], "lakehouse_active_queries") != 0:
+        assert time.monotonic() < deadline, "the stalled query kept running"
+        time.sleep(0.1)
+    started = time.monotonic()
+    other = flight.connect(limited.uri)
+    ticket = other.get_flight_info(statement_query("SELECT 6 * 7 AS answer")).endpoints[0].ticket
+    assert other.do_get(ticket).read_all().column("answer").to_pylist() == [42]
+    assert time.monotonic() - started < 5
+    # The stalled reader learns its result was cut short; it never looks whole.
+    with flight_refused(r"read nothing of this result for 2 s \(result_write_timeout_secs\)"):
+        for _ in stalled:
+            pass
+
+
 @pytest.mark.parametrize("limited", [("--memory-limit-mb", "64", "--query-memory-limit-mb", "16")], indirect=True)
 def test_queries_spill_past_their_memory_limit_or_fail_naming_it(limited):
     with limited.connect() as conn, conn.cursor() as cur:

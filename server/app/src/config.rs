@@ -222,6 +222,10 @@ impl ServerConfig {
                     )?,
                     idle: secs(s.prepared_idle_secs, "prepared_idle_secs")?,
                 },
+                result_write_timeout: secs(
+                    s.result_write_timeout_secs,
+                    "result_write_timeout_secs",
+                )?,
             },
             shutdown_grace: std::time::Duration::from_secs(given(
                 s.shutdown_grace_secs,

@@ -74,6 +74,12 @@ pub enum ServeError {
 /// HTTP/2 flow-control window of one call, and of one connection.
 const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 const CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
+/// How often an idle connection's peer is pinged (HTTP/2 PING and TCP
+/// keepalive), and how long its answer may take before the connection is
+/// closed.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Largest HTTP/2 frame this server accepts (the peer's own setting bounds
 /// what it sends).
 const MAX_FRAME_BYTES: u32 = 1024 * 1024;
@@ -362,6 +368,12 @@ impl Server {
             // Rust client accepts results: a task wake-up per frame (on a
             // 1 GB download, 23,600 context switches per scan, now 3,200).
             .max_frame_size(MAX_FRAME_BYTES)
+            // Peers that stop answering (a machine gone, a cable pulled)
+            // are found and their connections, and whatever their calls
+            // hold, closed.
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
             .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
             .layer(tower::util::option_layer(self.gate))
             .layer(tower::util::MapRequestLayer::new(

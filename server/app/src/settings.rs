@@ -115,6 +115,9 @@ pub struct Settings {
     /// Seconds a prepared statement may go unused before the server closes it for its client
     #[arg(long, env = "LAKEHOUSE_PREPARED_IDLE_SECS")]
     pub prepared_idle_secs: Option<u64>,
+    /// Seconds a result waits for its client to read the next part; past it the query is stopped, its slot and memory freed, and the stream ends ResourceExhausted naming this setting
+    #[arg(long, env = "LAKEHOUSE_RESULT_WRITE_TIMEOUT_SECS")]
+    pub result_write_timeout_secs: Option<u64>,
     /// Statements whose results run at once; more wait their turn in arrival order, the wait counting against query_timeout_secs; catalog calls never wait (default: twice the cores)
     #[arg(long, env = "LAKEHOUSE_MAX_RUNNING_QUERIES")]
     pub max_running_queries: Option<usize>,
@@ -184,6 +187,7 @@ impl Settings {
             max_requests_per_user: Some(64),
             max_prepared_per_user: Some(5_000),
             prepared_idle_secs: Some(3_600),
+            result_write_timeout_secs: Some(120),
             query_timeout_secs: Some(15 * 60),
             allow_unauthenticated: Some(false),
             ..Self::default()

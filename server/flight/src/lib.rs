@@ -16,6 +16,7 @@ mod planned;
 mod prepared;
 mod put;
 mod query_slots;
+mod result_pump;
 mod service;
 mod sql_info;
 mod status;
@@ -84,6 +85,9 @@ pub struct Limits {
     /// authentication is off: then everyone is the same anonymous user).
     pub max_requests_per_user: usize,
     pub prepared: PreparedLimits,
+    /// How long a result waits for its client to take the next message
+    /// before the query is stopped.
+    pub result_write_timeout: std::time::Duration,
 }
 
 type DoGetStream =

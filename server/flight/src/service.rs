@@ -28,6 +28,7 @@ use super::FlightSql;
 use super::access::caller;
 use super::put::header_options;
 use super::query_slots::QuerySlots;
+use super::result_pump::pumped;
 use super::status::{IntoStatus, ToStatus, code_name};
 use super::upload_watch::UploadWatch;
 use super::user_requests::{UserPermit, UserRequests};
@@ -52,6 +53,7 @@ pub struct LakehouseFlightService {
     /// Where statement results wait their turn to run.
     query_slots: QuerySlots,
     query_timeout: Duration,
+    result_write_timeout: Duration,
 }
 
 impl LakehouseFlightService {
@@ -64,6 +66,7 @@ impl LakehouseFlightService {
             user_requests: UserRequests::new(limits.max_requests_per_user),
             query_slots: QuerySlots::new(limits.max_running_queries),
             query_timeout: limits.query_timeout,
+            result_write_timeout: limits.result_write_timeout,
         }
     }
 
@@ -407,10 +410,12 @@ impl FlightService for LakehouseFlightService {
         }
         .await;
         match result {
-            Ok((response, held)) => {
-                Ok(response
-                    .map(|stream| observe_results(stream, held, deadline, self.query_timeout)))
-            }
+            Ok((response, held)) => Ok(response.map(|stream| {
+                pumped(
+                    observe_results(stream, held, deadline, self.query_timeout),
+                    self.result_write_timeout,
+                )
+            })),
             Err(status) => observe("DoGet", Err(status)),
         }
     }
