@@ -122,6 +122,30 @@ def test_queries_past_the_running_limit_wait_for_a_slot(limited):
     assert metric(get(limited, "/metrics")[1], "lakehouse_queued_queries") == 0
 
 
+@pytest.mark.parametrize("limited", [("--max-running-queries", "1")], indirect=True)
+def test_planning_and_updates_wait_for_a_slot_too(limited):
+    client = flight.connect(limited.uri)
+    first = open_large_result(client)
+    done = []
+
+    def create_table_as():
+        with limited.connect() as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE copied AS SELECT 7 AS x")
+            cur.execute("SELECT x FROM copied")
+            done.append(cur.fetchall())
+
+    waiting = threading.Thread(target=create_table_as)
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while metric(get(limited, "/metrics")[1], "lakehouse_queued_queries") != 1:
+        assert time.monotonic() < deadline, "the CREATE TABLE AS never queued"
+        time.sleep(0.05)
+    assert waiting.is_alive() and not done
+    assert sum(chunk.data.num_rows for chunk in first) > 0
+    waiting.join(timeout=60)
+    assert done == [[(7,)]]
+
+
 @pytest.mark.parametrize("limited", [("--max-running-queries", "1", "--result-write-timeout-secs", "2")],
                          indirect=True)
 def test_a_reader_that_stops_reading_gives_back_its_slot(limited):

@@ -56,6 +56,13 @@ pub trait Action: Send + Sync {
 
     async fn run(&self, body: &[u8]) -> Result<Vec<u8>>;
 
+    /// Whether running it is work like a query's (embedding texts,
+    /// building an index): it then waits for one of the server's query
+    /// slots first, sharing `max_running_queries` with queries.
+    fn takes_query_slot(&self) -> bool {
+        false
+    }
+
     /// The whole description `ListActions` gives: what it does, its body
     /// and its result.
     fn summary(&self) -> String {

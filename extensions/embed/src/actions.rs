@@ -52,6 +52,10 @@ impl Action for EmbedAction {
         "an Arrow IPC stream with one column `embedding`, FixedSizeList<Float32, dimensions>, one row per text in order"
     }
 
+    fn takes_query_slot(&self) -> bool {
+        true
+    }
+
     fn access(&self) -> Access {
         Access::Read
     }

@@ -40,6 +40,10 @@ impl Action for CreateIndex {
         "JSON {name, columns, index_type, table_version}"
     }
 
+    fn takes_query_slot(&self) -> bool {
+        true
+    }
+
     fn access(&self) -> Access {
         Access::Admin
     }

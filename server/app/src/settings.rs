@@ -118,7 +118,7 @@ pub struct Settings {
     /// Seconds a result waits for its client to read the next part; past it the query is stopped, its slot and memory freed, and the stream ends ResourceExhausted naming this setting
     #[arg(long, env = "LAKEHOUSE_RESULT_WRITE_TIMEOUT_SECS")]
     pub result_write_timeout_secs: Option<u64>,
-    /// Statements whose results run at once; more wait their turn in arrival order, the wait counting against query_timeout_secs; catalog calls never wait (default: twice the cores)
+    /// Statements planned or run at once (results streaming, planning, updates such as CREATE TABLE AS, embedding and index builds); more wait their turn in arrival order, the wait counting against query_timeout_secs; catalog calls never wait (default: twice the cores)
     #[arg(long, env = "LAKEHOUSE_MAX_RUNNING_QUERIES")]
     pub max_running_queries: Option<usize>,
     /// MiB all queries may reserve together (DataFusion's fair spill pool); sorts, aggregations and spillable joins write temporary files past it (default: half of physical memory)

@@ -67,6 +67,7 @@ use lakehouse_engine::query::{Planned, QueryEngine};
 use planned::PlannedQueries;
 pub use prepared::PreparedLimits;
 use prepared::{PreparedStatement, PreparedStatements};
+use query_slots::Admission;
 use sql_info::{SQL_INFO, XDBC_TYPE_INFO};
 use status::{IntoStatus, ToStatus};
 use tickets::{KEY_SCHEMA, PRIMARY_KEY_SCHEMA, StatementTicket, TABLE_TYPES};
@@ -102,6 +103,8 @@ pub struct FlightSql {
     actions: Arc<Actions>,
     prepared: PreparedStatements,
     planned: PlannedQueries,
+    /// Query slots and timeout for every path that plans or runs SQL.
+    admission: Admission,
     /// Rows one result may have; `None` for no limit.
     max_result_rows: Option<u64>,
 }
@@ -120,8 +123,55 @@ impl FlightSql {
             actions,
             prepared: PreparedStatements::default(),
             planned: PlannedQueries::default(),
+            admission: Admission::new(1, std::time::Duration::from_secs(15 * 60)),
             max_result_rows: None,
         }
+    }
+
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Plans a statement to prepare and keeps it for its caller.
+    async fn create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        if query.transaction_id.is_some() {
+            return Err(Error::NotSupported("transactions".into()).to_status());
+        }
+        let generation = self.catalog.generation();
+        let plan = self.engine.plan(&query.query).await.into_status()?;
+        let parameter_schema = self.engine.parameter_schema(&plan).into_status()?;
+        let is_query = matches!(
+            self.engine.classify(plan.clone()).into_status()?,
+            Planned::Query(_)
+        );
+        let dataset_schema = if is_query {
+            schema_bytes(&self.engine.output_schema(&plan)).into_status()?
+        } else {
+            Bytes::new()
+        };
+        let owner = caller(&request).into_status()?.name;
+        let handle = self
+            .prepared
+            .insert(
+                &owner,
+                PreparedStatement {
+                    sql: query.query,
+                    plan,
+                    generation,
+                    is_query,
+                    parameters: Vec::new(),
+                },
+            )
+            .into_status()?;
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle,
+            dataset_schema,
+            parameter_schema: schema_bytes(&parameter_schema).into_status()?,
+        })
     }
 
     /// Fails results past `rows` rows with `ResourceExhausted`.
@@ -359,10 +409,15 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let identity = caller(&request).into_status()?;
         let (schema, ticket) = self
-            .plan_statement(&query.query, &caller(&request).into_status()?)
-            .await
-            .into_status()?;
+            .admission
+            .bounded(async {
+                self.plan_statement(&query.query, &identity)
+                    .await
+                    .into_status()
+            })
+            .await?;
         let ticket = TicketStatementQuery {
             statement_handle: ticket.encode(),
         };
@@ -377,17 +432,26 @@ impl FlightSqlService for FlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let identity = caller(&request).into_status()?;
         let statement = self
-            .prepared_statement(&cmd.prepared_statement_handle)
-            .await
-            .into_status()?;
+            .admission
+            .bounded(async {
+                self.prepared_statement(&cmd.prepared_statement_handle)
+                    .await
+                    .into_status()
+            })
+            .await?;
         if !statement.is_query {
             // An update executed as a query (ADBC's dbapi does this for DDL):
             // it runs now, once, and its ticket reports the row count.
             let rows = self
-                .run_prepared_update(statement, &caller(&request).into_status()?)
-                .await
-                .into_status()? as u64;
+                .admission
+                .bounded(async {
+                    self.run_prepared_update(statement, &identity)
+                        .await
+                        .into_status()
+                })
+                .await? as u64;
             let ticket = TicketStatementQuery {
                 statement_handle: StatementTicket::Affected { rows }.encode(),
             };
@@ -703,40 +767,9 @@ impl FlightSqlService for FlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        if query.transaction_id.is_some() {
-            return Err(Error::NotSupported("transactions".into()).to_status());
-        }
-        let generation = self.catalog.generation();
-        let plan = self.engine.plan(&query.query).await.into_status()?;
-        let parameter_schema = self.engine.parameter_schema(&plan).into_status()?;
-        let is_query = matches!(
-            self.engine.classify(plan.clone()).into_status()?,
-            Planned::Query(_)
-        );
-        let dataset_schema = if is_query {
-            schema_bytes(&self.engine.output_schema(&plan)).into_status()?
-        } else {
-            Bytes::new()
-        };
-        let owner = caller(&request).into_status()?.name;
-        let handle = self
-            .prepared
-            .insert(
-                &owner,
-                PreparedStatement {
-                    sql: query.query,
-                    plan,
-                    generation,
-                    is_query,
-                    parameters: Vec::new(),
-                },
-            )
-            .into_status()?;
-        Ok(ActionCreatePreparedStatementResult {
-            prepared_statement_handle: handle,
-            dataset_schema,
-            parameter_schema: schema_bytes(&parameter_schema).into_status()?,
-        })
+        self.admission
+            .bounded(self.create_prepared_statement(query, request))
+            .await
     }
 
     async fn do_action_close_prepared_statement(
@@ -773,11 +806,18 @@ impl FlightSqlService for FlightSql {
     > {
         let identity = caller(&request).into_status()?;
         let action = request.into_inner();
-        let Some(result) = self
-            .actions
-            .run(&identity, &action.r#type, &action.body)
-            .await
-        else {
+        let run = async {
+            Ok(self
+                .actions
+                .run(&identity, &action.r#type, &action.body)
+                .await)
+        };
+        let ran = if self.actions.takes_query_slot(&action.r#type) {
+            self.admission.in_slot(run).await?
+        } else {
+            run.await?
+        };
+        let Some(result) = ran else {
             return Err(Error::invalid(format!(
                 "unknown action {:?}; ListActions lists the actions this server offers",
                 action.r#type
@@ -828,6 +868,7 @@ impl FlightSql {
         limits: &Limits,
     ) -> LakehouseFlightService {
         self.prepared = PreparedStatements::new(limits.prepared);
+        self.admission = Admission::new(limits.max_running_queries, limits.query_timeout);
         LakehouseFlightService::new(Arc::new(self), auth, limits)
     }
 }

@@ -124,16 +124,22 @@ impl FlightSql {
         Ok(
             match Command::try_from(any).map_err(Error::from).into_status()? {
                 Command::CommandStatementUpdate(c) => count(
-                    self.put_statement_update(c, &upload.identity)
-                        .await
-                        .into_status()?,
+                    self.admission()
+                        .bounded(async {
+                            self.put_statement_update(c, &upload.identity)
+                                .await
+                                .into_status()
+                        })
+                        .await?,
                 ),
                 Command::CommandStatementIngest(c) => {
                     count(self.put_statement_ingest(c, upload).await.into_status()?)
                 }
-                Command::CommandPreparedStatementUpdate(c) => {
-                    count(self.put_prepared_update(c, upload).await.into_status()?)
-                }
+                Command::CommandPreparedStatementUpdate(c) => count(
+                    self.admission()
+                        .bounded(async { self.put_prepared_update(c, upload).await.into_status() })
+                        .await?,
+                ),
                 Command::CommandPreparedStatementQuery(c) => {
                     let result = self.put_prepared_query(c, upload).await.into_status()?;
                     one_result(result.encode_to_vec().into())

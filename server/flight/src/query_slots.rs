@@ -7,9 +7,11 @@
 //! hold) climbs with the table. Running more queries than a few per core
 //! adds no throughput, only memory and time slices, so queries past the
 //! bound wait in arrival order instead of being refused; the wait counts
-//! against `query_timeout_secs`. Only statements whose results stream
-//! through DoGet take a slot: catalog browsing (GetTables and the like)
-//! never waits behind a long query.
+//! against `query_timeout_secs`. Statements take a slot while they are
+//! planned and while their results stream, and so do updates, prepared
+//! statements being created and actions that compute (see [`Admission`]);
+//! catalog browsing (GetTables and the like) never waits behind a long
+//! query, and runs only under the query timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,67 @@ use tonic::Status;
 use crate::status::ToStatus;
 use lakehouse_core::metrics::metrics;
 use lakehouse_engine::error::Error;
+
+/// Query slots and the query timeout, for every path that plans or runs
+/// SQL: statements planned at GetFlightInfo and GetSchema (where updates
+/// sent as queries also run), prepared statements created, updates run
+/// by DoPut (`CREATE TABLE AS`, `INSERT ... SELECT`), and actions that
+/// compute (embedding, index builds; these wait for a slot but are not
+/// bounded by the query timeout).
+#[derive(Debug, Clone)]
+pub struct Admission {
+    slots: QuerySlots,
+    timeout: Duration,
+}
+
+impl Admission {
+    pub fn new(max_running_queries: usize, timeout: Duration) -> Self {
+        Self {
+            slots: QuerySlots::new(max_running_queries),
+            timeout,
+        }
+    }
+
+    pub fn slots(&self) -> &QuerySlots {
+        &self.slots
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `work` in a slot; the wait and the work together are bounded
+    /// by the query timeout.
+    pub async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let deadline = Instant::now() + self.timeout;
+        let _slot = self.slots.acquire(deadline, self.timeout).await?;
+        tokio::time::timeout_at(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(self.timeout)))
+    }
+
+    /// Runs `work` in a slot, waiting for one at most the query timeout.
+    pub async fn in_slot<T>(
+        &self,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let deadline = Instant::now() + self.timeout;
+        let _slot = self.slots.acquire(deadline, self.timeout).await?;
+        work.await
+    }
+}
+
+/// The refusal of work that ran past the query timeout.
+pub fn timed_out(limit: Duration) -> Status {
+    Error::ResourceExhausted(format!(
+        "the query ran longer than the limit of {} s (query_timeout_secs) and was stopped",
+        limit.as_secs()
+    ))
+    .to_status()
+}
 
 /// The slots queries run in.
 #[derive(Debug, Clone)]

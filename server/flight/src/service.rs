@@ -27,7 +27,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::FlightSql;
 use super::access::caller;
 use super::put::header_options;
-use super::query_slots::QuerySlots;
+use super::query_slots::{Admission, timed_out};
 use super::result_pump::pumped;
 use super::status::{IntoStatus, ToStatus, code_name};
 use super::upload_watch::UploadWatch;
@@ -50,22 +50,20 @@ pub struct LakehouseFlightService {
     max_requests: usize,
     /// Requests each user has in flight.
     user_requests: Arc<UserRequests>,
-    /// Where statement results wait their turn to run.
-    query_slots: QuerySlots,
-    query_timeout: Duration,
+    /// Where statements wait their turn to run, and for how long they may.
+    admission: Admission,
     result_write_timeout: Duration,
 }
 
 impl LakehouseFlightService {
     pub fn new(inner: Arc<FlightSql>, auth: Option<Arc<Authenticator>>, limits: &Limits) -> Self {
         Self {
-            inner,
             auth,
             requests: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
             max_requests: limits.max_concurrent_requests,
             user_requests: UserRequests::new(limits.max_requests_per_user),
-            query_slots: QuerySlots::new(limits.max_running_queries),
-            query_timeout: limits.query_timeout,
+            admission: inner.admission().clone(),
+            inner,
             result_write_timeout: limits.result_write_timeout,
         }
     }
@@ -88,9 +86,9 @@ impl LakehouseFlightService {
         &self,
         call: impl std::future::Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
-        tokio::time::timeout(self.query_timeout, call)
+        tokio::time::timeout(self.admission.timeout(), call)
             .await
-            .unwrap_or_else(|_| Err(timed_out(self.query_timeout)))
+            .unwrap_or_else(|_| Err(timed_out(self.admission.timeout())))
     }
 
     /// Attaches the caller's identity to `request` (the one the
@@ -159,14 +157,6 @@ fn runs_statement(ticket: &Command) -> bool {
         ticket,
         Command::TicketStatementQuery(_) | Command::CommandPreparedStatementQuery(_)
     )
-}
-
-fn timed_out(limit: Duration) -> Status {
-    Error::ResourceExhausted(format!(
-        "the query ran longer than the limit of {} s (query_timeout_secs) and was stopped",
-        limit.as_secs()
-    ))
-    .to_status()
 }
 
 /// The raw value of a call's `authorization` header, if it has one.
@@ -328,7 +318,9 @@ impl FlightService for LakehouseFlightService {
                     &request.get_ref().cmd,
                     "the descriptor is not a Flight SQL command",
                 )?;
-                FlightService::get_flight_info(self.inner.as_ref(), request).await
+                // Statements also take a slot, inside (`FlightSql`).
+                self.within_timeout(FlightService::get_flight_info(self.inner.as_ref(), request))
+                    .await
             }
             .await,
         )
@@ -366,9 +358,8 @@ impl FlightService for LakehouseFlightService {
             async {
                 let (request, _permits) = self.admit(request).await?;
                 let schema = self
-                    .within_timeout(async {
-                        self.inner.schema_for(request.get_ref()).await.into_status()
-                    })
+                    .admission
+                    .bounded(async { self.inner.schema_for(request.get_ref()).await.into_status() })
                     .await?;
                 let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
                     .try_into()
@@ -384,7 +375,7 @@ impl FlightService for LakehouseFlightService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        let deadline = tokio::time::Instant::now() + self.query_timeout;
+        let deadline = tokio::time::Instant::now() + self.admission.timeout();
         let result = async {
             let (request, permit) = self.admit(request).await?;
             let ticket = decode_command(
@@ -393,8 +384,9 @@ impl FlightService for LakehouseFlightService {
             )?;
             let slot = if runs_statement(&ticket) {
                 Some(
-                    self.query_slots
-                        .acquire(deadline, self.query_timeout)
+                    self.admission
+                        .slots()
+                        .acquire(deadline, self.admission.timeout())
                         .await?,
                 )
             } else {
@@ -405,14 +397,14 @@ impl FlightService for LakehouseFlightService {
                 FlightService::do_get(self.inner.as_ref(), request),
             )
             .await
-            .unwrap_or_else(|_| Err(timed_out(self.query_timeout)))?;
+            .unwrap_or_else(|_| Err(timed_out(self.admission.timeout())))?;
             Ok((response, (permit, slot)))
         }
         .await;
         match result {
             Ok((response, held)) => Ok(response.map(|stream| {
                 pumped(
-                    observe_results(stream, held, deadline, self.query_timeout),
+                    observe_results(stream, held, deadline, self.admission.timeout()),
                     self.result_write_timeout,
                 )
             })),

@@ -102,6 +102,14 @@ impl Actions {
         Some(handler.run(body).await.map_err(Error::from))
     }
 
+    /// Whether the action waits for a query slot before it runs (see
+    /// [`Action::takes_query_slot`]).
+    pub fn takes_query_slot(&self, action: &str) -> bool {
+        self.by_name
+            .get(action)
+            .is_some_and(|handler| handler.takes_query_slot())
+    }
+
     /// The reference table of docs/flight-sql.md: one row per action with
     /// the role it needs, its body and its result.
     pub fn reference(&self) -> String {
