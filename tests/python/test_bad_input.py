@@ -70,6 +70,26 @@ def test_unknown_actions_and_invalid_json_bodies(server, client):
         assert_healthy(server, client)
 
 
+def test_batches_that_claim_rows_without_data_and_oversized_parameters(server, client):
+    # A column of type Null costs no bytes whatever its length: 2^31 - 1 rows
+    # in a message of a few hundred bytes.
+    claimed = pa.table({"n": pa.nulls(2**31 - 1)})
+    message = refused(lambda: put(client, statement_ingest("nothing"), claimed),
+                      "(?i)resource exhausted.*batch of 2147483647 rows carries only")
+    assert "at most 1048576 rows" in message
+    assert_healthy(server, client)
+    prepare = flight.Action("CreatePreparedStatement", command("ActionCreatePreparedStatementRequest",
+                                                               field(1, b"SELECT $1 + 1 AS x")))
+    [created] = client.do_action(prepare)
+    handle = bytes(created.body.to_pybytes())
+    # ActionCreatePreparedStatementResult: field 1 is the handle (a UUID).
+    handle = handle[2:2 + handle[1]]
+    too_many = pa.table({"$1": pa.array(range(100_001), pa.int64())})
+    bind = flight.FlightDescriptor.for_command(command("CommandPreparedStatementQuery", field(1, handle)))
+    refused(lambda: put(client, bind, too_many), "(?i)resource exhausted.*exceed 100000 sets")
+    assert_healthy(server, client)
+
+
 def test_a_100_mb_single_row(server, client):
     text = "x" * (100 * 1024 * 1024)
     put(client, statement_ingest("big_row"), pa.table({"id": [1], "s": [text]}))

@@ -191,6 +191,7 @@ impl ServerConfig {
                     "row_group_rows",
                 )?,
                 compact_min_files: given(s.compact_min_files, "compact_min_files")?,
+                ..FileLayout::default()
             },
             max_message_bytes: mib(s.max_message_mb, "max_message_mb")?,
             catalog_refresh: nonzero("catalog_refresh_secs", s.catalog_refresh_secs)?

@@ -337,14 +337,71 @@ async fn decode_upload(
         Some(batch) => Some(batch.schema()),
         None => batches.schema().cloned(),
     };
-    let rest = batches.map_err(upload_error);
+    let first = first.map(check_backed).transpose()?;
+    let rest = batches
+        .map_err(upload_error)
+        .and_then(|batch| futures::future::ready(check_backed(batch)));
     Ok((schema, futures::stream::iter(first.map(Ok)).chain(rest)))
 }
 
-/// The parameter rows a client bound, if any.
+/// Rows a batch may claim without data behind them (all its columns of
+/// type Null, or none): an IPC message of a few bytes can claim any length.
+const MAX_UNBACKED_ROWS: usize = 1 << 20;
+/// Parameter sets one bind may carry (each runs the statement once), their
+/// Arrow bytes, and parameters per set.
+const MAX_PARAMETER_SETS: usize = 100_000;
+const MAX_PARAMETER_BYTES: usize = 16 << 20;
+const MAX_PARAMETERS: usize = 1_000;
+
+/// Refuses a batch whose rows are not backed by at least a bit of data
+/// each, past [`MAX_UNBACKED_ROWS`].
+fn check_backed(batch: RecordBatch) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    if rows > MAX_UNBACKED_ROWS && rows / 8 > arrow_bytes(&batch) {
+        return Err(Error::ResourceExhausted(format!(
+            "a batch of {rows} rows carries only {} bytes of data (columns of type Null, or none); \
+             such batches may have at most {MAX_UNBACKED_ROWS} rows: send smaller batches",
+            arrow_bytes(&batch)
+        )));
+    }
+    Ok(batch)
+}
+
+fn arrow_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum()
+}
+
+/// The parameter rows a client bound, if any, within the bounds on
+/// parameters per set, sets and bytes.
 async fn decode_parameters(upload: Upload) -> Result<Vec<RecordBatch>> {
-    let (_, batches) = decode_upload(upload).await?;
-    batches.try_collect().await
+    let (schema, batches) = decode_upload(upload).await?;
+    if let Some(schema) = &schema
+        && schema.fields().len() > MAX_PARAMETERS
+    {
+        return Err(Error::ResourceExhausted(format!(
+            "{} parameters were bound; a statement takes at most {MAX_PARAMETERS}",
+            schema.fields().len()
+        )));
+    }
+    let mut batches = std::pin::pin!(batches);
+    let (mut sets, mut bytes, mut bound) = (0, 0, Vec::new());
+    while let Some(batch) = batches.try_next().await? {
+        sets += batch.num_rows();
+        bytes += arrow_bytes(&batch);
+        if sets > MAX_PARAMETER_SETS || bytes > MAX_PARAMETER_BYTES {
+            return Err(Error::ResourceExhausted(format!(
+                "the bound parameters exceed {MAX_PARAMETER_SETS} sets or {} MiB; \
+                 bind fewer at a time (each set runs the statement once)",
+                MAX_PARAMETER_BYTES >> 20
+            )));
+        }
+        bound.push(batch);
+    }
+    Ok(bound)
 }
 
 fn upload_error(e: FlightError) -> Error {

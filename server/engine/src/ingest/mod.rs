@@ -594,6 +594,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn row_groups_close_at_their_byte_bound_too() {
+        let (catalog, ingest) = setup(FileLayout {
+            target_file_bytes: 1 << 30,
+            row_group_rows: 1000,
+            row_group_bytes: 80,
+            ..FileLayout::default()
+        })
+        .await;
+        // 8 bytes a row: about 10 rows fit in 80 bytes.
+        let input = futures::stream::iter(vec![Ok(batch((0..95).collect()))]);
+        ingest
+            .write(request(WriteMode::Create), batch(vec![]).schema(), input)
+            .await
+            .unwrap();
+        let m = catalog.table(&TableRef::new(None, "t").unwrap()).unwrap();
+        let path = object_store::path::Path::from(m.files[0].path.as_str());
+        let reader = ParquetObjectReader::new(catalog.store().clone(), path);
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.unwrap();
+        let groups: Vec<i64> = builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert!(
+            groups.len() >= 9 && groups.iter().all(|&rows| rows <= 10),
+            "{groups:?}"
+        );
+        assert_eq!(groups.iter().sum::<i64>(), 95);
+    }
+
+    #[tokio::test]
     async fn a_failing_stream_commits_nothing_and_leaves_no_files() {
         let (catalog, ingest) = setup(FileLayout {
             target_file_bytes: 1,

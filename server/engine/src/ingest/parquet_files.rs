@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 
 use super::dictionary::mostly_distinct_columns;
 use super::file_stats::column_stats;
-use super::row_group_encoder::RowGroupEncoder;
+use super::row_group_encoder::{RowGroupEncoder, arrow_bytes};
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{DataFile, delete_uncommitted};
 use lakehouse_core::is_storage_full;
@@ -36,6 +36,11 @@ pub struct FileLayout {
     pub target_file_bytes: usize,
     /// Rows per Parquet row group: the unit of pruning and of parallel scans.
     pub row_group_rows: usize,
+    /// Arrow bytes a row group may hold before it is closed, whatever its
+    /// rows: the encoder keeps a row group's pages in memory until it
+    /// closes, so wide rows (long strings, big vectors) would otherwise
+    /// hold gigabytes.
+    pub row_group_bytes: usize,
     /// Once a table has this many files of fewer than `row_group_rows`
     /// rows, a background compaction merges them; 0 turns that off.
     pub compact_min_files: usize,
@@ -46,6 +51,7 @@ impl Default for FileLayout {
         Self {
             target_file_bytes: 256 * 1024 * 1024,
             row_group_rows: 256 * 1024,
+            row_group_bytes: 128 * 1024 * 1024,
             compact_min_files: 32,
         }
     }
@@ -107,6 +113,14 @@ impl OpenFile {
     }
 }
 
+/// Rows of `batch` that fit in `bytes`, at its average row width; at least
+/// one, so that every row goes somewhere.
+fn rows_within(batch: &RecordBatch, bytes: usize) -> usize {
+    let total = arrow_bytes(batch).max(1);
+    let rows = batch.num_rows();
+    ((bytes as u128 * rows as u128 / total as u128) as usize).clamp(1, rows.max(1))
+}
+
 /// Writes one upload's files; nothing is visible until the caller commits
 /// the returned [`DataFile`]s to the catalog.
 pub struct ParquetFiles {
@@ -150,11 +164,16 @@ impl ParquetFiles {
                         .create_column_writers(file.writer.flushed_row_groups().len())?,
                 )),
             };
-            let room = self.layout.row_group_rows - encoder.rows();
+            let room = (self.layout.row_group_rows - encoder.rows()).min(rows_within(
+                &rest,
+                self.layout.row_group_bytes.saturating_sub(encoder.bytes()),
+            ));
             let part = rest.slice(0, room.min(rest.num_rows()));
             rest = rest.slice(part.num_rows(), rest.num_rows() - part.num_rows());
             encoder.write(&part).await?;
-            if encoder.rows() < self.layout.row_group_rows {
+            if encoder.rows() < self.layout.row_group_rows
+                && encoder.bytes() < self.layout.row_group_bytes
+            {
                 continue;
             }
             file.close_row_group()

@@ -31,6 +31,8 @@ pub struct RowGroupEncoder {
     schema: SchemaRef,
     lanes: Vec<Lane>,
     rows: usize,
+    /// Arrow bytes of the rows written so far.
+    bytes: usize,
 }
 
 impl RowGroupEncoder {
@@ -42,12 +44,18 @@ impl RowGroupEncoder {
             schema,
             lanes,
             rows: 0,
+            bytes: 0,
         }
     }
 
     /// Rows written so far.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Arrow bytes of the rows written so far.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Queues `batch`'s columns on their lanes; waits only while a lane is
@@ -68,6 +76,7 @@ impl RowGroupEncoder {
             }
         }
         self.rows += batch.num_rows();
+        self.bytes += arrow_bytes(batch);
         Ok(())
     }
 
@@ -135,4 +144,13 @@ where
 
 fn joined<T>(outcome: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
     outcome.map_err(|e| Error::internal(format!("column encoder task failed: {e}")))?
+}
+
+/// The Arrow bytes `batch` holds, counting only its slice of shared buffers.
+pub fn arrow_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum()
 }
