@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arrow::array::{Int64Array, RecordBatch};
+use arrow::array::{Array, FixedSizeListArray, Float32Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use lakehouse_tests::client::{Client, Ingest, IngestMode};
 use lakehouse_tests::{TestServer, rows};
@@ -213,6 +213,90 @@ async fn fifty_kills_during_uploads_and_appends_lose_nothing_and_show_nothing_pa
         .filter(|p| p.contains('#'))
         .collect();
     assert!(leftovers.is_empty(), "unfinished parts left: {leftovers:?}");
+}
+
+/// Batch `k` with an embedding column: a vector table (a Lance dataset).
+fn vector_batch(k: u64) -> RecordBatch {
+    let ids = batch(k);
+    let values = Float32Array::from_iter_values((0..BATCH * 4).map(|i| (k * 4 + i % 4) as f32));
+    let item = Arc::new(Field::new("item", DataType::Float32, true));
+    let emb = FixedSizeListArray::try_new(item, 4, Arc::new(values), None).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("emb", emb.data_type().clone(), true),
+    ]));
+    RecordBatch::try_new(schema, vec![ids.column(0).clone(), Arc::new(emb)]).unwrap()
+}
+
+#[tokio::test]
+async fn twenty_kills_during_vector_table_appends_lose_nothing_and_show_nothing_partial() {
+    const RUNS: usize = 20;
+    const WRITERS: u64 = 2;
+    let mut random = XorShift(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let next_batch = Arc::new(AtomicU64::new(1));
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::from([0])));
+    {
+        let server = TestServer::start_on(dir.path(), &[]);
+        let mut client = server.client().await;
+        client
+            .ingest(Ingest::new("t", IngestMode::Create), vec![vector_batch(0)])
+            .await
+            .unwrap();
+        server.kill();
+    }
+    let mut checked = 0;
+    for run in 0..RUNS {
+        let server = TestServer::start_on(dir.path(), &[]);
+        let mut checker = server.client().await;
+        let snapshot = acknowledged.lock().clone();
+        check_table(&mut checker, &snapshot, &mut checked).await;
+        let mut writers = Vec::new();
+        for _ in 0..WRITERS {
+            let mut client = server.client().await;
+            let (next_batch, acknowledged) = (next_batch.clone(), acknowledged.clone());
+            writers.push(tokio::spawn(async move {
+                loop {
+                    let k = next_batch.fetch_add(1, Ordering::Relaxed);
+                    let appended = client
+                        .ingest(Ingest::new("t", IngestMode::Append), vec![vector_batch(k)])
+                        .await;
+                    if appended.is_err() {
+                        return;
+                    }
+                    acknowledged.lock().insert(k);
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(random.below(400))).await;
+        server.kill();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        eprintln!(
+            "vector run {run}: {} batches acknowledged so far",
+            acknowledged.lock().len()
+        );
+    }
+    let server = TestServer::start_on(dir.path(), &[]);
+    let mut client = server.client().await;
+    let snapshot = acknowledged.lock().clone();
+    check_table(&mut client, &snapshot, &mut checked).await;
+    // A write after the kills lands on the committed version, never on
+    // what a killed write left in the dataset.
+    client
+        .ingest(Ingest::new("t", IngestMode::Append), vec![vector_batch(1 << 20)])
+        .await
+        .unwrap();
+    let mut with_last = snapshot.clone();
+    with_last.insert(1 << 20);
+    check_table(&mut client, &with_last, &mut checked).await;
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {
