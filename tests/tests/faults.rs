@@ -291,7 +291,10 @@ async fn twenty_kills_during_vector_table_appends_lose_nothing_and_show_nothing_
     // A write after the kills lands on the committed version, never on
     // what a killed write left in the dataset.
     client
-        .ingest(Ingest::new("t", IngestMode::Append), vec![vector_batch(1 << 20)])
+        .ingest(
+            Ingest::new("t", IngestMode::Append),
+            vec![vector_batch(1 << 20)],
+        )
         .await
         .unwrap();
     let mut with_last = snapshot.clone();
