@@ -259,8 +259,7 @@ impl Server {
         let gate = auth.clone().map(Gate::new);
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let catalog_handle = catalog.clone();
-        let service = FlightSql::new(Arc::new(engine), catalog, ingest, actions)
-            .with_max_result_rows(config.limits.max_result_rows)
+        let service = FlightSql::new(Arc::new(engine), catalog, ingest, actions, &config.limits)
             .into_service(auth, &config.limits);
         let listener =
             TcpListener::bind(&config.listen)

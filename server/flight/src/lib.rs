@@ -110,21 +110,24 @@ pub struct FlightSql {
 }
 
 impl FlightSql {
+    /// The protocol over these parts, within `limits` (prepared statements,
+    /// query slots and timeout, result rows).
     pub fn new(
         engine: Arc<QueryEngine>,
         catalog: Arc<Catalog>,
         ingest: Ingest,
         actions: Arc<Actions>,
+        limits: &Limits,
     ) -> Self {
         Self {
             engine,
             catalog,
             ingest,
             actions,
-            prepared: PreparedStatements::default(),
+            prepared: PreparedStatements::new(limits.prepared),
             planned: PlannedQueries::default(),
-            admission: Admission::new(1, std::time::Duration::from_secs(15 * 60)),
-            max_result_rows: None,
+            admission: Admission::new(limits.max_running_queries, limits.query_timeout),
+            max_result_rows: limits.max_result_rows,
         }
     }
 
@@ -172,12 +175,6 @@ impl FlightSql {
             dataset_schema,
             parameter_schema: schema_bytes(&parameter_schema).into_status()?,
         })
-    }
-
-    /// Fails results past `rows` rows with `ResourceExhausted`.
-    pub fn with_max_result_rows(mut self, rows: Option<u64>) -> Self {
-        self.max_result_rows = rows;
-        self
     }
 
     /// Plans `sql` and, for queries, returns the output schema; updates sent
@@ -863,12 +860,10 @@ impl FlightSql {
     /// The tonic service: this protocol plus authentication, `GetSchema`
     /// and `PollFlightInfo`.
     pub fn into_service(
-        mut self,
+        self,
         auth: Option<Arc<Authenticator>>,
         limits: &Limits,
     ) -> LakehouseFlightService {
-        self.prepared = PreparedStatements::new(limits.prepared);
-        self.admission = Admission::new(limits.max_running_queries, limits.query_timeout);
         LakehouseFlightService::new(Arc::new(self), auth, limits)
     }
 }
