@@ -14,6 +14,7 @@
 
 mod indexes;
 mod landing;
+mod opened;
 mod search;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use lakehouse_core::catalog::{
 use lakehouse_core::storage::Storage;
 
 use landing::{Change, Pin};
+use opened::OpenedDatasets;
 pub use search::{Searcher, default_ef};
 
 /// Metadata cache budget of the shared session, in bytes.
@@ -62,6 +64,8 @@ pub struct VectorTables {
     local_dir: Option<std::path::PathBuf>,
     session: Arc<Session>,
     locks: parking_lot::Mutex<HashMap<TableRef, Arc<tokio::sync::Mutex<()>>>>,
+    /// Datasets opened at pinned versions, for the next query.
+    opened: OpenedDatasets,
 }
 
 impl std::fmt::Debug for VectorTables {
@@ -103,6 +107,7 @@ impl VectorTables {
             local_dir: storage.local_dir.clone(),
             session,
             locks: parking_lot::Mutex::new(HashMap::new()),
+            opened: OpenedDatasets::default(),
         }
     }
 
@@ -154,14 +159,19 @@ impl VectorTables {
             .is_ok()
     }
 
-    /// The dataset as a catalog version pins it.
+    /// The dataset as a catalog version pins it (opened once, then kept).
     pub async fn open(&self, table: &TableRef, pinned: &LanceData) -> Result<Dataset> {
-        DatasetBuilder::from_uri(self.uri(table)?)
+        if let Some(dataset) = self.opened.get(table, pinned.version) {
+            return Ok(dataset);
+        }
+        let dataset = DatasetBuilder::from_uri(self.uri(table)?)
             .with_session(self.session.clone())
             .with_version(pinned.version)
             .load()
             .await
-            .map_err(|e| lance_error(table, "opening", e))
+            .map_err(|e| lance_error(table, "opening", e))?;
+        self.opened.insert(table, pinned.version, dataset.clone());
+        Ok(dataset)
     }
 
     /// Writes `batches` (in `schema`, the table's) into the table's dataset
