@@ -18,32 +18,41 @@ const CAPACITY: usize = 64;
 
 #[derive(Default)]
 pub struct OpenedDatasets {
-    entries: Mutex<(u64, HashMap<(TableRef, u64), (Dataset, u64)>)>,
+    kept: Mutex<Kept>,
+}
+
+/// The datasets by table and version, each with when it was last used.
+#[derive(Default)]
+struct Kept {
+    clock: u64,
+    entries: HashMap<(TableRef, u64), (Dataset, u64)>,
 }
 
 impl OpenedDatasets {
     pub fn get(&self, table: &TableRef, version: u64) -> Option<Dataset> {
-        let mut guard = self.entries.lock();
-        let (clock, entries) = &mut *guard;
-        *clock += 1;
-        let (dataset, used) = entries.get_mut(&(table.clone(), version))?;
-        *used = *clock;
+        let mut kept = self.kept.lock();
+        kept.clock += 1;
+        let now = kept.clock;
+        let (dataset, used) = kept.entries.get_mut(&(table.clone(), version))?;
+        *used = now;
         Some(dataset.clone())
     }
 
     pub fn insert(&self, table: &TableRef, version: u64, dataset: Dataset) {
-        let mut guard = self.entries.lock();
-        let (clock, entries) = &mut *guard;
-        *clock += 1;
-        if entries.len() >= CAPACITY
-            && let Some(oldest) = entries
+        let mut kept = self.kept.lock();
+        kept.clock += 1;
+        if kept.entries.len() >= CAPACITY
+            && let Some(oldest) = kept
+                .entries
                 .iter()
                 .min_by_key(|(_, (_, used))| *used)
                 .map(|(key, _)| key.clone())
         {
-            entries.remove(&oldest);
+            kept.entries.remove(&oldest);
         }
-        entries.insert((table.clone(), version), (dataset, *clock));
+        let now = kept.clock;
+        kept.entries
+            .insert((table.clone(), version), (dataset, now));
     }
 }
 
