@@ -85,6 +85,16 @@ pub fn cast_batch(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch
     RecordBatch::try_new(target.clone(), columns)
 }
 
+/// The Arrow bytes `batch` holds, counting only its slice of shared
+/// buffers: what its rows cost in memory, whatever they claim.
+pub fn arrow_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

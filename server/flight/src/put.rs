@@ -35,6 +35,7 @@ use super::{FlightSql, check_catalog};
 use crate::status::{IntoStatus, ToStatus};
 use lakehouse_core::auth::{Identity, Role};
 use lakehouse_core::catalog::{TableKind, TableRef};
+use lakehouse_core::types::arrow_bytes;
 use lakehouse_engine::error::{Error, Result};
 use lakehouse_engine::ingest::{CsvOptions, EmbedSpec, IngestRequest};
 use lakehouse_engine::query::Planned;
@@ -356,23 +357,14 @@ const MAX_PARAMETERS: usize = 1_000;
 /// Refuses a batch whose rows are not backed by at least a bit of data
 /// each, past [`MAX_UNBACKED_ROWS`].
 fn check_backed(batch: RecordBatch) -> Result<RecordBatch> {
-    let rows = batch.num_rows();
-    if rows > MAX_UNBACKED_ROWS && rows / 8 > arrow_bytes(&batch) {
+    let (rows, bytes) = (batch.num_rows(), arrow_bytes(&batch));
+    if rows > MAX_UNBACKED_ROWS && rows / 8 > bytes {
         return Err(Error::ResourceExhausted(format!(
-            "a batch of {rows} rows carries only {} bytes of data (columns of type Null, or none); \
-             such batches may have at most {MAX_UNBACKED_ROWS} rows: send smaller batches",
-            arrow_bytes(&batch)
+            "a batch of {rows} rows carries only {bytes} bytes of data (columns of type Null, or none); \
+             such batches may have at most {MAX_UNBACKED_ROWS} rows: send smaller batches"
         )));
     }
     Ok(batch)
-}
-
-fn arrow_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
-        .sum()
 }
 
 /// The parameter rows a client bound, if any, within the bounds on

@@ -59,10 +59,12 @@ impl Admission {
         work: impl Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
         let deadline = Instant::now() + self.timeout;
-        let _slot = self.slots.acquire(deadline, self.timeout).await?;
-        tokio::time::timeout_at(deadline, work)
-            .await
-            .unwrap_or_else(|_| Err(timed_out(self.timeout)))
+        self.in_slot_until(deadline, async {
+            tokio::time::timeout_at(deadline, work)
+                .await
+                .unwrap_or_else(|_| Err(timed_out(self.timeout)))
+        })
+        .await
     }
 
     /// Runs `work` in a slot, waiting for one at most the query timeout.
@@ -70,7 +72,15 @@ impl Admission {
         &self,
         work: impl Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
-        let deadline = Instant::now() + self.timeout;
+        self.in_slot_until(Instant::now() + self.timeout, work)
+            .await
+    }
+
+    async fn in_slot_until<T>(
+        &self,
+        deadline: Instant,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
         let _slot = self.slots.acquire(deadline, self.timeout).await?;
         work.await
     }

@@ -412,16 +412,22 @@ mod tests {
         assert_eq!(catalog.table(&t).unwrap().total_rows(), 4);
     }
 
-    #[tokio::test]
-    async fn two_catalogs_on_one_store_rebase_appends() {
+    /// Two catalogs on one store, both knowing table `t` at version 1.
+    async fn two_catalogs_with_a_table() -> (Catalog, Catalog, TableRef) {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let one = Catalog::load(store.clone()).await.unwrap();
-        let two = Catalog::load(store.clone()).await.unwrap();
+        let two = Catalog::load(store).await.unwrap();
         let t = TableRef::new(None, "t").unwrap();
         one.commit(commit(&t, WriteMode::Create, 1, None))
             .await
             .unwrap();
         two.refresh_table(&t).await.unwrap();
+        (one, two, t)
+    }
+
+    #[tokio::test]
+    async fn two_catalogs_on_one_store_rebase_appends() {
+        let (one, two, t) = two_catalogs_with_a_table().await;
         one.commit(commit(&t, WriteMode::Append, 2, None))
             .await
             .unwrap();
@@ -435,14 +441,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_on_a_base_is_never_rebased() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let one = Catalog::load(store.clone()).await.unwrap();
-        let two = Catalog::load(store.clone()).await.unwrap();
-        let t = TableRef::new(None, "t").unwrap();
-        one.commit(commit(&t, WriteMode::Create, 1, None))
-            .await
-            .unwrap();
-        two.refresh_table(&t).await.unwrap();
+        let (one, two, t) = two_catalogs_with_a_table().await;
         one.commit_on(commit(&t, WriteMode::Append, 2, None), 1)
             .await
             .unwrap();

@@ -289,12 +289,8 @@ mod tests {
     async fn ids(catalog: &Catalog, manifest: &Manifest) -> Vec<i64> {
         let mut ids = Vec::new();
         for file in &manifest.files {
-            let reader =
-                ParquetObjectReader::new(catalog.store().clone(), file.path.as_str().into())
-                    .with_file_size(file.bytes);
-            let batches: Vec<RecordBatch> = ParquetRecordBatchStreamBuilder::new(reader)
+            let batches: Vec<RecordBatch> = crate::ingest::tests::file_reader(catalog, file)
                 .await
-                .unwrap()
                 .build()
                 .unwrap()
                 .try_collect()

@@ -355,7 +355,7 @@ fn align(batch: &RecordBatch, table_schema: &SchemaRef) -> Result<RecordBatch> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
@@ -364,6 +364,24 @@ mod tests {
     use parquet::arrow::ParquetRecordBatchStreamBuilder;
     use parquet::arrow::async_reader::ParquetObjectReader;
 
+    /// A reader of one data file of a table.
+    pub(crate) async fn file_reader(
+        catalog: &Catalog,
+        file: &lakehouse_core::catalog::DataFile,
+    ) -> ParquetRecordBatchStreamBuilder<ParquetObjectReader> {
+        let reader = ParquetObjectReader::new(catalog.store().clone(), file.path.as_str().into())
+            .with_file_size(file.bytes);
+        ParquetRecordBatchStreamBuilder::new(reader).await.unwrap()
+    }
+
+    fn row_group_rows(builder: &ParquetRecordBatchStreamBuilder<ParquetObjectReader>) -> Vec<i64> {
+        builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect()
+    }
     fn batch(ids: Vec<i64>) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, true),
@@ -498,15 +516,15 @@ mod tests {
             )
             .await
             .unwrap();
-        disk.full.store(true, std::sync::atomic::Ordering::SeqCst);
-        let refused = ingest
-            .write(
+        let append = || {
+            ingest.write(
                 request(WriteMode::Append),
                 batch(vec![]).schema(),
                 rows(10..20),
             )
-            .await
-            .unwrap_err();
+        };
+        disk.full.store(true, std::sync::atomic::Ordering::SeqCst);
+        let refused = append().await.unwrap_err();
         let text = refused.to_string();
         assert!(
             matches!(refused, Error::ResourceExhausted(_)),
@@ -521,11 +539,8 @@ mod tests {
         let table = TableRef::new(None, "t").unwrap();
         let m = catalog.table(&table).unwrap();
         assert_eq!((m.version, m.total_rows()), (1, 10));
-        let path = object_store::path::Path::from(m.files[0].path.as_str());
-        let reader = ParquetObjectReader::new(catalog.store().clone(), path);
-        let read: Vec<RecordBatch> = ParquetRecordBatchStreamBuilder::new(reader)
+        let read: Vec<RecordBatch> = file_reader(&catalog, &m.files[0])
             .await
-            .unwrap()
             .build()
             .unwrap()
             .try_collect()
@@ -533,15 +548,7 @@ mod tests {
             .unwrap();
         assert_eq!(read.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
         disk.full.store(false, std::sync::atomic::Ordering::SeqCst);
-        let appended = ingest
-            .write(
-                request(WriteMode::Append),
-                batch(vec![]).schema(),
-                rows(10..20),
-            )
-            .await
-            .unwrap();
-        assert_eq!(appended.version, 2);
+        assert_eq!(append().await.unwrap().version, 2);
     }
 
     #[tokio::test]
@@ -578,15 +585,8 @@ mod tests {
             .unwrap();
         let m = catalog.table(&TableRef::new(None, "t").unwrap()).unwrap();
         assert_eq!(m.files.len(), 1);
-        let path = object_store::path::Path::from(m.files[0].path.as_str());
-        let reader = ParquetObjectReader::new(catalog.store().clone(), path);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.unwrap();
-        let groups: Vec<i64> = builder
-            .metadata()
-            .row_groups()
-            .iter()
-            .map(|g| g.num_rows())
-            .collect();
+        let builder = file_reader(&catalog, &m.files[0]).await;
+        let groups = row_group_rows(&builder);
         assert_eq!(groups, vec![3, 3, 3, 2]);
         let read: Vec<RecordBatch> = builder.build().unwrap().try_collect().await.unwrap();
         let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
@@ -609,15 +609,8 @@ mod tests {
             .await
             .unwrap();
         let m = catalog.table(&TableRef::new(None, "t").unwrap()).unwrap();
-        let path = object_store::path::Path::from(m.files[0].path.as_str());
-        let reader = ParquetObjectReader::new(catalog.store().clone(), path);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.unwrap();
-        let groups: Vec<i64> = builder
-            .metadata()
-            .row_groups()
-            .iter()
-            .map(|g| g.num_rows())
-            .collect();
+        let builder = file_reader(&catalog, &m.files[0]).await;
+        let groups = row_group_rows(&builder);
         assert!(
             groups.len() >= 9 && groups.iter().all(|&rows| rows <= 10),
             "{groups:?}"

@@ -23,10 +23,11 @@ use tracing::{debug, warn};
 
 use super::dictionary::mostly_distinct_columns;
 use super::file_stats::column_stats;
-use super::row_group_encoder::{RowGroupEncoder, arrow_bytes};
+use super::row_group_encoder::RowGroupEncoder;
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{DataFile, delete_uncommitted};
 use lakehouse_core::is_storage_full;
+use lakehouse_core::types::arrow_bytes;
 
 /// How ingest lays out files.
 #[derive(Debug, Clone)]

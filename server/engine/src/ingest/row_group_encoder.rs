@@ -76,7 +76,7 @@ impl RowGroupEncoder {
             }
         }
         self.rows += batch.num_rows();
-        self.bytes += arrow_bytes(batch);
+        self.bytes += lakehouse_core::types::arrow_bytes(batch);
         Ok(())
     }
 
@@ -144,13 +144,4 @@ where
 
 fn joined<T>(outcome: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
     outcome.map_err(|e| Error::internal(format!("column encoder task failed: {e}")))?
-}
-
-/// The Arrow bytes `batch` holds, counting only its slice of shared buffers.
-pub fn arrow_bytes(batch: &RecordBatch) -> usize {
-    batch
-        .columns()
-        .iter()
-        .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
-        .sum()
 }
