@@ -34,19 +34,117 @@ fn csv(k: u64) -> bytes::Bytes {
 }
 
 /// Writes batch `k` by Arrow ingest (even `k`) or CSV upload (odd `k`).
-async fn write(client: &mut Client, k: u64) -> bool {
-    if k.is_multiple_of(2) {
-        client
-            .ingest(Ingest::new("t", IngestMode::Append), vec![batch(k)])
+/// What the writers of a kill loop write.
+#[derive(Debug, Clone, Copy)]
+enum Writes {
+    /// Arrow and CSV appends, alternately, to a Parquet table.
+    ArrowAndCsv,
+    /// Arrow appends with an embedding column, to a vector table.
+    Vectors,
+}
+
+/// Appends batch `k`; false when the write failed (the server was killed).
+async fn write(client: &mut Client, writes: Writes, k: u64) -> bool {
+    let appended = match writes {
+        Writes::Vectors => {
+            client
+                .ingest(Ingest::new("t", IngestMode::Append), vec![vector_batch(k)])
+                .await
+        }
+        Writes::ArrowAndCsv if k.is_multiple_of(2) => {
+            client
+                .ingest(Ingest::new("t", IngestMode::Append), vec![batch(k)])
+                .await
+        }
+        Writes::ArrowAndCsv => {
+            let body = futures::stream::iter([Ok(csv(k))]);
+            client
+                .put_csv(&serde_json::json!({"table": "t", "mode": "append"}), body)
+                .await
+                .map(|_| 0)
+        }
+    };
+    appended.is_ok()
+}
+
+/// The seed of a kill loop's random moments: `LAKEHOUSE_FAULT_SEED`, or
+/// the clock (printed, so that a failing run can be repeated).
+fn fault_seed() -> XorShift {
+    let seed = std::env::var("LAKEHOUSE_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("fault seed {seed} (LAKEHOUSE_FAULT_SEED repeats it)");
+    XorShift(seed)
+}
+
+/// Table `t` created on `dir` with batch 0, then `runs` times: a server
+/// started on `dir`, the table checked as it sees it, `writers` writers appending fresh batches until a write fails, and
+/// the server SIGKILLed at a random moment of the writes. Returns the
+/// batches acknowledged, the first (`0`, written before) included.
+async fn kill_during_writes(
+    dir: &std::path::Path,
+    writes: Writes,
+    runs: usize,
+    writers: u64,
+    checked: &mut u64,
+) -> BTreeSet<u64> {
+    {
+        let server = TestServer::start_on(dir, &[]);
+        let first = match writes {
+            Writes::ArrowAndCsv => batch(0),
+            Writes::Vectors => vector_batch(0),
+        };
+        server
+            .client()
             .await
-            .is_ok()
-    } else {
-        let body = futures::stream::iter([Ok(csv(k))]);
-        client
-            .put_csv(&serde_json::json!({"table": "t", "mode": "append"}), body)
+            .ingest(Ingest::new("t", IngestMode::Create), vec![first])
             .await
-            .is_ok()
+            .unwrap();
+        server.kill();
     }
+    let mut random = fault_seed();
+    let next_batch = Arc::new(AtomicU64::new(1));
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::from([0])));
+    for run in 0..runs {
+        let server = TestServer::start_on(dir, &[]);
+        let mut checker = server.client().await;
+        let snapshot = acknowledged.lock().clone();
+        let present = check_table(&mut checker, &snapshot, checked).await;
+        assert!(present.len() >= snapshot.len());
+        let mut tasks = Vec::new();
+        for _ in 0..writers {
+            let mut client = server.client().await;
+            let (next_batch, acknowledged) = (next_batch.clone(), acknowledged.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let k = next_batch.fetch_add(1, Ordering::Relaxed);
+                    if !write(&mut client, writes, k).await {
+                        return;
+                    }
+                    acknowledged.lock().insert(k);
+                }
+            }));
+        }
+        // The fault: SIGKILL at a random moment of the writes. Writers
+        // stop only on a failed write, so each kill cuts writes short.
+        tokio::time::sleep(Duration::from_millis(random.below(400))).await;
+        server.kill();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        eprintln!(
+            "{writes:?} run {run}: {} batches acknowledged so far",
+            acknowledged.lock().len()
+        );
+    }
+    acknowledged.lock().clone()
 }
 
 /// A small deterministic generator, so that a failing run can be repeated
@@ -124,71 +222,12 @@ async fn check_table(
 
 #[tokio::test]
 async fn fifty_kills_during_uploads_and_appends_lose_nothing_and_show_nothing_partial() {
-    const RUNS: usize = 50;
-    const WRITERS: u64 = 3;
-    let seed = std::env::var("LAKEHOUSE_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("fault seed {seed} (LAKEHOUSE_FAULT_SEED repeats it)");
-    let mut random = XorShift(seed);
     let dir = tempfile::tempdir().unwrap();
-    let next_batch = Arc::new(AtomicU64::new(1));
-    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
-    {
-        let server = TestServer::start_on(dir.path(), &[]);
-        let mut client = server.client().await;
-        client
-            .ingest(Ingest::new("t", IngestMode::Create), vec![batch(0)])
-            .await
-            .unwrap();
-        acknowledged.lock().insert(0);
-        server.kill();
-    }
     let mut checked = 0;
-    for run in 0..RUNS {
-        let server = TestServer::start_on(dir.path(), &[]);
-        let mut checker = server.client().await;
-        let snapshot = acknowledged.lock().clone();
-        let present = check_table(&mut checker, &snapshot, &mut checked).await;
-        assert!(present.len() >= acknowledged.lock().len());
-        let mut writers = Vec::new();
-        for _ in 0..WRITERS {
-            let mut client = server.client().await;
-            let next_batch = next_batch.clone();
-            let acknowledged = acknowledged.clone();
-            writers.push(tokio::spawn(async move {
-                loop {
-                    let k = next_batch.fetch_add(1, Ordering::Relaxed);
-                    if !write(&mut client, k).await {
-                        return;
-                    }
-                    acknowledged.lock().insert(k);
-                }
-            }));
-        }
-        // The fault: SIGKILL at a random moment of the writes. Writers
-        // stop only on a failed write, so each kill cuts writes short.
-        tokio::time::sleep(Duration::from_millis(random.below(400))).await;
-        server.kill();
-        for writer in writers {
-            writer.await.unwrap();
-        }
-        eprintln!(
-            "run {run}: {} batches acknowledged so far",
-            acknowledged.lock().len()
-        );
-    }
+    let snapshot = kill_during_writes(dir.path(), Writes::ArrowAndCsv, 50, 3, &mut checked).await;
 
     let server = TestServer::start_on(dir.path(), &[]);
     let mut client = server.client().await;
-    let snapshot = acknowledged.lock().clone();
     let present = check_table(&mut client, &snapshot, &mut checked).await;
     let total_before = one(&client.query("SELECT count(*) FROM t").await.unwrap());
     // Orphans (data files of uploads the kills cut short) go with vacuum;
@@ -198,7 +237,7 @@ async fn fifty_kills_during_uploads_and_appends_lose_nothing_and_show_nothing_pa
         serde_json::from_slice(&client.action("vacuum", vacuum).await.unwrap()).unwrap();
     assert_eq!(report["versions_removed"], 0, "{report}");
     assert!(report["files_removed"].as_u64().unwrap() >= 1, "{report}");
-    eprintln!("vacuum after {RUNS} kills: {report}");
+    eprintln!("vacuum after 50 kills: {report}");
     let again: serde_json::Value =
         serde_json::from_slice(&client.action("vacuum", vacuum).await.unwrap()).unwrap();
     assert_eq!(again["files_removed"], 0, "{again}");
@@ -230,63 +269,11 @@ fn vector_batch(k: u64) -> RecordBatch {
 
 #[tokio::test]
 async fn twenty_kills_during_vector_table_appends_lose_nothing_and_show_nothing_partial() {
-    const RUNS: usize = 20;
-    const WRITERS: u64 = 2;
-    let mut random = XorShift(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1,
-    );
     let dir = tempfile::tempdir().unwrap();
-    let next_batch = Arc::new(AtomicU64::new(1));
-    let acknowledged = Arc::new(Mutex::new(BTreeSet::from([0])));
-    {
-        let server = TestServer::start_on(dir.path(), &[]);
-        let mut client = server.client().await;
-        client
-            .ingest(Ingest::new("t", IngestMode::Create), vec![vector_batch(0)])
-            .await
-            .unwrap();
-        server.kill();
-    }
     let mut checked = 0;
-    for run in 0..RUNS {
-        let server = TestServer::start_on(dir.path(), &[]);
-        let mut checker = server.client().await;
-        let snapshot = acknowledged.lock().clone();
-        check_table(&mut checker, &snapshot, &mut checked).await;
-        let mut writers = Vec::new();
-        for _ in 0..WRITERS {
-            let mut client = server.client().await;
-            let (next_batch, acknowledged) = (next_batch.clone(), acknowledged.clone());
-            writers.push(tokio::spawn(async move {
-                loop {
-                    let k = next_batch.fetch_add(1, Ordering::Relaxed);
-                    let appended = client
-                        .ingest(Ingest::new("t", IngestMode::Append), vec![vector_batch(k)])
-                        .await;
-                    if appended.is_err() {
-                        return;
-                    }
-                    acknowledged.lock().insert(k);
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(random.below(400))).await;
-        server.kill();
-        for writer in writers {
-            writer.await.unwrap();
-        }
-        eprintln!(
-            "vector run {run}: {} batches acknowledged so far",
-            acknowledged.lock().len()
-        );
-    }
+    let snapshot = kill_during_writes(dir.path(), Writes::Vectors, 20, 2, &mut checked).await;
     let server = TestServer::start_on(dir.path(), &[]);
     let mut client = server.client().await;
-    let snapshot = acknowledged.lock().clone();
     check_table(&mut client, &snapshot, &mut checked).await;
     // A write after the kills lands on the committed version, never on
     // what a killed write left in the dataset.
@@ -357,7 +344,10 @@ async fn sixteen_writers_and_eight_readers_lose_and_duplicate_nothing() {
         writers.push(tokio::spawn(async move {
             for a in 0..APPENDS {
                 let k = 1 + w * APPENDS + a;
-                assert!(write(&mut client, k).await, "append of batch {k} failed");
+                assert!(
+                    write(&mut client, Writes::ArrowAndCsv, k).await,
+                    "append of batch {k} failed"
+                );
             }
         }));
     }
