@@ -31,7 +31,7 @@ pub use error::{ExtensionError, Result};
 pub use parameters::{Parameterized, ParameterizedTable};
 pub use registry::{ExtensionInfo, FunctionInfo, FunctionKind, Installed, Registry, Selection};
 pub use vectors::{
-    IndexInfo, IndexKind, IndexParams, IndexRequest, Metric, SearchOptions, SearchRequest,
+    IndexInfo, IndexKind, IndexParams, IndexRequest, Metric, Precision, SearchOptions, SearchRequest,
     TextSearchRequest, VectorService,
 };
 

@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub layout: FileLayout,
     /// Bytes of index data the vector tables' Lance session keeps.
     pub vector_index_cache_bytes: usize,
+    /// Bytes of resident HNSW graphs kept in memory.
+    pub vector_graph_memory_bytes: usize,
     pub max_message_bytes: usize,
     pub limits: Limits,
     /// How often to read other servers' commits; `None`: only on request.
@@ -184,6 +186,7 @@ impl ServerConfig {
                 query_memory_limit,
             },
             vector_index_cache_bytes: mib(s.vector_index_cache_mb, "vector_index_cache_mb")?,
+            vector_graph_memory_bytes: mib(s.vector_graph_memory_mb, "vector_graph_memory_mb")?,
             layout: FileLayout {
                 target_file_bytes: mib(s.target_file_mb, "target_file_mb")?,
                 row_group_rows: given(

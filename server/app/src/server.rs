@@ -186,7 +186,11 @@ impl Core {
                 .map_err(|e| storage_error(e.into()))?
                 .with_local_dir(storage.local_dir.clone()),
         );
-        let vectors = Arc::new(VectorTables::new(&storage, config.vector_index_cache_bytes));
+        let vectors = Arc::new(VectorTables::new(
+            &storage,
+            config.vector_index_cache_bytes,
+            config.vector_graph_memory_bytes,
+        ));
         let models = Arc::new(Models::new(config.models.clone()).map_err(ServeError::Models)?);
         models
             .check_dimensions()
@@ -198,6 +202,10 @@ impl Core {
             vectors: Some(Arc::new(Searcher::new(catalog.clone(), vectors.clone()))),
             embeddings: Some(models.clone()),
         };
+        {
+            let (vectors, catalog) = (vectors.clone(), catalog.clone());
+            tokio::spawn(async move { vectors.prewarm(&catalog).await });
+        }
         let ingest = Ingest::new(catalog.clone(), config.layout.clone())
             .with_vectors(vectors.clone())
             .with_embeddings(Some(models));

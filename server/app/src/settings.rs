@@ -65,6 +65,9 @@ pub struct Settings {
     /// MiB of vector and full-text index data (IVF partitions, HNSW graphs) kept in memory between searches, shared by all vector tables; searches that miss it read and decode the index from storage
     #[arg(long, env = "LAKEHOUSE_VECTOR_INDEX_CACHE_MB")]
     pub vector_index_cache_mb: Option<usize>,
+    /// MiB of resident HNSW graphs (`hnsw` indexes) kept in memory, the least recently searched evicted first; a graph larger than this is not loaded and knn uses the table's Lance indexes (docs/vectors.md)
+    #[arg(long, env = "LAKEHOUSE_VECTOR_GRAPH_MEMORY_MB")]
+    pub vector_graph_memory_mb: Option<usize>,
     /// Partitions one query is split into (default: the number of cores)
     #[arg(long, env = "LAKEHOUSE_TARGET_PARTITIONS")]
     pub target_partitions: Option<usize>,
@@ -179,6 +182,7 @@ impl Settings {
             row_group_rows: Some(layout.row_group_rows),
             compact_min_files: Some(layout.compact_min_files),
             vector_index_cache_mb: Some(1024),
+            vector_graph_memory_mb: Some(8192),
             max_message_mb: Some(512),
             shutdown_grace_secs: Some(30),
             storage_timeout_secs: Some(30),

@@ -48,6 +48,9 @@ impl VectorTables {
         let table = TableRef::parse(&request.table)?;
         let lock = self.lock(&table);
         let _serialised = lock.lock().await;
+        if request.index_type == IndexKind::Hnsw {
+            return self.create_graph(catalog, &table, request).await;
+        }
         let (manifest, mut dataset) = self.live_dataset(catalog, &table).await?;
         let on = dataset.version().version;
         let field = manifest
@@ -67,6 +70,9 @@ impl VectorTables {
             .unwrap_or_else(|| format!("{}_idx", request.column));
         let started = Instant::now();
         info!(table = %table, column = %request.column, index = %name, kind = ?request.index_type, rows, "building index");
+        if self.graph_named(&table, &name).await? {
+            return Err(name_taken(&table, &name, "an hnsw index: drop it first"));
+        }
         if !request.replace
             && dataset
                 .load_indices()
@@ -75,10 +81,10 @@ impl VectorTables {
                 .iter()
                 .any(|index| index.name == name)
         {
-            return Err(Error::Extension(
-                lakehouse_extension::ExtensionError::AlreadyExists(format!(
-                    "table {table} already has an index named {name:?}; pass \"replace\": true to rebuild it"
-                )),
+            return Err(name_taken(
+                &table,
+                &name,
+                "pass \"replace\": true to rebuild it",
             ));
         }
         let columns = [request.column.as_str()];
@@ -117,11 +123,17 @@ impl VectorTables {
         })
     }
 
-    /// Drops an index by name; returns the table version without it.
+    /// Drops an index by name; returns the table version without it (the
+    /// current one for an `hnsw` index, which is not part of the history).
     pub async fn drop_index(&self, catalog: &Catalog, table: &str, name: &str) -> Result<u64> {
         let table = TableRef::parse(table)?;
         let lock = self.lock(&table);
         let _serialised = lock.lock().await;
+        let live = vector_manifest(catalog, &table)?;
+        if self.graphs.drop_graph(&table, name).await? {
+            info!(table = %table, index = name, "hnsw index dropped");
+            return Ok(live.version);
+        }
         let (manifest, mut dataset) = self.live_dataset(catalog, &table).await?;
         let on = dataset.version().version;
         dataset
@@ -176,6 +188,14 @@ impl VectorTables {
                 table_version: manifest.version,
             });
         }
+        for graph in self.graphs.list(&table).await?.iter() {
+            listed.push(IndexInfo {
+                name: graph.name.clone(),
+                columns: vec![graph.column.clone()],
+                index_type: index_type_name(IndexKind::Hnsw).to_string(),
+                table_version: manifest.version,
+            });
+        }
         Ok(listed)
     }
 
@@ -206,6 +226,8 @@ impl VectorTables {
         let pinned = vector_manifest(catalog, table)?
             .lance
             .expect("a vector table pins a dataset version");
+        self.extend_graphs(table, &self.open(table, &pinned).await?)
+            .await?;
         let indexes = self
             .open(table, &pinned)
             .await?
@@ -269,7 +291,7 @@ impl VectorTables {
     }
 }
 
-fn vector_manifest(catalog: &Catalog, table: &TableRef) -> Result<Arc<Manifest>> {
+pub(super) fn vector_manifest(catalog: &Catalog, table: &TableRef) -> Result<Arc<Manifest>> {
     let manifest = catalog.table(table)?;
     if manifest.lance.is_none() {
         return Err(Error::invalid(format!(
@@ -286,6 +308,7 @@ struct Built {
 
 fn index_type_name(kind: IndexKind) -> &'static str {
     match kind {
+        IndexKind::Hnsw => "hnsw",
         IndexKind::IvfFlat => "ivf_flat",
         IndexKind::IvfPq => "ivf_pq",
         IndexKind::IvfHnswSq => "ivf_hnsw_sq",
@@ -332,7 +355,7 @@ fn build_params(
                 params: Box::new(ScalarIndexParams::for_builtin(BuiltinIndexType::BTree)),
             });
         }
-        IndexKind::IvfFlat | IndexKind::IvfPq | IndexKind::IvfHnswSq => {}
+        IndexKind::IvfFlat | IndexKind::IvfPq | IndexKind::IvfHnswSq | IndexKind::Hnsw => {}
     }
     let DataType::FixedSizeList(_, dims) = column_type else {
         return Err(Error::invalid(format!(
@@ -397,7 +420,7 @@ fn build_params(
             };
             VectorIndexParams::with_ivf_hnsw_sq_params(metric, ivf, hnsw, sq)
         }
-        IndexKind::Fts | IndexKind::Btree => unreachable!("handled above"),
+        IndexKind::Fts | IndexKind::Btree | IndexKind::Hnsw => unreachable!("handled above"),
     };
     Ok(Built {
         index_type: IndexType::Vector,
@@ -413,6 +436,12 @@ fn default_sub_vectors(dims: usize) -> usize {
         .into_iter()
         .find(|width| dims.is_multiple_of(*width))
         .map_or(dims, |width| dims / width)
+}
+
+pub(super) fn name_taken(table: &TableRef, name: &str, what_to_do: &str) -> Error {
+    Error::Extension(lakehouse_extension::ExtensionError::AlreadyExists(format!(
+        "table {table} already has an index named {name:?}; {what_to_do}"
+    )))
 }
 
 fn index_error(table: &TableRef, name: &str, e: lance::Error) -> Error {

@@ -12,6 +12,9 @@
 //! on the same storage. One Lance session with bounded caches serves every
 //! table.
 
+mod graph_indexes;
+mod graph_search;
+mod graphs;
 mod indexes;
 mod landing;
 mod opened;
@@ -66,6 +69,8 @@ pub struct VectorTables {
     locks: parking_lot::Mutex<HashMap<TableRef, Arc<tokio::sync::Mutex<()>>>>,
     /// Datasets opened at pinned versions, for the next query.
     opened: OpenedDatasets,
+    /// Resident HNSW graphs (`hnsw` indexes).
+    graphs: graphs::Graphs,
 }
 
 impl std::fmt::Debug for VectorTables {
@@ -80,8 +85,9 @@ impl VectorTables {
     /// Datasets under `storage`, searched through one session that keeps
     /// up to `index_cache_bytes` of index data (Lance weighs its index
     /// cache in bytes: a budget too small for one partition reloads and
-    /// decodes the index from storage on every search).
-    pub fn new(storage: &Storage, index_cache_bytes: usize) -> Self {
+    /// decodes the index from storage on every search), and resident
+    /// graphs within `graph_budget_bytes`.
+    pub fn new(storage: &Storage, index_cache_bytes: usize, graph_budget_bytes: usize) -> Self {
         let root = match &storage.local_dir {
             Some(dir) => Ok(dir.join("lance").to_string_lossy().into_owned()),
             None if storage.location.starts_with("memory://") => {
@@ -108,6 +114,7 @@ impl VectorTables {
             session,
             locks: parking_lot::Mutex::new(HashMap::new()),
             opened: OpenedDatasets::default(),
+            graphs: graphs::Graphs::new(storage.store.clone(), graph_budget_bytes),
         }
     }
 
@@ -231,7 +238,7 @@ impl VectorTables {
             .map_err(|e| lance_error(table, "writing", e))?;
         let data = describe(table, &written).await?;
         self.make_durable(table).await?;
-        Ok(catalog
+        let committed = catalog
             .commit(Commit {
                 table: table.clone(),
                 mode: request.mode,
@@ -244,7 +251,10 @@ impl VectorTables {
                 idempotency_key: request.idempotency_key.map(str::to_string),
                 evolve: false,
             })
-            .await?)
+            .await?;
+        // The graphs of the rows replaced hold none of the new ones.
+        self.forget_graphs(table).await;
+        Ok(committed)
     }
 
     /// Writes the appended rows as new fragments beside the pinned version,
@@ -375,7 +385,7 @@ mod tests {
         let storage = Storage::open("memory://", std::time::Duration::from_secs(5))
             .await
             .unwrap();
-        let tables = VectorTables::new(&storage, 64 << 20);
+        let tables = VectorTables::new(&storage, 64 << 20, 64 << 20);
         let (rows, dim) = (2_000, 8);
         let values = Float32Array::from_iter_values(
             (0..rows * dim).map(|i| ((i * 7_919) % 1_000) as f32 / 1_000.0),

@@ -87,6 +87,18 @@ impl VectorService for Searcher {
 
 impl Searcher {
     async fn run(&self, request: SearchRequest) -> Result<Vec<RecordBatch>, Error> {
+        let (table, manifest) = self.vector_table(&request.table)?;
+        if let Some(graph) = self
+            .tables
+            .graph_for(&table, &request.column, request.options.metric)
+            .await?
+        {
+            let pinned = manifest.lance.expect("checked to be a vector table");
+            let dataset = self.tables.open(&table, &pinned).await?;
+            return Ok(vec![
+                super::graph_search::search(&table, &dataset, &graph, request).await?,
+            ]);
+        }
         let options = request.options;
         let k = request.k;
         let query = Float32Array::from(request.query);

@@ -1,0 +1,197 @@
+//! `knn()` over a resident graph: the graph's nearest keys among the
+//! fragments it holds, an exact search of the fragments it does not hold
+//! (rows appended since it was last extended, or rewritten), then one take
+//! of the candidates, re-ranked by exact distance.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, Float32Array, RecordBatch, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
+use datafusion::logical_expr::Expr;
+use lakehouse_extension::SearchRequest;
+use lance::Dataset;
+
+use super::graph_indexes::fragment_states;
+use super::graphs::{Graph, distance, vectors_f32};
+use super::lance_message;
+use crate::error::{Error, Result};
+use lakehouse_core::catalog::TableRef;
+
+const DISTANCE: &str = "_distance";
+
+/// The `k` rows nearest the query, nearest first, with `_distance`.
+pub async fn search(
+    table: &TableRef,
+    dataset: &Dataset,
+    graph: &Graph,
+    request: SearchRequest,
+) -> Result<RecordBatch> {
+    let invalid =
+        |e: lance::Error| Error::invalid(format!("knn over {table}: {}", lance_message(&e)));
+    let query = &request.query;
+    if query.len() != graph.meta.dimensions {
+        return Err(Error::invalid(format!(
+            "knn over {table}: the query has {} dimensions, column {} has {}",
+            query.len(),
+            graph.meta.column,
+            graph.meta.dimensions
+        )));
+    }
+    let k = request.k;
+    let wanted = k * request.options.refine.unwrap_or(1).max(1) as usize;
+    let coverage = graph.coverage(fragment_states(dataset));
+    let passing = match &request.filter {
+        Some(filter) if !coverage.held.is_empty() => {
+            Some(passing_rows(dataset, filter.clone(), &coverage.held).await.map_err(invalid)?)
+        }
+        _ => None,
+    };
+    let mut candidates = if coverage.held.is_empty() {
+        Vec::new()
+    } else if passing.is_none() && !coverage.extra_keys {
+        graph.search(query, wanted, request.options.ef, None)?
+    } else {
+        let held = &coverage.held;
+        let keep = |key: u64| {
+            held.contains(&(key >> 32)) && passing.as_ref().is_none_or(|rows| rows.contains(&key))
+        };
+        graph.search(query, wanted, request.options.ef, Some(&keep))?
+    };
+    if !coverage.not_held.is_empty() {
+        let fragments = dataset
+            .fragments()
+            .iter()
+            .filter(|f| coverage.not_held.contains(&f.id))
+            .cloned()
+            .collect();
+        let mut scan = dataset.scan();
+        scan.with_fragments(fragments)
+            .nearest(&graph.meta.column, &Float32Array::from(query.clone()), k)
+            .map_err(invalid)?
+            .use_index(false)
+            .distance_metric(super::search::distance_type(graph.meta.metric))
+            .project(&[&graph.meta.column])
+            .map_err(invalid)?
+            .with_row_address();
+        if let Some(filter) = request.filter {
+            scan.filter_expr(filter).prefilter(true);
+        }
+        let found = scan.try_into_batch().await.map_err(invalid)?;
+        if let Some(addresses) = found.column_by_name(lance_core::ROW_ADDR) {
+            candidates.extend(addresses.as_primitive::<UInt64Type>().values().iter());
+        }
+    }
+    let schema = Arc::new(Schema::new(
+        dataset
+            .schema()
+            .fields
+            .iter()
+            .map(|f| Arc::new(Field::from(f)))
+            .chain([Arc::new(Field::new(DISTANCE, DataType::Float32, true))])
+            .collect::<Vec<_>>(),
+    ));
+    if candidates.is_empty() {
+        return Ok(RecordBatch::new_empty(schema));
+    }
+    let rows = dataset
+        .take_rows(&candidates, dataset.schema().clone())
+        .await
+        .map_err(invalid)?;
+    nearest_first(&rows, schema, &graph.meta.column, graph.meta.metric, query, k)
+}
+
+/// Row addresses of the held fragments' rows that pass `filter`.
+async fn passing_rows(
+    dataset: &Dataset,
+    filter: Expr,
+    held: &HashSet<u64>,
+) -> lance::Result<HashSet<u64>> {
+    let fragments = dataset
+        .fragments()
+        .iter()
+        .filter(|f| held.contains(&f.id))
+        .cloned()
+        .collect();
+    let mut scan = dataset.scan();
+    scan.with_fragments(fragments)
+        .filter_expr(filter)
+        .project::<&str>(&[])?
+        .with_row_address();
+    let batch = scan.try_into_batch().await?;
+    Ok(batch
+        .column_by_name(lance_core::ROW_ADDR)
+        .map(|c| c.as_primitive::<UInt64Type>().values().iter().copied().collect())
+        .unwrap_or_default())
+}
+
+/// The `k` rows of `rows` nearest `query` by exact distance, nearest
+/// first, with `_distance` after the table's columns.
+fn nearest_first(
+    rows: &RecordBatch,
+    schema: Arc<Schema>,
+    column: &str,
+    metric: lakehouse_extension::Metric,
+    query: &[f32],
+    k: usize,
+) -> Result<RecordBatch> {
+    let vectors = rows
+        .column_by_name(column)
+        .ok_or_else(|| Error::internal(format!("a take of the table's rows lacks {column}")))?;
+    let mut ranked: Vec<(f32, u32)> = vectors_f32(vectors.as_ref())?
+        .into_iter()
+        .enumerate()
+        .filter_map(|(row, vector)| vector.map(|v| (distance(metric, query, &v), row as u32)))
+        .collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    ranked.truncate(k);
+    let order = UInt32Array::from_iter_values(ranked.iter().map(|(_, row)| *row));
+    let mut columns: Vec<ArrayRef> = rows
+        .columns()
+        .iter()
+        .map(|c| take(c.as_ref(), &order, None))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::internal(format!("ordering knn rows: {e}")))?;
+    columns.push(Arc::new(Float32Array::from_iter_values(
+        ranked.iter().map(|(d, _)| *d),
+    )));
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| Error::internal(format!("assembling knn rows: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, FixedSizeListArray, Int64Array};
+    use arrow::datatypes::Float32Type;
+    use lakehouse_extension::Metric;
+
+    #[test]
+    fn ranks_by_exact_distance_and_skips_null_vectors() {
+        let ids = Int64Array::from(vec![1, 2, 3, 4]);
+        let vectors = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+            vec![
+                Some(vec![Some(3.0), Some(0.0)]),
+                Some(vec![Some(1.0), Some(0.0)]),
+                None,
+                Some(vec![Some(2.0), Some(0.0)]),
+            ],
+            2,
+        );
+        let table = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("v", vectors.data_type().clone(), true),
+        ]));
+        let rows =
+            RecordBatch::try_new(table.clone(), vec![Arc::new(ids), Arc::new(vectors)]).unwrap();
+        let mut fields = table.fields().to_vec();
+        fields.push(Arc::new(Field::new(DISTANCE, DataType::Float32, true)));
+        let schema = Arc::new(Schema::new(fields));
+        let best = nearest_first(&rows, schema, "v", Metric::L2, &[0.0, 0.0], 2).unwrap();
+        let ids: Vec<i64> = best.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+        assert_eq!(ids, vec![2, 4]);
+        let distances = best.column(2).as_primitive::<Float32Type>().values().to_vec();
+        assert_eq!(distances, vec![1.0, 4.0]);
+    }
+}
