@@ -147,7 +147,7 @@ def test_index_errors_are_clear(server, conn):
         ({"table": "small", "column": "name", "index_type": "ivf_flat"}, "needs a vector column"),
         ({"table": "small", "column": "emb", "index_type": "fts"}, "needs a text column"),
         ({"table": "plain", "column": "x", "index_type": "btree"}, "not a vector table"),
-        ({"table": "small", "column": "emb", "index_type": "hnsw"}, "not valid"),
+        ({"table": "small", "column": "emb", "index_type": "hnsw_pq"}, "not valid"),
     ]
     for body, message in cases:
         with pytest.raises(pa.ArrowInvalid, match=message):

@@ -109,10 +109,21 @@ impl VectorTables {
         Ok(self.graphs.list(table).await?.iter().any(|g| g.name == name))
     }
 
-    /// Adds the rows of fragments `dataset` has and a graph does not to
-    /// that graph (appended rows), storing it at the dataset's version.
-    pub(super) async fn extend_graphs(&self, table: &TableRef, dataset: &Dataset) -> Result<()> {
-        for meta in self.graphs.list(table).await?.iter() {
+    /// Adds the rows of fragments the table's current version has and a
+    /// graph does not to that graph (appended rows), storing it at that
+    /// version. One extension at a time, outside the table's write lock:
+    /// appends do not wait for it.
+    pub(super) async fn extend_graphs(&self, catalog: &Catalog, table: &TableRef) -> Result<()> {
+        let _one_at_a_time = self.extending.lock().await;
+        let listed = self.graphs.list(table).await?;
+        if listed.is_empty() {
+            return Ok(());
+        }
+        let pinned = super::indexes::vector_manifest(catalog, table)?
+            .lance
+            .expect("a vector table pins a dataset version");
+        let dataset = &self.open(table, &pinned).await?;
+        for meta in listed.iter() {
             let Some(graph) = self.graphs.load(table, meta).await? else {
                 continue;
             };

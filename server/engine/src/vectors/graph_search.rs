@@ -67,7 +67,9 @@ pub async fn search(
             .cloned()
             .collect();
         let mut scan = dataset.scan();
+        // A scan of some fragments may only search them after a prefilter.
         scan.with_fragments(fragments)
+            .prefilter(true)
             .nearest(&graph.meta.column, &Float32Array::from(query.clone()), k)
             .map_err(invalid)?
             .use_index(false)
@@ -76,7 +78,7 @@ pub async fn search(
             .map_err(invalid)?
             .with_row_address();
         if let Some(filter) = request.filter {
-            scan.filter_expr(filter).prefilter(true);
+            scan.filter_expr(filter);
         }
         let found = scan.try_into_batch().await.map_err(invalid)?;
         if let Some(addresses) = found.column_by_name(lance_core::ROW_ADDR) {

@@ -199,14 +199,18 @@ impl VectorTables {
         Ok(listed)
     }
 
-    /// Folds rows appended since the indexes were built into them, in the
-    /// background, and commits the result as an `index` version. Until it
-    /// lands, knn searches the new rows exactly beside the index, so
+    /// Adds rows appended since the indexes were built to them, in the
+    /// background: to the `hnsw` graphs (stored beside the dataset), then
+    /// folded into the Lance indexes, committed as an `index` version.
+    /// Until then, knn searches the new rows exactly beside the index, so
     /// nothing waits for it; a failure is logged and the next append
     /// tries again.
     pub fn fold_appended_rows(self: &Arc<Self>, catalog: Arc<Catalog>, table: TableRef) {
         let tables = self.clone();
         tokio::spawn(async move {
+            if let Err(e) = tables.extend_graphs(&catalog, &table).await {
+                warn!(table = %table, error = %e, "could not add appended rows to the hnsw indexes; knn still finds them");
+            }
             let started = Instant::now();
             match tables.fold(&catalog, &table).await {
                 Ok(Some(version)) => {
@@ -226,8 +230,6 @@ impl VectorTables {
         let pinned = vector_manifest(catalog, table)?
             .lance
             .expect("a vector table pins a dataset version");
-        self.extend_graphs(table, &self.open(table, &pinned).await?)
-            .await?;
         let indexes = self
             .open(table, &pinned)
             .await?

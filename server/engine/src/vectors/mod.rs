@@ -71,6 +71,8 @@ pub struct VectorTables {
     opened: OpenedDatasets,
     /// Resident HNSW graphs (`hnsw` indexes).
     graphs: graphs::Graphs,
+    /// Held while appended rows are added to graphs.
+    extending: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for VectorTables {
@@ -115,6 +117,7 @@ impl VectorTables {
             locks: parking_lot::Mutex::new(HashMap::new()),
             opened: OpenedDatasets::default(),
             graphs: graphs::Graphs::new(storage.store.clone(), graph_budget_bytes),
+            extending: tokio::sync::Mutex::new(()),
         }
     }
 
