@@ -1,28 +1,34 @@
 """Vectors: clustered 384-d float32 vectors (like sentence embeddings)
 loaded into a lakehouse vector table, indexed, and searched with knn()
-through Flight SQL, against FAISS HNSW (M=32) and exact numpy search on the
-same vectors in the same run.
+through Flight SQL, against FAISS HNSW (M=32), Lance in Python (pylance,
+IVF_HNSW_SQ) and exact numpy search on the same vectors in the same run.
 
 Per engine, warm-up runs then N samples, median, MAD and p95:
 - ingest: vectors added/s (lakehouse: ADBC `adbc_ingest` into a new vector
   table, i.e. DoPut -> Lance, durable; no peer: FAISS keeps vectors in
   memory, its cost is the index build);
-- index build: seconds (lakehouse: the `create_index` action, ivf_hnsw_sq
-  with its defaults; FAISS: `add` to an HNSW32 index, which builds the graph
-  on both cores);
+- index build: seconds (lakehouse: the `create_index` action, `--index`
+  with its defaults, `hnsw` unless told; FAISS: `add` to an HNSW32 index;
+  pylance: `create_index` IVF_HNSW_SQ with one partition);
 - search: queries/s one query at a time, with recall@10 against exact
   search (lakehouse: `SELECT id FROM knn(...)` prepared once with the
-  vector as a parameter, over ADBC, by 1 client and by 8 concurrent
-  clients; the Rust Flight SQL client with the vector as a literal; then
-  the layers below Flight, on the same storage once the server has
-  stopped: the same SQL on the server's engine in-process, and the search
-  straight on the Lance dataset; FAISS HNSW `search` of one vector; numpy:
-  one matrix-vector product and a partial sort).
+  vector as a parameter, over ADBC, by 1 client (and its p99 latency) and
+  by several concurrent clients; filtered to one category in ten; the
+  Rust Flight SQL client with the vector as a literal; the same SQL on the
+  server's engine in-process once the server has stopped, and again after
+  10% more rows were appended and not yet added to the index; FAISS HNSW
+  `search` of one vector; pylance `to_table(nearest=...)`; numpy: one
+  matrix-vector product and a partial sort).
+- peak memory (VmHWM) of the server, reported in the notes.
 
 Writes `vectors.json` to --results.
 
-    just bench-vectors [--rows 100000] [--quick]
+    just bench-vectors [--rows 100000] [--index hnsw] [--quick]
 """
+
+import os
+
+os.environ.setdefault("LANCE_LOG", "error")
 
 import argparse
 import json
@@ -33,7 +39,11 @@ import tempfile
 import threading
 import time
 
+import shutil
+import signal
+
 import faiss
+import lance
 import numpy as np
 import pyarrow as pa
 
@@ -45,10 +55,12 @@ from test_vector_indexes import action  # noqa: E402
 from tpch import bench_binary  # noqa: E402
 import report  # noqa: E402
 
-DIM, K, CLUSTERS = 384, 10, 1_000
+DIM, K, CLUSTERS, CATEGORIES = 384, 10, 1_000, 10
 HNSW_M = 32
 FAISS_EF_SEARCH = 64
 SQL = "SELECT id FROM knn('vecs', 'emb', $1, 10)"
+FILTERED_SQL = SQL + " WHERE cat = 3"
+PYLANCE_EF = 64
 
 
 def clustered(rows: int, queries: int, seed: int = 7):
@@ -64,14 +76,17 @@ def clustered(rows: int, queries: int, seed: int = 7):
     return draw(rows), draw(queries)
 
 
-def exact_neighbours(base, queries):
-    """The true K nearest (L2 on unit vectors: largest dot product)."""
+def exact_neighbours(base, queries, ids=None):
+    """The true K nearest (L2 on unit vectors: largest dot product), among
+    the rows `ids` when given."""
+    ids = np.arange(len(base)) if ids is None else ids
+    rows = base[ids]
     truth = []
     for start in range(0, len(queries), 256):
-        scores = queries[start:start + 256] @ base.T
+        scores = queries[start:start + 256] @ rows.T
         top = np.argpartition(-scores, K, axis=1)[:, :K]
         order = np.take_along_axis(scores, top, axis=1).argsort(axis=1)[:, ::-1]
-        truth.extend(np.take_along_axis(top, order, axis=1).tolist())
+        truth.extend(ids[np.take_along_axis(top, order, axis=1)].tolist())
     return truth
 
 
@@ -79,9 +94,11 @@ def recall(found, truth):
     return sum(len(set(f) & set(t)) for f, t in zip(found, truth)) / (K * len(truth))
 
 
-def vector_table(base) -> pa.Table:
+def vector_table(base, first_id=0) -> pa.Table:
+    ids = np.arange(first_id, first_id + len(base))
     return pa.table({
-        "id": pa.array(np.arange(len(base)), pa.int64()),
+        "id": pa.array(ids, pa.int64()),
+        "cat": pa.array(ids % CATEGORIES, pa.int64()),
         "emb": pa.FixedSizeListArray.from_arrays(pa.array(base.ravel()), DIM),
     })
 
@@ -99,21 +116,58 @@ def sampled_search(warmup, samples, run, truth):
     return [rate for rate, _ in runs], recall(runs[-1][1], truth)
 
 
-def search_rate(search, queries):
-    """(queries/s, ids found per query) of `search(vector) -> ids`, one at a time."""
+def search_rate(search, queries, latencies=None):
+    """(queries/s, ids found per query) of `search(vector) -> ids`, one at
+    a time; each query's milliseconds go to `latencies` when given."""
+    found = []
     started = time.perf_counter()
-    found = [search(q) for q in queries]
+    for q in queries:
+        began = time.perf_counter()
+        found.append(search(q))
+        if latencies is not None:
+            latencies.append((time.perf_counter() - began) * 1000)
     return len(queries) / (time.perf_counter() - started), found
 
 
-def adbc_search(conn):
+def adbc_search(conn, sql=SQL):
     cur = conn.cursor()
 
     def search(q):
-        cur.execute(SQL, parameters=(q.tolist(),))
+        cur.execute(sql, parameters=(q.tolist(),))
         return [row[0] for row in cur.fetchall()]
 
     return search
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), MiB."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def graph_rows(storage: pathlib.Path) -> int:
+    """Rows in the newest stored graph of vecs.emb (0 without one)."""
+    files = sorted((storage / "lance" / "public" / "vecs" / "_graphs" / "emb_idx").glob("*.json"))
+    return json.loads(files[-1].read_text())["rows"] if files else 0
+
+
+def appended_not_indexed(storage: pathlib.Path, copy: pathlib.Path, rows):
+    """A copy of `storage` with `rows` appended to vecs and not yet added
+    to its graph: a server on the copy appends them and is killed at once,
+    before its background extension of the graph lands. Whether it
+    landed first (then the figure measures a fully indexed table)."""
+    shutil.copytree(storage, copy)
+    indexed = graph_rows(copy)
+    server = Server(copy)
+    try:
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.adbc_ingest("vecs", rows.to_reader(max_chunksize=10_000), mode="append")
+        server.process.send_signal(signal.SIGKILL)
+    finally:
+        server.kill()
+    return graph_rows(copy) == indexed
 
 
 def concurrent_rate(server, queries, clients):
@@ -174,6 +228,30 @@ def rust_rates(target_args, warmup, samples, results: pathlib.Path):
     return rates, found
 
 
+def pylance_peer(table, base_dir: pathlib.Path, queries, truth, args, figures, recalls):
+    """The same Lance in Python: IVF_HNSW_SQ with one partition (all
+    vectors in one graph, as LanceDB advises below a million rows), one
+    probe, ef 64."""
+    uri = str(base_dir / "pylance")
+    dataset = lance.write_dataset(table, uri)
+
+    def build():
+        started = time.perf_counter()
+        dataset.create_index("emb", "IVF_HNSW_SQ", num_partitions=1, metric="l2", replace=True)
+        return time.perf_counter() - started
+
+    figures["pylance build"] = sampled(args.warmup, args.samples, build)
+    indexed = lance.dataset(uri)
+
+    def search(q):
+        found = indexed.to_table(nearest={"column": "emb", "q": q, "k": K, "nprobes": 1, "ef": PYLANCE_EF},
+                                 columns=["id"])
+        return found.column("id").to_pylist()
+
+    figures["pylance"], recalls["pylance"] = sampled_search(
+        args.warmup, args.samples, lambda: search_rate(search, queries), truth)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -181,6 +259,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients of the concurrent search")
+    parser.add_argument("--index", default="hnsw", help="the index_type create_index builds")
     parser.add_argument("--results", type=pathlib.Path, default=ROOT / "bench-results")
     parser.add_argument("--quick", action="store_true", help="5,000 vectors, 50 queries, one sample: checks the harness")
     args = parser.parse_args()
@@ -188,14 +267,18 @@ def main():
         args.rows, args.queries, args.warmup, args.samples = 5_000, 50, 0, 1
 
     base, queries = clustered(args.rows, args.queries)
+    extra, _ = clustered(args.rows // 10, 1, seed=8)
     truth = exact_neighbours(base, queries)
+    filtered_truth = exact_neighbours(base, queries, np.nonzero(np.arange(args.rows) % CATEGORIES == 3)[0])
+    appended_truth = exact_neighbours(np.vstack([base, extra]), queries)
     table = vector_table(base)
     print(f"{args.rows:,} x {DIM} clustered vectors, {args.queries:,} queries; "
           f"{args.warmup} warm-up + {args.samples} samples", flush=True)
-    figures, recalls = {}, {}
+    figures, recalls, latencies = {}, {}, []
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(pathlib.Path(tmp) / "data")
+        tmp = pathlib.Path(tmp)
+        server = Server(tmp / "data")
         try:
             with server.connect() as conn, conn.cursor() as cur:
                 names = iter(range(1_000))
@@ -214,11 +297,11 @@ def main():
 
             def build():
                 started = time.perf_counter()
-                action(server, "create_index", {"table": "vecs", "column": "emb", "index_type": "ivf_hnsw_sq",
+                action(server, "create_index", {"table": "vecs", "column": "emb", "index_type": args.index,
                                                 "replace": True})
                 return time.perf_counter() - started
 
-            print("lakehouse index build ...", flush=True)
+            print(f"lakehouse index build ({args.index}) ...", flush=True)
             figures["build"] = sampled(args.warmup, args.samples, build)
 
             print("lakehouse search ...", flush=True)
@@ -227,6 +310,11 @@ def main():
                 search(queries[0])
                 figures["adbc"], recalls["adbc"] = sampled_search(
                     args.warmup, args.samples, lambda: search_rate(search, queries), truth)
+                search_rate(search, queries, latencies)
+                filtered = adbc_search(conn, FILTERED_SQL)
+                filtered(queries[0])
+                figures["filtered"], recalls["filtered"] = sampled_search(
+                    args.warmup, args.samples, lambda: search_rate(filtered, queries), filtered_truth)
             figures["concurrent"], recalls["concurrent"] = sampled_search(
                 args.warmup, args.samples, lambda: concurrent_rate(server, queries, args.clients), truth)
             sql = knn_sql_files(queries, args.results / "knn-sql")
@@ -236,21 +324,25 @@ def main():
                 ["--target", "flight", "--server", server.address, "--results", str(answers), *map(str, sql)],
                 args.warmup, args.samples, answers)
             recalls["rust"] = recall(found, truth)
+            peak_rss = peak_rss_mib(server.process.pid)
         finally:
             server.kill()
-        # The layers under Flight, on the same storage with no server running.
-        print("lakehouse engine in-process, Lance alone ...", flush=True)
+        # The engine under Flight, on the same storage with no server running.
+        print("lakehouse engine in-process ...", flush=True)
         figures["embedded"], found = rust_rates(
             ["--target", "embedded", "--storage", str(server.storage), "--results", str(answers), *map(str, sql)],
             args.warmup, args.samples, answers)
         recalls["embedded"] = recall(found, truth)
-        vectors_file = args.results / "knn-queries.f32"
-        vectors_file.write_bytes(queries.astype("<f4").tobytes())
-        figures["lance"], found = rust_rates(
-            ["--target", "lance", "--dataset", str(server.storage / "lance" / "public" / "vecs"),
-             "--vectors", str(vectors_file), "--dim", str(DIM), "--k", str(K)],
+        print("lakehouse engine in-process, 10% rows appended since the index ...", flush=True)
+        copy = tmp / "appended"
+        unindexed = appended_not_indexed(server.storage, copy, vector_table(extra, first_id=args.rows))
+        figures["appended"], found = rust_rates(
+            ["--target", "embedded", "--storage", str(copy), "--results", str(answers), *map(str, sql)],
             args.warmup, args.samples, answers)
-        recalls["lance"] = recall(found, truth)
+        recalls["appended"] = recall(found, appended_truth)
+
+        print("pylance ...", flush=True)
+        pylance_peer(table, tmp, queries, truth, args, figures, recalls)
 
     print("FAISS and numpy ...", flush=True)
     hnsw = [None]
@@ -281,38 +373,53 @@ def main():
     figures["numpy"], recalls["numpy"] = sampled_search(
         args.warmup, args.samples, lambda: search_rate(numpy_search, queries), truth)
 
-    faiss_label, numpy_label = f"FAISS HNSW{HNSW_M}", "numpy exact"
-    single = {faiss_label: figures["faiss"], numpy_label: figures["numpy"]}
+    faiss_label, pylance_label, numpy_label = f"FAISS HNSW{HNSW_M}", "pylance IVF_HNSW_SQ", "numpy exact"
+    single = {faiss_label: figures["faiss"], pylance_label: figures["pylance"], numpy_label: figures["numpy"]}
+    p99 = float(np.percentile(latencies, 99))
     rows = [
         report.row("ingest, vectors/s", "higher", figures["ingest"]),
-        report.row("index build, s", "lower", figures["build"], {faiss_label: figures["faiss build"]}, floor=0.15),
+        report.row("index build, s", "lower", figures["build"],
+                   {faiss_label: figures["faiss build"], pylance_label: figures["pylance build"]}, floor=0.15),
         report.row("knn, ADBC, 1 client, queries/s", "higher", figures["adbc"], single),
         report.row("knn, Rust client, queries/s", "higher", figures["rust"], single),
         report.row("knn, engine in-process (no Flight), queries/s", "higher", figures["embedded"], single),
-        report.row("search, Lance alone in-process, queries/s", "higher", figures["lance"], single),
-        report.row(f"knn, ADBC, {args.clients} clients, queries/s", "higher", figures["concurrent"], single),
+        report.row("knn, engine in-process, 10% rows appended since the index, queries/s", "higher",
+                   figures["appended"], {"lakehouse all indexed": figures["embedded"]}),
+        report.row("knn WHERE cat = 3 (10% of rows), ADBC, queries/s", "higher", figures["filtered"],
+                   {"lakehouse unfiltered": figures["adbc"]}),
+        report.row(f"knn, ADBC, {args.clients} clients, queries/s", "higher", figures["concurrent"],
+                   {**single, "lakehouse 1 client": figures["adbc"]}),
     ]
     notes = [
         f"recall@10 against exact search: lakehouse {recalls['adbc']:.3f} (ADBC), {recalls['rust']:.3f} (Rust "
         f"client), {recalls['concurrent']:.3f} ({args.clients} clients), {recalls['embedded']:.3f} (engine "
-        f"in-process), {recalls['lance']:.3f} (Lance alone); {faiss_label} (efSearch "
-        f"{FAISS_EF_SEARCH}) {recalls['faiss']:.3f}; numpy {recalls['numpy']:.3f}.",
-        "lakehouse: `ivf_hnsw_sq` with its defaults, knn's defaults; FAISS and numpy answer one query at a time "
-        "in this process (FAISS builds on every core).",
+        f"in-process), {recalls['appended']:.3f} (10% appended, against the exact answers over all rows), "
+        f"{recalls['filtered']:.3f} (filtered, against the exact answers among passing rows); {faiss_label} "
+        f"(efSearch {FAISS_EF_SEARCH}) {recalls['faiss']:.3f}; {pylance_label} (ef {PYLANCE_EF}) "
+        f"{recalls['pylance']:.3f}; numpy {recalls['numpy']:.3f}.",
+        f"knn latency through ADBC, one client: p99 {p99:.2f} ms, median {np.median(latencies):.2f} ms "
+        f"over {len(latencies):,} queries.",
+        f"server peak resident memory (VmHWM) {peak_rss:,.0f} MiB after ingest, {args.samples + args.warmup} index "
+        "builds and every search.",
+        f"lakehouse: `{args.index}` with its defaults, knn's defaults; FAISS, pylance and numpy answer one query at "
+        "a time in this process (FAISS builds on every core)."
+        + ("" if unindexed else " The appended rows reached the index before the measurement: that row "
+           "measures a fully indexed table."),
     ]
     path = report.write(
         args.results, "vectors", "Vectors: ingest, index build and knn search",
         f"`benches/vectors.py`: {args.rows:,} x {DIM} float32 unit vectors around {CLUSTERS:,} centres (like "
         f"sentence embeddings), {args.queries:,} queries drawn the same way, k = {K}. Ingest: ADBC `adbc_ingest` "
         "into a new vector table (Lance). Index: the `create_index` action against FAISS `IndexHNSWFlat` "
-        f"(M = {HNSW_M}) `add`. Search: `SELECT id FROM knn('vecs', 'emb', $1, 10)`, prepared once with the "
-        "vector as a parameter over ADBC (1 and several clients), and through the Rust Flight SQL client with "
-        "the vector as a literal; the layers under Flight: the same SQL on the server's engine in-process "
-        "(`lakehouse-bench --target embedded`) and the search straight on the Lance dataset with knn()'s "
-        "settings (`--target lance`); peers search in-process. "
+        f"(M = {HNSW_M}) `add` and pylance `create_index(IVF_HNSW_SQ, num_partitions=1)`. Search: "
+        "`SELECT id FROM knn('vecs', 'emb', $1, 10)`, prepared once with the vector as a parameter over ADBC "
+        "(1 and several clients; and with `WHERE cat = 3`), and through the Rust Flight SQL client with "
+        "the vector as a literal; the engine under Flight: the same SQL on the server's engine in-process "
+        "(`lakehouse-bench --target embedded`), and again after 10% more rows were appended and not yet added "
+        "to the index; peers search in-process. "
         f"{args.warmup} warm-up + {args.samples} samples.",
-        rows, notes, {"faiss": faiss.__version__, "numpy": np.__version__},
-        recall_at_10=recalls, dim=DIM, k=K, queries=args.queries)
+        rows, notes, {"faiss": faiss.__version__, "pylance": lance.__version__, "numpy": np.__version__},
+        recall_at_10=recalls, dim=DIM, k=K, queries=args.queries, p99_ms=p99, peak_rss_mib=peak_rss)
     for r in rows:
         print(f"{r['metric']}: lakehouse {r['lakehouse']['median']:,.1f} (MAD {r['lakehouse']['mad']:,.1f})"
               + "".join(f" | {p} {f['median']:,.1f}" for p, f in r["peers"].items()))

@@ -1,18 +1,15 @@
 //! `lakehouse-bench`: runs SQL files against a lakehouse server through the
 //! Rust Flight SQL client, against the server's own engine in-process (no
 //! Flight), or against plain DataFusion in-process over the same Parquet
-//! files, and prints each run's wall times as JSON lines; or runs
-//! nearest-neighbour searches straight on a Lance dataset.
+//! files, and prints each run's wall times as JSON lines.
 //!
 //! Every target is timed by the same loop (warm-up runs, then samples,
 //! each collecting every batch of the result), so the difference between
 //! two targets is what one layer adds: Flight (flight against embedded),
-//! the server's catalog and table providers (embedded against in-process),
-//! SQL planning over a search (embedded knn() against lance). The Python
+//! the server's catalog and table providers (embedded against in-process).
+//! The Python
 //! harnesses (`benches/tpch.py`, `benches/vectors.py`) run the peers, check
 //! results and write the tables.
-
-mod lance_knn;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,22 +46,8 @@ struct Args {
     /// `--target embedded`.
     #[arg(long)]
     storage: Option<String>,
-    /// The Lance dataset (a directory), for `--target lance`.
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Query vectors for `--target lance`: little-endian f32, `--dim` each.
-    #[arg(long)]
-    vectors: Option<PathBuf>,
-    #[arg(long, default_value_t = 384)]
-    dim: usize,
-    /// The dataset's vector column, for `--target lance`.
-    #[arg(long, default_value = "emb")]
-    column: String,
-    /// Neighbours per search, for `--target lance`.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
     /// SQL files to run, one query each; the file stem names the query.
-    #[arg(required_unless_present_any = ["vectors", "stdin"])]
+    #[arg(required_unless_present = "stdin")]
     queries: Vec<PathBuf>,
     /// Reads SQL file paths from stdin, one per line, and answers each as
     /// it comes, so one process (its caches and allocator warm) serves a
@@ -94,8 +77,6 @@ enum Target {
     /// The server's engine, catalog and extensions in this process
     /// (`--storage`).
     Embedded,
-    /// Searches on a Lance dataset (`--dataset`, `--vectors`).
-    Lance,
 }
 
 /// Something that answers SQL with every batch of the result.
@@ -152,7 +133,6 @@ impl Runner {
                 .resolve()?;
                 Ok(Self::Embedded(Box::new(Core::open(&config).await?)))
             }
-            Target::Lance => bail!("--target lance runs searches, not SQL"),
         }
     }
 
@@ -199,22 +179,6 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     if args.samples == 0 {
         bail!("--samples must be at least 1");
-    }
-    if let Target::Lance = args.target {
-        let workload = lance_knn::KnnWorkload {
-            dataset: args
-                .dataset
-                .as_deref()
-                .context("--target lance needs --dataset")?,
-            column: &args.column,
-            vectors: args
-                .vectors
-                .as_deref()
-                .context("--target lance needs --vectors")?,
-            dim: args.dim,
-            k: args.k,
-        };
-        return lance_knn::run(&workload, args.warmup, args.samples).await;
     }
     let mut runner = Runner::open(&args).await?;
     if args.stdin {

@@ -164,6 +164,7 @@ def test_hnsw_errors_are_clear(server, conn, data):
     made = action(server, "create_index", {"table": "vecs", "column": "emb", "index_type": "hnsw",
                                            "replace": True, "params": {"m": 8, "precision": "f32"}})
     assert made["index_type"] == "hnsw"
+    assert len(graph_files(server.storage)) == 1, "a replaced graph's files are removed"
     q = base[7]
     assert knn_ids(conn, q)[0] == 7
     assert knn_ids(conn, q, options={"ef": 200})[0] == 7

@@ -60,6 +60,40 @@ pub struct TextSearchRequest {
     pub filter: Option<Expr>,
 }
 
+/// One hybrid search: the nearest rows to a vector and the best BM25
+/// matches of a text, fused by reciprocal rank.
+#[derive(Debug, Clone)]
+pub struct HybridRequest {
+    pub table: String,
+    pub vector_column: String,
+    pub text_column: String,
+    /// The query's embedding, searched in `vector_column`.
+    pub vector: Vec<f32>,
+    /// The query's text, searched in `text_column` (which has an `fts` index).
+    pub text: String,
+    pub k: usize,
+    /// Applied before both searches, as for [`SearchRequest::filter`].
+    pub filter: Option<Expr>,
+    pub options: HybridOptions,
+}
+
+/// Tuning of a hybrid search; absent fields take the documented defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HybridOptions {
+    /// Weight of the vector ranking in the fusion (default 1).
+    pub vector_weight: Option<f32>,
+    /// Weight of the text ranking (default 1).
+    pub text_weight: Option<f32>,
+    /// Rows each search contributes (default `max(5 * k, 50)`).
+    pub candidates: Option<usize>,
+    /// The constant of reciprocal rank fusion: a row's score is the sum
+    /// of `weight / (rrf_k + rank)` (default 60).
+    pub rrf_k: Option<f32>,
+    /// HNSW candidate list size of the vector search.
+    pub ef: Option<usize>,
+}
+
 /// The kinds of index a vector table can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -152,6 +186,10 @@ pub trait VectorService: Send + Sync + Debug {
     /// The `k` best BM25 matches of `query`, best first: the table's
     /// columns plus `_score` (float32).
     async fn text_search(&self, request: TextSearchRequest) -> Result<Vec<RecordBatch>>;
+
+    /// The `k` rows best by reciprocal rank fusion of a vector and a text
+    /// search, best first: the table's columns plus `_score` (float32).
+    async fn hybrid_search(&self, request: HybridRequest) -> Result<Vec<RecordBatch>>;
 
     /// Builds an index and commits the table version that has it.
     async fn create_index(&self, request: IndexRequest) -> Result<IndexInfo>;

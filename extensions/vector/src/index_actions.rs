@@ -27,13 +27,13 @@ impl Action for CreateIndex {
     }
 
     fn description(&self) -> &str {
-        "Builds an index on a vector table and commits the version that has it."
+        "Builds an index on a vector table: an hnsw graph stored beside it, or a Lance index committed as a table version."
     }
 
     fn body(&self) -> &str {
-        "{\"table\", \"column\", \"index_type\": \"ivf_flat\"|\"ivf_pq\"|\"ivf_hnsw_sq\"|\"fts\"|\"btree\", \
-         \"metric\": \"l2\"|\"cosine\"|\"dot\", \"name\", \"params\": {num_partitions, num_sub_vectors, num_bits, m, \
-         ef_construction, sample_rate, max_iterations}, \"replace\": false}"
+        "{\"table\", \"column\", \"index_type\": \"hnsw\"|\"ivf_flat\"|\"ivf_pq\"|\"ivf_hnsw_sq\"|\"fts\"|\"btree\", \
+         \"metric\": \"l2\"|\"cosine\"|\"dot\", \"name\", \"params\": {m, ef_construction, ef_search, precision (hnsw); \
+         num_partitions, num_sub_vectors, num_bits, m, ef_construction, sample_rate, max_iterations (IVF)}, \"replace\": false}"
     }
 
     fn result(&self) -> &str {

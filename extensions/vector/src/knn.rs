@@ -52,14 +52,15 @@ impl Knn {
 
 /// A text query's model: the one the column declares, else the default
 /// when its vectors have the column's length.
-fn text_model(
+pub(crate) fn text_model(
+    function: &str,
     embeddings: Option<&Arc<dyn EmbeddingService>>,
     column: &Field,
     table: &str,
 ) -> DFResult<(Arc<dyn EmbeddingService>, String)> {
     let Some(embeddings) = embeddings else {
         return plan_err!(
-            "{KNN}: a text query needs the embed extension, which is off; give a vector"
+            "{function}: a text query needs the embed extension, which is off; give a vector"
         );
     };
     let declared = column.metadata().get(EMBED_MODEL_KEY).cloned();
@@ -68,7 +69,7 @@ fn text_model(
         && *dims as usize != info.dimensions
     {
         return plan_err!(
-            "{KNN}: column {} of {table} holds {dims}-dimensional vectors but model '{}' makes {}; give a vector, or a model's vectors of that length",
+            "{function}: column {} of {table} holds {dims}-dimensional vectors but model '{}' makes {}; give a vector, or a model's vectors of that length",
             column.name(),
             info.name,
             info.dimensions
@@ -144,7 +145,7 @@ impl TableFunctionImpl for Knn {
         }
         let embed_text = |text: String| -> DFResult<Arc<dyn TableProvider>> {
             let field = schema.field_with_name(&column)?;
-            let (embeddings, model) = text_model(self.embeddings.as_ref(), field, &table)?;
+            let (embeddings, model) = text_model(KNN, self.embeddings.as_ref(), field, &table)?;
             Ok(Arc::new(SearchTable {
                 service: self.search.clone(),
                 search: Search::NearestText {

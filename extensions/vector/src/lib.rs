@@ -8,6 +8,7 @@
 
 mod distance;
 mod fts;
+mod hybrid;
 mod index_actions;
 mod knn;
 mod search;
@@ -29,7 +30,7 @@ impl Extension for Vector {
     }
 
     fn description(&self) -> &'static str {
-        "Vector search and math: knn() and fts() over vector tables, create_index/drop_index/list_indexes, l2_distance (cosine_distance and dot_product are built in)"
+        "Vector search and math: knn(), fts() and hybrid() over vector tables, create_index/drop_index/list_indexes, l2_distance (cosine_distance and dot_product are built in)"
     }
 
     fn contributions(&self, host: &Host) -> Result<Contributions> {
@@ -47,6 +48,11 @@ impl Extension for Vector {
                         name: fts::FTS.into(),
                         function: Arc::new(fts::Fts::new(search.clone())),
                         description: "fts(table, column, query, k): the k best BM25 matches of query in a text column with an fts index, best first, with _score".into(),
+                    },
+                    TableFunction {
+                        name: hybrid::HYBRID.into(),
+                        function: Arc::new(hybrid::Hybrid::new(search.clone(), host.embeddings.clone())),
+                        description: "hybrid(table, vector_column, text_column, query, k [, options]): the k rows best by reciprocal rank fusion of knn over the query's embedding and BM25 over its words, best first, with _score; WHERE filters on the table's columns are prefilters".into(),
                     },
                 ]
             })

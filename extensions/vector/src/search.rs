@@ -1,4 +1,4 @@
-//! What `knn()` and `fts()` share: their common arguments, and the table
+//! What `knn()`, `fts()` and `hybrid()` share: their common arguments, and the table
 //! a planned search becomes. Searching happens when DataFusion scans that
 //! table, with the query's filters on the vector table's own columns
 //! handed to the search as a prefilter.
@@ -17,7 +17,9 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use lakehouse_extension::{EmbeddingService, SearchRequest, TextSearchRequest, VectorService};
+use lakehouse_extension::{
+    EmbeddingService, HybridRequest, SearchRequest, TextSearchRequest, VectorService,
+};
 
 /// The columns the searches add.
 pub const DISTANCE: &str = "_distance";
@@ -94,6 +96,13 @@ pub(crate) enum Search {
         embeddings: Arc<dyn EmbeddingService>,
     },
     Text(TextSearchRequest),
+    /// Both, of one text, fused by rank; its embedding is made when the
+    /// search runs.
+    Hybrid {
+        request: HybridRequest,
+        model: String,
+        embeddings: Arc<dyn EmbeddingService>,
+    },
 }
 
 pub(crate) fn external(e: lakehouse_extension::ExtensionError) -> DataFusionError {
@@ -177,6 +186,19 @@ impl TableProvider for SearchTable {
             Search::Text(mut request) => {
                 request.filter = filter;
                 self.service.text_search(request).await
+            }
+            Search::Hybrid {
+                mut request,
+                model,
+                embeddings,
+            } => {
+                let vector = embeddings
+                    .embed(Some(&model), std::slice::from_ref(&request.text))
+                    .await
+                    .map_err(external)?;
+                request.vector = vector.values;
+                request.filter = filter;
+                self.service.hybrid_search(request).await
             }
         }
         .map_err(external)?;

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::{ArrayRef, AsArray, Float32Array, RecordBatch, UInt32Array};
 use arrow::compute::take;
@@ -12,6 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
 use datafusion::logical_expr::Expr;
 use lakehouse_extension::SearchRequest;
 use lance::Dataset;
+use tracing::debug;
 
 use super::graph_indexes::fragment_states;
 use super::graphs::{Graph, distance, vectors_f32};
@@ -27,6 +29,7 @@ pub async fn search(
     dataset: &Dataset,
     graph: &Graph,
     request: SearchRequest,
+    addresses: bool,
 ) -> Result<RecordBatch> {
     let invalid =
         |e: lance::Error| Error::invalid(format!("knn over {table}: {}", lance_message(&e)));
@@ -39,6 +42,7 @@ pub async fn search(
             graph.meta.dimensions
         )));
     }
+    let started = Instant::now();
     let k = request.k;
     let wanted = k * request.options.refine.unwrap_or(1).max(1) as usize;
     let coverage = graph.coverage(fragment_states(dataset));
@@ -59,6 +63,7 @@ pub async fn search(
         };
         graph.search(query, wanted, request.options.ef, Some(&keep))?
     };
+    let searched = started.elapsed();
     if !coverage.not_held.is_empty() {
         let fragments = dataset
             .fragments()
@@ -85,23 +90,30 @@ pub async fn search(
             candidates.extend(addresses.as_primitive::<UInt64Type>().values().iter());
         }
     }
-    let schema = Arc::new(Schema::new(
-        dataset
-            .schema()
-            .fields
-            .iter()
-            .map(|f| Arc::new(Field::from(f)))
-            .chain([Arc::new(Field::new(DISTANCE, DataType::Float32, true))])
-            .collect::<Vec<_>>(),
-    ));
     if candidates.is_empty() {
-        return Ok(RecordBatch::new_empty(schema));
+        let mut fields: Vec<Field> = dataset.schema().fields.iter().map(Field::from).collect();
+        if addresses {
+            fields.push(Field::new(lance_core::ROW_ADDR, DataType::UInt64, true));
+        }
+        fields.push(Field::new(DISTANCE, DataType::Float32, true));
+        return Ok(RecordBatch::new_empty(Arc::new(Schema::new(fields))));
     }
-    let rows = dataset
-        .take_rows(&candidates, dataset.schema().clone())
+    let exact = started.elapsed();
+    let rows = Arc::new(dataset.clone())
+        .take_builder(&candidates, dataset.schema().clone())
+        .map_err(invalid)?
+        .with_row_address(addresses)
+        .execute()
         .await
         .map_err(invalid)?;
-    nearest_first(&rows, schema, &graph.meta.column, graph.meta.metric, query, k)
+    let taken = started.elapsed();
+    let ranked = nearest_first(&rows, &graph.meta.column, graph.meta.metric, query, k);
+    debug!(table = %table, graph = %graph.meta.name, filtered = passing.is_some(),
+        fragments_searched_exactly = coverage.not_held.len(), candidates = candidates.len(),
+        graph_us = searched.as_micros(), exact_us = (exact - searched).as_micros(),
+        take_us = (taken - exact).as_micros(), rank_us = (started.elapsed() - taken).as_micros(),
+        "knn over an hnsw index");
+    ranked
 }
 
 /// Row addresses of the held fragments' rows that pass `filter`.
@@ -129,10 +141,9 @@ async fn passing_rows(
 }
 
 /// The `k` rows of `rows` nearest `query` by exact distance, nearest
-/// first, with `_distance` after the table's columns.
+/// first, with `_distance` after their columns.
 fn nearest_first(
     rows: &RecordBatch,
-    schema: Arc<Schema>,
     column: &str,
     metric: lakehouse_extension::Metric,
     query: &[f32],
@@ -158,7 +169,9 @@ fn nearest_first(
     columns.push(Arc::new(Float32Array::from_iter_values(
         ranked.iter().map(|(d, _)| *d),
     )));
-    RecordBatch::try_new(schema, columns)
+    let mut fields = rows.schema().fields().to_vec();
+    fields.push(Arc::new(Field::new(DISTANCE, DataType::Float32, true)));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| Error::internal(format!("assembling knn rows: {e}")))
 }
 
@@ -185,15 +198,12 @@ mod tests {
             Field::new("id", DataType::Int64, false),
             Field::new("v", vectors.data_type().clone(), true),
         ]));
-        let rows =
-            RecordBatch::try_new(table.clone(), vec![Arc::new(ids), Arc::new(vectors)]).unwrap();
-        let mut fields = table.fields().to_vec();
-        fields.push(Arc::new(Field::new(DISTANCE, DataType::Float32, true)));
-        let schema = Arc::new(Schema::new(fields));
-        let best = nearest_first(&rows, schema, "v", Metric::L2, &[0.0, 0.0], 2).unwrap();
+        let rows = RecordBatch::try_new(table, vec![Arc::new(ids), Arc::new(vectors)]).unwrap();
+        let best = nearest_first(&rows, "v", Metric::L2, &[0.0, 0.0], 2).unwrap();
         let ids: Vec<i64> = best.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
         assert_eq!(ids, vec![2, 4]);
         let distances = best.column(2).as_primitive::<Float32Type>().values().to_vec();
         assert_eq!(distances, vec![1.0, 4.0]);
+        assert_eq!(best.schema().field(2).name(), DISTANCE);
     }
 }

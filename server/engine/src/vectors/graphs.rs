@@ -370,7 +370,8 @@ impl Graphs {
         let (graph, used) = state
             .resident
             .get_mut(&(table.clone(), meta.name.clone()))?;
-        if graph.meta.dataset_version < meta.dataset_version {
+        // A newer build (extended, or rebuilt with `replace`) is loaded.
+        if (graph.meta.dataset_version, graph.meta.built_at) < (meta.dataset_version, meta.built_at) {
             return None;
         }
         *used = now;
@@ -465,10 +466,7 @@ impl Graphs {
             .map_err(storage_error(format!("writing graph description {described}")))?;
         info!(table = %table, graph = %meta.name, rows = meta.rows, added, bytes = stored,
             seconds = started.elapsed().as_secs_f64(), "graph stored");
-        if let Some(base) = base {
-            self.remove_version(table, &base.meta.name, base.meta.dataset_version)
-                .await;
-        }
+        self.prune(table, &meta.name, meta.dataset_version).await;
         self.forget_listing(table);
         let graph = Graph {
             bytes: index.memory_usage(),
@@ -479,11 +477,27 @@ impl Graphs {
         Ok(self.keep(table, graph))
     }
 
-    /// Removes one stored version of a graph (the description first, so a
-    /// listing never names missing data); a failure only leaves files.
-    async fn remove_version(&self, table: &TableRef, name: &str, version: u64) {
-        for extension in ["json", "usearch"] {
-            let path = graph_path(table, name, version, extension);
+    /// Removes the stored versions of a graph other than `keep` (the one
+    /// it replaced), descriptions first so a listing never names missing
+    /// data; a failure only leaves files behind.
+    async fn prune(&self, table: &TableRef, name: &str, keep: u64) {
+        let prefix = Path::from(format!("{}/{name}", graphs_prefix(table)));
+        let listed: std::result::Result<Vec<object_store::ObjectMeta>, _> =
+            self.store.list(Some(&prefix)).try_collect().await;
+        let kept = [graph_path(table, name, keep, "json"), graph_path(table, name, keep, "usearch")];
+        let mut replaced: Vec<Path> = match listed {
+            Ok(files) => files
+                .into_iter()
+                .map(|f| f.location)
+                .filter(|p| !kept.contains(p))
+                .collect(),
+            Err(e) => {
+                warn!(table = %table, graph = name, error = %e, "could not list replaced graph files");
+                return;
+            }
+        };
+        replaced.sort_by_key(|p| !p.as_ref().ends_with(".json"));
+        for path in replaced {
             if let Err(e) = self.store.delete(&path).await
                 && !matches!(e, object_store::Error::NotFound { .. })
             {

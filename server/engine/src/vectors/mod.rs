@@ -15,6 +15,7 @@
 mod graph_indexes;
 mod graph_search;
 mod graphs;
+mod hybrid;
 mod indexes;
 mod landing;
 mod opened;
@@ -39,7 +40,7 @@ use lakehouse_core::storage::Storage;
 
 use landing::{Change, Pin};
 use opened::OpenedDatasets;
-pub use search::{Searcher, default_ef};
+pub use search::Searcher;
 
 /// Metadata cache budget of the shared session, in bytes.
 const METADATA_CACHE_BYTES: usize = 256 * 1024 * 1024;

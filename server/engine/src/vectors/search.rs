@@ -7,8 +7,8 @@ use arrow::array::{Float32Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use lakehouse_extension::{
-    ExtensionError, IndexInfo, IndexRequest, Metric, SearchRequest, TextSearchRequest,
-    VectorService,
+    ExtensionError, HybridRequest, IndexInfo, IndexRequest, Metric, SearchRequest,
+    TextSearchRequest, VectorService,
 };
 use lance::dataset::scanner::Scanner;
 use lance_index::scalar::FullTextSearchQuery;
@@ -30,7 +30,7 @@ impl Searcher {
         Self { catalog, tables }
     }
 
-    fn vector_table(
+    pub(super) fn vector_table(
         &self,
         name: &str,
     ) -> Result<(TableRef, Arc<lakehouse_core::catalog::Manifest>), Error> {
@@ -53,14 +53,18 @@ impl VectorService for Searcher {
     }
 
     async fn search(&self, request: SearchRequest) -> Result<Vec<RecordBatch>, ExtensionError> {
-        self.run(request).await.map_err(for_extension)
+        self.run(request, false).await.map_err(for_extension)
     }
 
     async fn text_search(
         &self,
         request: TextSearchRequest,
     ) -> Result<Vec<RecordBatch>, ExtensionError> {
-        self.run_text(request).await.map_err(for_extension)
+        self.run_text(request, false).await.map_err(for_extension)
+    }
+
+    async fn hybrid_search(&self, request: HybridRequest) -> Result<Vec<RecordBatch>, ExtensionError> {
+        self.run_hybrid(request).await.map_err(for_extension)
     }
 
     async fn create_index(&self, request: IndexRequest) -> Result<IndexInfo, ExtensionError> {
@@ -86,7 +90,12 @@ impl VectorService for Searcher {
 }
 
 impl Searcher {
-    async fn run(&self, request: SearchRequest) -> Result<Vec<RecordBatch>, Error> {
+    /// A knn search; with `addresses`, each row also has its `_rowaddr`.
+    pub(super) async fn run(
+        &self,
+        request: SearchRequest,
+        addresses: bool,
+    ) -> Result<Vec<RecordBatch>, Error> {
         let (table, manifest) = self.vector_table(&request.table)?;
         if let Some(graph) = self
             .tables
@@ -96,7 +105,7 @@ impl Searcher {
             let pinned = manifest.lance.expect("checked to be a vector table");
             let dataset = self.tables.open(&table, &pinned).await?;
             return Ok(vec![
-                super::graph_search::search(&table, &dataset, &graph, request).await?,
+                super::graph_search::search(&table, &dataset, &graph, request, addresses).await?,
             ]);
         }
         let options = request.options;
@@ -116,17 +125,28 @@ impl Searcher {
             if let Some(metric) = options.metric {
                 scan.distance_metric(distance_type(metric));
             }
+            if addresses {
+                scan.with_row_address();
+            }
             Ok(())
         })
         .await
     }
 
-    async fn run_text(&self, request: TextSearchRequest) -> Result<Vec<RecordBatch>, Error> {
+    /// A BM25 search; with `addresses`, each row also has its `_rowaddr`.
+    pub(super) async fn run_text(
+        &self,
+        request: TextSearchRequest,
+        addresses: bool,
+    ) -> Result<Vec<RecordBatch>, Error> {
         let k = request.k as i64;
         self.scan_once("fts", &request.table, request.filter, |scan| {
             let mut query = FullTextSearchQuery::new(request.query).with_column(request.column)?;
             query.limit = Some(k);
             scan.full_text_search(query)?;
+            if addresses {
+                scan.with_row_address();
+            }
             Ok(())
         })
         .await
@@ -158,7 +178,7 @@ impl Searcher {
 
 /// HNSW candidate list size when the request names none: wide enough for
 /// recall@k of 0.95 or better on hard (random, high-dimensional) data.
-pub fn default_ef(k: usize) -> usize {
+fn default_ef(k: usize) -> usize {
     (k * 20).max(200)
 }
 
