@@ -260,6 +260,8 @@ def main():
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients of the concurrent search")
     parser.add_argument("--index", default="hnsw", help="the index_type create_index builds")
+    parser.add_argument("--no-pylance", action="store_true",
+                        help="leave pylance out (its one-partition build is slow at a million vectors)")
     parser.add_argument("--results", type=pathlib.Path, default=ROOT / "bench-results")
     parser.add_argument("--quick", action="store_true", help="5,000 vectors, 50 queries, one sample: checks the harness")
     args = parser.parse_args()
@@ -341,8 +343,9 @@ def main():
             args.warmup, args.samples, answers)
         recalls["appended"] = recall(found, appended_truth)
 
-        print("pylance ...", flush=True)
-        pylance_peer(table, tmp, queries, truth, args, figures, recalls)
+        if not args.no_pylance:
+            print("pylance ...", flush=True)
+            pylance_peer(table, tmp, queries, truth, args, figures, recalls)
 
     print("FAISS and numpy ...", flush=True)
     hnsw = [None]
@@ -374,12 +377,14 @@ def main():
         args.warmup, args.samples, lambda: search_rate(numpy_search, queries), truth)
 
     faiss_label, pylance_label, numpy_label = f"FAISS HNSW{HNSW_M}", "pylance IVF_HNSW_SQ", "numpy exact"
-    single = {faiss_label: figures["faiss"], pylance_label: figures["pylance"], numpy_label: figures["numpy"]}
+    with_pylance = "pylance" in figures
+    single = {faiss_label: figures["faiss"], **({pylance_label: figures["pylance"]} if with_pylance else {}),
+              numpy_label: figures["numpy"]}
+    builds = {faiss_label: figures["faiss build"], **({pylance_label: figures["pylance build"]} if with_pylance else {})}
     p99 = float(np.percentile(latencies, 99))
     rows = [
         report.row("ingest, vectors/s", "higher", figures["ingest"]),
-        report.row("index build, s", "lower", figures["build"],
-                   {faiss_label: figures["faiss build"], pylance_label: figures["pylance build"]}, floor=0.15),
+        report.row("index build, s", "lower", figures["build"], builds, floor=0.15),
         report.row("knn, ADBC, 1 client, queries/s", "higher", figures["adbc"], single),
         report.row("knn, Rust client, queries/s", "higher", figures["rust"], single),
         report.row("knn, engine in-process (no Flight), queries/s", "higher", figures["embedded"], single),
@@ -395,8 +400,9 @@ def main():
         f"client), {recalls['concurrent']:.3f} ({args.clients} clients), {recalls['embedded']:.3f} (engine "
         f"in-process), {recalls['appended']:.3f} (10% appended, against the exact answers over all rows), "
         f"{recalls['filtered']:.3f} (filtered, against the exact answers among passing rows); {faiss_label} "
-        f"(efSearch {FAISS_EF_SEARCH}) {recalls['faiss']:.3f}; {pylance_label} (ef {PYLANCE_EF}) "
-        f"{recalls['pylance']:.3f}; numpy {recalls['numpy']:.3f}.",
+        f"(efSearch {FAISS_EF_SEARCH}) {recalls['faiss']:.3f}; "
+        + (f"{pylance_label} (ef {PYLANCE_EF}) {recalls['pylance']:.3f}; " if with_pylance else "")
+        + f"numpy {recalls['numpy']:.3f}.",
         f"knn latency through ADBC, one client: p99 {p99:.2f} ms, median {np.median(latencies):.2f} ms "
         f"over {len(latencies):,} queries.",
         f"server peak resident memory (VmHWM) {peak_rss:,.0f} MiB after ingest, {args.samples + args.warmup} index "

@@ -41,7 +41,7 @@ def test_extensions_are_listed_with_what_they_add(server, conn):
     listed = {e["name"]: e for e in action(server, "list_extensions")}
     assert listed["vector"]["enabled"] is True
     names = {f["name"] for f in listed["vector"]["functions"]}
-    assert names == {"l2_distance", "knn", "fts"}
+    assert names == {"l2_distance", "knn", "fts", "hybrid"}
     assert set(listed["vector"]["actions"]) == {"create_index", "drop_index", "list_indexes"}
     assert listed["example"]["enabled"] is False
     assert listed["example"]["functions"] == []
