@@ -31,8 +31,8 @@ pub use error::{ExtensionError, Result};
 pub use parameters::{Parameterized, ParameterizedTable};
 pub use registry::{ExtensionInfo, FunctionInfo, FunctionKind, Installed, Registry, Selection};
 pub use vectors::{
-    HybridOptions, HybridRequest, IndexInfo, IndexKind, IndexParams, IndexRequest, Metric, Precision,
-    SearchOptions, SearchRequest, TextSearchRequest, VectorService,
+    HybridOptions, HybridRequest, IndexInfo, IndexKind, IndexParams, IndexRequest, Metric,
+    Precision, SearchOptions, SearchRequest, TextSearchRequest, VectorService,
 };
 
 /// A compiled-in extension.

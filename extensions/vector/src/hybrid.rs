@@ -76,9 +76,7 @@ impl TableFunctionImpl for Hybrid {
             text_type,
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
         ) {
-            return plan_err!(
-                "{HYBRID}: column {text_column} of {table} is {text_type}, not text"
-            );
+            return plan_err!("{HYBRID}: column {text_column} of {table} is {text_type}, not text");
         }
         let field = schema.field_with_name(&vector_column)?;
         let (embeddings, model) = text_model(HYBRID, self.embeddings.as_ref(), field, &table)?;

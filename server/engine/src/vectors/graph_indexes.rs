@@ -32,7 +32,9 @@ impl VectorTables {
         request: IndexRequest,
     ) -> Result<IndexInfo> {
         let manifest = super::indexes::vector_manifest(catalog, table)?;
-        let pinned = manifest.lance.expect("a vector table pins a dataset version");
+        let pinned = manifest
+            .lance
+            .expect("a vector table pins a dataset version");
         let dataset = self.open(table, &pinned).await?;
         let column = &request.column;
         let dimensions = match manifest.schema.field_with_name(column) {
@@ -106,7 +108,12 @@ impl VectorTables {
 
     /// Whether the table has an `hnsw` index of this name.
     pub(super) async fn graph_named(&self, table: &TableRef, name: &str) -> Result<bool> {
-        Ok(self.graphs.list(table).await?.iter().any(|g| g.name == name))
+        Ok(self
+            .graphs
+            .list(table)
+            .await?
+            .iter()
+            .any(|g| g.name == name))
     }
 
     /// Adds the rows of fragments the table's current version has and a
@@ -131,12 +138,18 @@ impl VectorTables {
             let (now_held, fragments) = held_fragments(dataset);
             let new: Vec<_> = fragments
                 .into_iter()
-                .filter(|f| coverage.not_held.contains(&f.id) && now_held.iter().any(|h| h.id == f.id))
+                .filter(|f| {
+                    coverage.not_held.contains(&f.id) && now_held.iter().any(|h| h.id == f.id)
+                })
                 .collect();
             if new.is_empty() {
                 continue;
             }
-            if coverage.extra_keys || new.iter().any(|f| graph.meta.fragments.iter().any(|h| h.id == f.id)) {
+            if coverage.extra_keys
+                || new
+                    .iter()
+                    .any(|f| graph.meta.fragments.iter().any(|h| h.id == f.id))
+            {
                 // Rows were rewritten or deleted, not only appended: the
                 // graph keeps serving what it holds; a rebuild replaces it.
                 info!(table = %table, index = %meta.name, "rows of the hnsw index changed other than by appends; rebuild it (create_index with replace) to index them");
@@ -200,13 +213,19 @@ impl VectorTables {
                     match self.graphs.load(&table, meta).await {
                         Ok(Some(_)) => loaded += 1,
                         Ok(None) => {}
-                        Err(e) => warn!(table = %table, index = %meta.name, error = %e, "could not load an hnsw index; knn loads it when first needed"),
+                        Err(e) => {
+                            warn!(table = %table, index = %meta.name, error = %e, "could not load an hnsw index; knn loads it when first needed")
+                        }
                     }
                 }
             }
         }
         if loaded > 0 {
-            info!(graphs = loaded, seconds = started.elapsed().as_secs_f64(), "hnsw indexes loaded");
+            info!(
+                graphs = loaded,
+                seconds = started.elapsed().as_secs_f64(),
+                "hnsw indexes loaded"
+            );
         }
     }
 }
@@ -225,9 +244,7 @@ pub(super) fn fragment_states(dataset: &Dataset) -> impl Iterator<Item = (u64, &
 
 /// The fragments a graph of this version can hold (those without deleted
 /// rows), as described and as Lance scans them.
-fn held_fragments(
-    dataset: &Dataset,
-) -> (Vec<Held>, Vec<lance::table::format::Fragment>) {
+fn held_fragments(dataset: &Dataset) -> (Vec<Held>, Vec<lance::table::format::Fragment>) {
     let fragments: Vec<_> = dataset
         .fragments()
         .iter()
@@ -327,7 +344,12 @@ mod tests {
             m: Some(1),
             ..IndexParams::default()
         };
-        assert!(check_params(&params).unwrap_err().to_string().contains("between 2 and 256"));
+        assert!(
+            check_params(&params)
+                .unwrap_err()
+                .to_string()
+                .contains("between 2 and 256")
+        );
         assert!(check_params(&IndexParams::default()).is_ok());
     }
 

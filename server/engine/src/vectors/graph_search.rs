@@ -47,9 +47,11 @@ pub async fn search(
     let wanted = k * request.options.refine.unwrap_or(1).max(1) as usize;
     let coverage = graph.coverage(fragment_states(dataset));
     let passing = match &request.filter {
-        Some(filter) if !coverage.held.is_empty() => {
-            Some(passing_rows(dataset, filter.clone(), &coverage.held).await.map_err(invalid)?)
-        }
+        Some(filter) if !coverage.held.is_empty() => Some(
+            passing_rows(dataset, filter.clone(), &coverage.held)
+                .await
+                .map_err(invalid)?,
+        ),
         _ => None,
     };
     let mut candidates = if coverage.held.is_empty() {
@@ -136,7 +138,13 @@ async fn passing_rows(
     let batch = scan.try_into_batch().await?;
     Ok(batch
         .column_by_name(lance_core::ROW_ADDR)
-        .map(|c| c.as_primitive::<UInt64Type>().values().iter().copied().collect())
+        .map(|c| {
+            c.as_primitive::<UInt64Type>()
+                .values()
+                .iter()
+                .copied()
+                .collect()
+        })
         .unwrap_or_default())
 }
 
@@ -200,9 +208,17 @@ mod tests {
         ]));
         let rows = RecordBatch::try_new(table, vec![Arc::new(ids), Arc::new(vectors)]).unwrap();
         let best = nearest_first(&rows, "v", Metric::L2, &[0.0, 0.0], 2).unwrap();
-        let ids: Vec<i64> = best.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+        let ids: Vec<i64> = best
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec();
         assert_eq!(ids, vec![2, 4]);
-        let distances = best.column(2).as_primitive::<Float32Type>().values().to_vec();
+        let distances = best
+            .column(2)
+            .as_primitive::<Float32Type>()
+            .values()
+            .to_vec();
         assert_eq!(distances, vec![1.0, 4.0]);
         assert_eq!(best.schema().field(2).name(), DISTANCE);
     }

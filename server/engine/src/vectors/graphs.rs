@@ -31,8 +31,8 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use lakehouse_extension::{IndexParams, Metric, Precision};
 use lance::Dataset;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -133,7 +133,7 @@ impl Graph {
     ) -> Result<Vec<u64>> {
         let run = || {
             match keep {
-                Some(keep) => self.index.filtered_search(query, count, |key| keep(key)),
+                Some(keep) => self.index.filtered_search(query, count, keep),
                 None => self.index.search(query, count),
             }
             .map(|matches| matches.keys)
@@ -286,7 +286,9 @@ impl Graphs {
                         .map_err(storage_error(format!("reading {path}")))?;
                     match serde_json::from_slice::<GraphMeta>(&bytes) {
                         Ok(meta) => metas.push(meta),
-                        Err(e) => warn!(table = %table, file = %path, error = %e, "skipping an unreadable graph description"),
+                        Err(e) => {
+                            warn!(table = %table, file = %path, error = %e, "skipping an unreadable graph description")
+                        }
                     }
                 }
                 // Removed by an extension that replaced it since the listing.
@@ -371,7 +373,8 @@ impl Graphs {
             .resident
             .get_mut(&(table.clone(), meta.name.clone()))?;
         // A newer build (extended, or rebuilt with `replace`) is loaded.
-        if (graph.meta.dataset_version, graph.meta.built_at) < (meta.dataset_version, meta.built_at) {
+        if (graph.meta.dataset_version, graph.meta.built_at) < (meta.dataset_version, meta.built_at)
+        {
             return None;
         }
         *used = now;
@@ -463,7 +466,9 @@ impl Graphs {
         self.store
             .put(&described, json.into())
             .await
-            .map_err(storage_error(format!("writing graph description {described}")))?;
+            .map_err(storage_error(format!(
+                "writing graph description {described}"
+            )))?;
         info!(table = %table, graph = %meta.name, rows = meta.rows, added, bytes = stored,
             seconds = started.elapsed().as_secs_f64(), "graph stored");
         self.prune(table, &meta.name, meta.dataset_version).await;
@@ -484,7 +489,10 @@ impl Graphs {
         let prefix = Path::from(format!("{}/{name}", graphs_prefix(table)));
         let listed: std::result::Result<Vec<object_store::ObjectMeta>, _> =
             self.store.list(Some(&prefix)).try_collect().await;
-        let kept = [graph_path(table, name, keep, "json"), graph_path(table, name, keep, "usearch")];
+        let kept = [
+            graph_path(table, name, keep, "json"),
+            graph_path(table, name, keep, "usearch"),
+        ];
         let mut replaced: Vec<Path> = match listed {
             Ok(files) => files
                 .into_iter()
@@ -609,7 +617,8 @@ fn add_rows(index: &Index, rows: &Rows, threads: usize, name: &str) -> Result<()
                         continue;
                     }
                     let start = (rows.vectors.offset() + row) * dims;
-                    if let Err(e) = index.add(rows.addresses.value(row), &values[start..start + dims])
+                    if let Err(e) =
+                        index.add(rows.addresses.value(row), &values[start..start + dims])
                     {
                         *failed.lock() = Some(e.to_string());
                         return;
@@ -720,7 +729,12 @@ mod tests {
     #[test]
     fn coverage_holds_only_unchanged_fragments_without_deletions() {
         let g = graph(&[(0, "a"), (1, "b"), (2, "c")], &[]);
-        let version = [(0, "a", false), (1, "b2", false), (2, "c", true), (3, "d", false)];
+        let version = [
+            (0, "a", false),
+            (1, "b2", false),
+            (2, "c", true),
+            (3, "d", false),
+        ];
         let coverage = g.coverage(version.into_iter());
         assert_eq!(coverage.held, HashSet::from([0]));
         assert_eq!(coverage.not_held, vec![1, 2, 3]);
@@ -734,9 +748,15 @@ mod tests {
     fn searches_nearest_first_and_filters_keys() {
         let points: Vec<(u64, [f32; 2])> = (0..100u64).map(|i| (i, [i as f32, 0.0])).collect();
         let g = graph(&[(0, "a")], &points);
-        assert_eq!(g.search(&[10.2, 0.0], 3, None, None).unwrap(), vec![10, 11, 9]);
+        assert_eq!(
+            g.search(&[10.2, 0.0], 3, None, None).unwrap(),
+            vec![10, 11, 9]
+        );
         let odd = |key: u64| key % 2 == 1;
-        assert_eq!(g.search(&[10.2, 0.0], 2, Some(200), Some(&odd)).unwrap(), vec![11, 9]);
+        assert_eq!(
+            g.search(&[10.2, 0.0], 2, Some(200), Some(&odd)).unwrap(),
+            vec![11, 9]
+        );
     }
 
     #[test]
@@ -745,6 +765,9 @@ mod tests {
         let g = graph(&[(0, "a")], &points);
         let bytes = to_bytes(&g.index, "g").unwrap();
         let back = from_bytes(g.meta.clone(), &bytes).unwrap();
-        assert_eq!(back.search(&[3.0, 1.0], 1, None, None).unwrap(), vec![3 << 32]);
+        assert_eq!(
+            back.search(&[3.0, 1.0], 1, None, None).unwrap(),
+            vec![3 << 32]
+        );
     }
 }

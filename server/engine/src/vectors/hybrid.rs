@@ -123,7 +123,9 @@ impl Searcher {
             let name = field.name();
             let sources = [&by_vector, &by_text].map(|b| b.column_by_name(name));
             let [Some(from_vector), Some(from_text)] = sources else {
-                return Err(Error::internal(format!("a hybrid search lost column {name}")));
+                return Err(Error::internal(format!(
+                    "a hybrid search lost column {name}"
+                )));
             };
             columns.push(
                 interleave(&[from_vector.as_ref(), from_text.as_ref()], &picks)

@@ -63,7 +63,10 @@ impl VectorService for Searcher {
         self.run_text(request, false).await.map_err(for_extension)
     }
 
-    async fn hybrid_search(&self, request: HybridRequest) -> Result<Vec<RecordBatch>, ExtensionError> {
+    async fn hybrid_search(
+        &self,
+        request: HybridRequest,
+    ) -> Result<Vec<RecordBatch>, ExtensionError> {
         self.run_hybrid(request).await.map_err(for_extension)
     }
 
