@@ -111,6 +111,11 @@ def test_hnsw_recall_filters_appends_restart_and_drop(tmp_path, data):
             print(f"recall@10 filtered hnsw {filtered_recall:.3f}")
             assert filtered_recall >= 0.95
 
+            # A filter few rows pass: all of them, nearest first, exactly.
+            assert knn_ids(conn, queries[0], "WHERE id = 1234") == [1234]
+            few = knn_ids(conn, queries[0], "WHERE id < 5")
+            assert few == exact(base, queries[0], np.arange(5))[:5]
+
             # Appended rows: found at once (searched exactly beside the
             # graph), then added to the graph in the background.
             fresh = (np.ones(DIM, dtype=np.float32) * 9.0)[None, :]

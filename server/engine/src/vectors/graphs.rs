@@ -482,22 +482,25 @@ impl Graphs {
         Ok(self.keep(table, graph))
     }
 
-    /// Removes the stored versions of a graph other than `keep` (the one
-    /// it replaced), descriptions first so a listing never names missing
-    /// data; a failure only leaves files behind.
+    /// Removes the stored versions of a graph older than `keep` (the ones
+    /// it replaced; a newer one another server stored meanwhile stays),
+    /// descriptions first so a listing never names missing data; a failure
+    /// only leaves files behind.
     async fn prune(&self, table: &TableRef, name: &str, keep: u64) {
         let prefix = Path::from(format!("{}/{name}", graphs_prefix(table)));
         let listed: std::result::Result<Vec<object_store::ObjectMeta>, _> =
             self.store.list(Some(&prefix)).try_collect().await;
-        let kept = [
-            graph_path(table, name, keep, "json"),
-            graph_path(table, name, keep, "usearch"),
-        ];
+        let older = |path: &Path| {
+            path.filename()
+                .and_then(|file| file.split_once('.'))
+                .and_then(|(version, _)| version.parse::<u64>().ok())
+                .is_some_and(|version| version < keep)
+        };
         let mut replaced: Vec<Path> = match listed {
             Ok(files) => files
                 .into_iter()
                 .map(|f| f.location)
-                .filter(|p| !kept.contains(p))
+                .filter(|p| older(p))
                 .collect(),
             Err(e) => {
                 warn!(table = %table, graph = name, error = %e, "could not list replaced graph files");
