@@ -155,7 +155,7 @@ def test_hnsw_errors_are_clear(server, conn, data):
     cases = [
         ({"params": {"num_partitions": 4}}, "num_partitions is a parameter of IVF indexes"),
         ({"params": {"m": 1}}, "between 2 and 256"),
-        ({"column": "cat"}, "needs float32 or float16 vectors; cat of public.vecs is Int64"),
+        ({"column": "cat"}, "an hnsw index needs a vector column; cat of public.vecs is Int64"),
     ]
     for change, message in cases:
         body = {"table": "vecs", "column": "emb", "index_type": "hnsw", **change}

@@ -16,7 +16,9 @@ use datafusion::error::Result as DFResult;
 use lakehouse_extension::{EmbeddingService, HybridOptions, HybridRequest, VectorService};
 
 use crate::knn::text_model;
-use crate::search::{SCORE, Search, SearchTable, k_argument, search_schema, text_argument};
+use crate::search::{
+    SCORE, Search, SearchTable, k_argument, options_argument, search_schema, text_argument,
+};
 
 /// The SQL name.
 pub const HYBRID: &str = "hybrid";
@@ -50,14 +52,11 @@ impl TableFunctionImpl for Hybrid {
         let text_column = text_argument(HYBRID, &exprs[2], "text column name")?;
         let text = text_argument(HYBRID, &exprs[3], "query")?;
         let k = k_argument(HYBRID, &exprs[4])?;
-        let options: HybridOptions = match exprs.get(5) {
-            Some(expr) => serde_json::from_str(&text_argument(HYBRID, expr, "options")?).map_err(|e| {
-                plan_datafusion_err!(
-                    "{HYBRID}: the options are not valid JSON of vector_weight, text_weight, candidates, rrf_k and ef: {e}"
-                )
-            })?,
-            None => HybridOptions::default(),
-        };
+        let options: HybridOptions = options_argument(
+            HYBRID,
+            exprs.get(5),
+            "vector_weight, text_weight, candidates, rrf_k and ef",
+        )?;
         let (schema, vector_type) =
             search_schema(self.search.as_ref(), HYBRID, &table, &vector_column, SCORE)?;
         if !matches!(vector_type, DataType::FixedSizeList(..)) {

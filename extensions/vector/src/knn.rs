@@ -29,7 +29,8 @@ use lakehouse_extension::{
 };
 
 use crate::search::{
-    DISTANCE, Search, SearchTable, external, k_argument, search_schema, text_argument,
+    DISTANCE, Search, SearchTable, external, k_argument, options_argument, search_schema,
+    text_argument,
 };
 
 /// The SQL name.
@@ -128,14 +129,8 @@ impl TableFunctionImpl for Knn {
         let table = text_argument(KNN, &exprs[0], "table name")?;
         let column = text_argument(KNN, &exprs[1], "column name")?;
         let k = k_argument(KNN, &exprs[3])?;
-        let options: SearchOptions = match exprs.get(4) {
-            Some(expr) => serde_json::from_str(&text_argument(KNN, expr, "options")?).map_err(|e| {
-                plan_datafusion_err!(
-                    "{KNN}: the options are not valid JSON of nprobes, ef, refine and metric: {e}"
-                )
-            })?,
-            None => SearchOptions::default(),
-        };
+        let options: SearchOptions =
+            options_argument(KNN, exprs.get(4), "nprobes, ef, refine and metric")?;
         let (schema, column_type) =
             search_schema(self.search.as_ref(), KNN, &table, &column, DISTANCE)?;
         if !matches!(column_type, DataType::FixedSizeList(..)) {

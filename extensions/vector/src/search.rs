@@ -37,6 +37,21 @@ pub(crate) fn text_argument(function: &str, expr: &Expr, what: &str) -> DFResult
     }
 }
 
+/// A search's options argument: a JSON object of `fields`, absent ones
+/// taking their defaults.
+pub(crate) fn options_argument<T: serde::de::DeserializeOwned + Default>(
+    function: &str,
+    expr: Option<&Expr>,
+    fields: &str,
+) -> DFResult<T> {
+    let Some(expr) = expr else {
+        return Ok(T::default());
+    };
+    serde_json::from_str(&text_argument(function, expr, "options")?).map_err(|e| {
+        plan_datafusion_err!("{function}: the options are not valid JSON of {fields}: {e}")
+    })
+}
+
 /// Most rows one search returns: its results are held in memory.
 const MAX_K: i64 = 100_000;
 

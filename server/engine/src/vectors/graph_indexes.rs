@@ -14,46 +14,27 @@ use lance::index::DatasetIndexExt;
 use tracing::{info, warn};
 
 use super::graphs::{self, Graph, Held, Rows};
-use super::{VectorTables, is_vector_type, lance_error};
+use super::{VectorTables, lance_error};
 use crate::error::{Error, Result};
-use lakehouse_core::catalog::{Catalog, TableRef};
+use lakehouse_core::catalog::{Catalog, Manifest, TableRef};
 
 /// Rows read per batch while building: bounds the memory of a build to
 /// the graph plus one batch of vectors.
 const BUILD_BATCH_ROWS: usize = 8192;
 
 impl VectorTables {
-    /// Builds an `hnsw` index over the table's current version. The caller
-    /// holds the table's write lock.
+    /// Builds an `hnsw` index of `dimensions`-long vectors over the
+    /// table's live version (`manifest`, `dataset`). The caller holds the
+    /// table's write lock and has checked the column.
     pub(super) async fn create_graph(
         &self,
-        catalog: &Catalog,
         table: &TableRef,
+        manifest: &Manifest,
+        dataset: &Dataset,
+        dimensions: usize,
         request: IndexRequest,
     ) -> Result<IndexInfo> {
-        let manifest = super::indexes::vector_manifest(catalog, table)?;
-        let pinned = manifest
-            .lance
-            .expect("a vector table pins a dataset version");
-        let dataset = self.open(table, &pinned).await?;
         let column = &request.column;
-        let dimensions = match manifest.schema.field_with_name(column) {
-            Ok(field) if is_vector_type(field.data_type()) => match field.data_type() {
-                arrow::datatypes::DataType::FixedSizeList(_, dims) => *dims as usize,
-                _ => unreachable!("a vector type is a fixed-size list"),
-            },
-            Ok(field) => {
-                return Err(Error::invalid(format!(
-                    "an hnsw index needs float32 or float16 vectors; {column} of {table} is {}",
-                    field.data_type()
-                )));
-            }
-            Err(_) => {
-                return Err(Error::invalid(format!(
-                    "table {table} has no column {column:?} to index"
-                )));
-            }
-        };
         check_params(&request.params)?;
         if dataset.manifest.uses_stable_row_ids() {
             return Err(Error::invalid(format!(
@@ -82,20 +63,20 @@ impl VectorTables {
                 "pass \"replace\": true to rebuild it",
             ));
         }
-        let (held, fragments) = held_fragments(&dataset);
+        let (held, fragments) = held_fragments(dataset);
         let meta = graphs::describe(
             name.clone(),
             column,
             request.metric.unwrap_or(Metric::L2),
             dimensions,
             &request.params,
-            &dataset,
+            dataset,
             held,
         );
         info!(table = %table, column = %column, index = %name, rows = manifest.total_rows(), m = meta.m,
             ef_construction = meta.ef_construction, precision = ?meta.precision, "building hnsw index");
         let started = Instant::now();
-        let rows = read_rows(table, &dataset, fragments, column)?;
+        let rows = read_rows(table, dataset, fragments, column)?;
         let graph = self.graphs.build(table, meta, rows, None).await?;
         info!(table = %table, index = %name, rows = graph.meta.rows, seconds = started.elapsed().as_secs_f64(), "hnsw index built");
         Ok(IndexInfo {

@@ -229,6 +229,11 @@ fn graph_path(table: &TableRef, name: &str, version: u64, extension: &str) -> Pa
     ))
 }
 
+/// The dataset version a stored graph file is of (`<version>.<extension>`).
+fn file_version(path: &Path) -> Option<u64> {
+    path.filename()?.split_once('.')?.0.parse().ok()
+}
+
 fn storage_error(doing: String) -> impl FnOnce(object_store::Error) -> Error {
     move |e| Error::storage(doing, e)
 }
@@ -262,14 +267,13 @@ impl Graphs {
             let Some(rest) = file.location.as_ref().strip_prefix(prefix.as_ref()) else {
                 continue;
             };
-            let Some((name, version)) = rest
-                .trim_start_matches('/')
-                .strip_suffix(".json")
-                .and_then(|r| r.split_once('/'))
-            else {
+            let Some((name, file_name)) = rest.trim_start_matches('/').split_once('/') else {
                 continue;
             };
-            let Ok(version) = version.parse::<u64>() else {
+            let Some(version) = file_name
+                .strip_suffix(".json")
+                .and_then(|stem| stem.parse::<u64>().ok())
+            else {
                 continue;
             };
             if newest.get(name).is_none_or(|(v, _)| *v < version) {
@@ -382,9 +386,16 @@ impl Graphs {
     }
 
     /// Keeps a graph resident (replacing an older one of its name), then
-    /// evicts the least recently used others while over budget.
+    /// evicts the least recently used others while over budget. A graph
+    /// larger than the whole budget (one just built) serves the call that
+    /// made it and is not kept.
     fn keep(&self, table: &TableRef, graph: Graph) -> Arc<Graph> {
         let graph = Arc::new(graph);
+        if graph.bytes > self.budget_bytes {
+            warn!(table = %table, graph = %graph.meta.name, bytes = graph.bytes, budget = self.budget_bytes,
+                "the graph is larger than vector_graph_memory_mb; knn uses the table's Lance indexes");
+            return graph;
+        }
         let mut state = self.state.lock();
         state.clock += 1;
         let now = state.clock;
@@ -482,43 +493,9 @@ impl Graphs {
         Ok(self.keep(table, graph))
     }
 
-    /// Removes the stored versions of a graph older than `keep` (the ones
-    /// it replaced; a newer one another server stored meanwhile stays),
-    /// descriptions first so a listing never names missing data; a failure
-    /// only leaves files behind.
-    async fn prune(&self, table: &TableRef, name: &str, keep: u64) {
-        let prefix = Path::from(format!("{}/{name}", graphs_prefix(table)));
-        let listed: std::result::Result<Vec<object_store::ObjectMeta>, _> =
-            self.store.list(Some(&prefix)).try_collect().await;
-        let older = |path: &Path| {
-            path.filename()
-                .and_then(|file| file.split_once('.'))
-                .and_then(|(version, _)| version.parse::<u64>().ok())
-                .is_some_and(|version| version < keep)
-        };
-        let mut replaced: Vec<Path> = match listed {
-            Ok(files) => files
-                .into_iter()
-                .map(|f| f.location)
-                .filter(|p| older(p))
-                .collect(),
-            Err(e) => {
-                warn!(table = %table, graph = name, error = %e, "could not list replaced graph files");
-                return;
-            }
-        };
-        replaced.sort_by_key(|p| !p.as_ref().ends_with(".json"));
-        for path in replaced {
-            if let Err(e) = self.store.delete(&path).await
-                && !matches!(e, object_store::Error::NotFound { .. })
-            {
-                warn!(table = %table, file = %path, error = %e, "could not remove a replaced graph file");
-            }
-        }
-    }
-
-    /// Removes every stored version of a graph; whether it had one.
-    pub async fn drop_graph(&self, table: &TableRef, name: &str) -> Result<bool> {
+    /// The stored files of one graph, descriptions first, so that removing
+    /// them in this order never leaves a listing naming missing data.
+    async fn stored_files(&self, table: &TableRef, name: &str) -> Result<Vec<Path>> {
         let prefix = Path::from(format!("{}/{name}", graphs_prefix(table)));
         let files: Vec<object_store::ObjectMeta> = self
             .store
@@ -526,18 +503,45 @@ impl Graphs {
             .try_collect()
             .await
             .map_err(storage_error(format!("listing graph {name} of {table}")))?;
-        let mut ordered: Vec<Path> = files.into_iter().map(|f| f.location).collect();
-        ordered.sort_by_key(|p| !p.as_ref().ends_with(".json"));
-        for path in &ordered {
-            match self.store.delete(path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(Error::storage(format!("removing {path}"), e)),
+        let mut paths: Vec<Path> = files.into_iter().map(|f| f.location).collect();
+        paths.sort_by_key(|p| !p.as_ref().ends_with(".json"));
+        Ok(paths)
+    }
+
+    async fn remove(&self, path: &Path) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::storage(format!("removing graph file {path}"), e)),
+        }
+    }
+
+    /// Removes the stored versions of a graph older than `keep` (the ones
+    /// it replaced; a newer one another server stored meanwhile stays); a
+    /// failure only leaves files behind, so it is logged.
+    async fn prune(&self, table: &TableRef, name: &str, keep: u64) {
+        let pruned = async {
+            for path in self.stored_files(table, name).await? {
+                if file_version(&path).is_some_and(|version| version < keep) {
+                    self.remove(&path).await?;
+                }
             }
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = pruned.await {
+            warn!(table = %table, graph = name, error = %e, "could not remove replaced graph files");
+        }
+    }
+
+    /// Removes every stored version of a graph; whether it had one.
+    pub async fn drop_graph(&self, table: &TableRef, name: &str) -> Result<bool> {
+        let files = self.stored_files(table, name).await?;
+        for path in &files {
+            self.remove(path).await?;
         }
         let mut state = self.state.lock();
         state.listed.remove(table);
         state.resident.remove(&(table.clone(), name.to_string()));
-        Ok(!ordered.is_empty())
+        Ok(!files.is_empty())
     }
 
     /// Removes every graph of a table (its dataset was replaced).

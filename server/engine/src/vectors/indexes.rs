@@ -48,20 +48,24 @@ impl VectorTables {
         let table = TableRef::parse(&request.table)?;
         let lock = self.lock(&table);
         let _serialised = lock.lock().await;
+        let live = vector_manifest(catalog, &table)?;
+        let field = live.schema.field_with_name(&request.column).map_err(|_| {
+            Error::invalid(format!(
+                "table {table} has no column {:?} to index",
+                request.column
+            ))
+        })?;
         if request.index_type == IndexKind::Hnsw {
-            return self.create_graph(catalog, &table, request).await;
+            // A graph is not a Lance commit: it reads the pinned version.
+            let dims = vector_dimensions(&table, "hnsw", &request.column, field.data_type())?;
+            let pinned = live.lance.expect("a vector table pins a dataset version");
+            let dataset = self.open(&table, &pinned).await?;
+            return self
+                .create_graph(&table, &live, &dataset, dims, request)
+                .await;
         }
         let (manifest, mut dataset) = self.live_dataset(catalog, &table).await?;
         let on = dataset.version().version;
-        let field = manifest
-            .schema
-            .field_with_name(&request.column)
-            .map_err(|_| {
-                Error::invalid(format!(
-                    "table {table} has no column {:?} to index",
-                    request.column
-                ))
-            })?;
         let rows = manifest.total_rows();
         let built = build_params(&table, &request, field.data_type(), rows)?;
         let name = request
@@ -359,17 +363,7 @@ fn build_params(
         }
         IndexKind::IvfFlat | IndexKind::IvfPq | IndexKind::IvfHnswSq | IndexKind::Hnsw => {}
     }
-    let DataType::FixedSizeList(_, dims) = column_type else {
-        return Err(Error::invalid(format!(
-            "an {kind} index needs a vector column; {column} of {table} is {column_type}"
-        )));
-    };
-    if !is_vector_type(column_type) {
-        return Err(Error::invalid(format!(
-            "an {kind} index needs float32 or float16 vectors; {column} of {table} is {column_type}"
-        )));
-    }
-    let dims = *dims as usize;
+    let dims = vector_dimensions(table, kind, column, column_type)?;
     let partitions = params
         .num_partitions
         .unwrap_or_else(|| (rows as usize / ROWS_PER_PARTITION).max(1));
@@ -438,6 +432,27 @@ fn default_sub_vectors(dims: usize) -> usize {
         .into_iter()
         .find(|width| dims.is_multiple_of(*width))
         .map_or(dims, |width| dims / width)
+}
+
+/// The dimensions of a vector column an index of `kind` is asked for, or
+/// why the column does not suit it.
+pub(super) fn vector_dimensions(
+    table: &TableRef,
+    kind: &str,
+    column: &str,
+    column_type: &arrow::datatypes::DataType,
+) -> Result<usize> {
+    let arrow::datatypes::DataType::FixedSizeList(_, dims) = column_type else {
+        return Err(Error::invalid(format!(
+            "an {kind} index needs a vector column; {column} of {table} is {column_type}"
+        )));
+    };
+    if !is_vector_type(column_type) {
+        return Err(Error::invalid(format!(
+            "an {kind} index needs float32 or float16 vectors; {column} of {table} is {column_type}"
+        )));
+    }
+    Ok(*dims as usize)
 }
 
 pub(super) fn name_taken(table: &TableRef, name: &str, what_to_do: &str) -> Error {
