@@ -267,6 +267,8 @@ def test_roles_decide_what_each_user_may_do(secured):
     with adbc(secured, username="walt", password="pw-walt") as walt, walt.cursor() as cur:
         cur.adbc_ingest("facts", table, mode="create")
         cur.execute("CREATE TABLE copied AS SELECT * FROM facts")
+        cur.execute("DELETE FROM copied WHERE n = 3")
+        assert cur.fetchall() == [(1,)]
         with pytest.raises(flightsql.ProgrammingError, match="dropping table .*copied.* needs the admin role"):
             cur.execute("DROP TABLE copied")
     with adbc(secured, username="rita", password="pw-rita") as rita, rita.cursor() as cur:
@@ -278,6 +280,13 @@ def test_roles_decide_what_each_user_may_do(secured):
             cur.execute("INSERT INTO facts VALUES (4)")
         with pytest.raises(flightsql.ProgrammingError, match="needs the writer role"):
             cur.execute("CREATE TABLE mine AS SELECT 1 AS x")
+        with pytest.raises(flightsql.ProgrammingError,
+                           match=r"changing rows of table .*facts.* \(DELETE\) needs the writer role"):
+            cur.execute("DELETE FROM facts WHERE n = 1")
+        with pytest.raises(flightsql.ProgrammingError, match=r"\(UPDATE\) needs the writer role"):
+            cur.execute("UPDATE facts SET n = 0")
+        cur.execute("SELECT sum(n) FROM facts")
+        assert cur.fetchone() == (6,)
     client = flight.connect(secured.uri)
     rita = login(client, "rita")
     walt = login(client, "walt")

@@ -27,6 +27,14 @@ pub fn check_update(identity: &Identity, update: &Update) -> Result<()> {
         Update::Insert { table, .. } => (Role::Writer, format!("writing to table {table}")),
         Update::CreateSchema { name, .. } => (Role::Writer, format!("creating schema {name:?}")),
         Update::DropTable { table, .. } => (Role::Admin, format!("dropping table {table}")),
+        Update::ChangeRows(change) => (
+            Role::Writer,
+            format!(
+                "changing rows of table {} ({})",
+                change.table,
+                change.operation.as_str().to_uppercase()
+            ),
+        ),
     };
     Ok(identity.require(role, &what)?)
 }

@@ -286,6 +286,7 @@ impl Catalog {
             committed_at: Utc::now(),
             idempotency_key: commit.idempotency_key.clone(),
             rows_added,
+            rows_removed: 0,
             schema,
             files,
             lance: commit.lance.map(|w| w.data),
@@ -294,13 +295,15 @@ impl Catalog {
 
     /// Commits, as the version right after `base`, a version of a live
     /// vector table that reads dataset version `data` and adds no rows (an
-    /// index was built, dropped or extended); [`Error::BaseMoved`] when
-    /// another version came first.
+    /// index was built, dropped or extended; rows were deleted or updated,
+    /// `rows_removed` of them); [`Error::BaseMoved`] when another version
+    /// came first.
     pub async fn commit_lance_version(
         &self,
         table: &TableRef,
         data: LanceData,
         operation: Operation,
+        rows_removed: u64,
         base: u64,
     ) -> Result<u64> {
         self.commit_derived(table, |current| {
@@ -311,6 +314,7 @@ impl Catalog {
                 committed_at: Utc::now(),
                 idempotency_key: None,
                 rows_added: 0,
+                rows_removed,
                 lance: Some(data),
                 ..current.clone()
             })
@@ -369,6 +373,7 @@ impl Catalog {
                 committed_at: Utc::now(),
                 idempotency_key: None,
                 rows_added: 0,
+                rows_removed: 0,
                 schema: current.schema.clone(),
                 files: Vec::new(),
                 lance: None,

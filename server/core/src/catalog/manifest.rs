@@ -62,6 +62,10 @@ pub enum Operation {
     Index,
     /// Small files were merged into larger ones; the rows did not change.
     Compact,
+    /// Rows matching a predicate were removed (`DELETE`).
+    Delete,
+    /// Rows matching a predicate were changed in place (`UPDATE`).
+    Update,
 }
 
 impl Operation {
@@ -73,6 +77,8 @@ impl Operation {
             Operation::Drop => "drop",
             Operation::Index => "index",
             Operation::Compact => "compact",
+            Operation::Delete => "delete",
+            Operation::Update => "update",
         }
     }
 }
@@ -113,6 +119,9 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     pub rows_added: u64,
+    /// Rows a `delete` removed; rows an `update` changed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_removed: u64,
     #[serde(with = "ipc_schema")]
     pub schema: SchemaRef,
     pub files: Vec<DataFile>,
@@ -157,6 +166,10 @@ impl Manifest {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// One line of a table's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VersionSummary {
@@ -164,6 +177,8 @@ pub struct VersionSummary {
     pub committed_at: DateTime<Utc>,
     pub operation: Operation,
     pub rows_added: u64,
+    /// Rows a `delete` removed or an `update` changed.
+    pub rows_removed: u64,
     pub total_rows: u64,
     pub bytes: u64,
     pub idempotency_key: Option<String>,
@@ -176,6 +191,7 @@ impl From<&Manifest> for VersionSummary {
             committed_at: m.committed_at,
             operation: m.operation,
             rows_added: m.rows_added,
+            rows_removed: m.rows_removed,
             total_rows: m.total_rows(),
             bytes: m.total_bytes(),
             idempotency_key: m.idempotency_key.clone(),
@@ -230,6 +246,7 @@ mod tests {
             committed_at: Utc::now(),
             idempotency_key: Some("k1".into()),
             rows_added: 10,
+            rows_removed: 0,
             schema: schema.clone(),
             files: vec![DataFile {
                 path: "data/public/t/a.parquet".into(),

@@ -16,12 +16,12 @@
 
 mod activity;
 mod commit;
-mod compaction;
 mod compat;
 mod damage;
 mod load;
 mod manifest;
 mod names;
+mod rewrite;
 mod vacuum;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -43,6 +43,7 @@ pub use manifest::{
 pub use names::{
     CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN, TableRef, split_version, validate_name,
 };
+pub use rewrite::Rewrite;
 pub use vacuum::{VacuumOptions, VacuumReport};
 
 use crate::error::{Error, Result};

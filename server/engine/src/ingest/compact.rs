@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use super::{Ingest, ParquetFiles, align};
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{
-    DataFile, Manifest, TableKind, TableRef, data_prefix, delete_uncommitted,
+    DataFile, Manifest, Operation, Rewrite, TableKind, TableRef, data_prefix, delete_uncommitted,
 };
 
 /// Most files one run merges, so a run stays bounded in time; a table with
@@ -155,7 +155,7 @@ impl Ingest {
         let replaced: Vec<String> = small.iter().map(|f| f.path.clone()).collect();
         let committed = if written_rows == rows {
             self.catalog
-                .commit_compaction(table, &replaced, merged.clone())
+                .commit_rewrite(table, &compaction(replaced, merged.clone()))
                 .await
                 .map_err(Error::from)
         } else {
@@ -232,6 +232,16 @@ impl Ingest {
             }
         }
         writer.finish().await
+    }
+}
+
+/// The rewrite a compaction commits: the same rows in the merged files.
+fn compaction(replaced: Vec<String>, merged: Vec<DataFile>) -> Rewrite {
+    Rewrite {
+        operation: Operation::Compact,
+        replaced,
+        written: merged,
+        rows_removed: 0,
     }
 }
 
@@ -359,7 +369,7 @@ mod tests {
         append(&ingest, 5000..5005).await;
         let replaced: Vec<String> = small.iter().map(|f| f.path.clone()).collect();
         catalog
-            .commit_compaction(&table(), &replaced, merged)
+            .commit_rewrite(&table(), &compaction(replaced, merged))
             .await
             .unwrap();
         let after = catalog.table(&table()).unwrap();
@@ -383,7 +393,7 @@ mod tests {
         write(&ingest, WriteMode::Overwrite, 7..8).await;
         let replaced: Vec<String> = small.iter().map(|f| f.path.clone()).collect();
         let err = catalog
-            .commit_compaction(&table(), &replaced, merged)
+            .commit_rewrite(&table(), &compaction(replaced, merged))
             .await
             .unwrap_err();
         assert!(matches!(err, CoreError::CommitConflict { .. }), "{err}");

@@ -37,8 +37,8 @@ use crate::error::{CoreError, Error, Result};
 use crate::vectors::{VectorTables, WriteRequest, check_vectors_fit, has_vector_column};
 use embedding::EmbedPlan;
 use lakehouse_core::catalog::{
-    Catalog, Commit, Committed, TableKind, TableRef, WriteMode, data_prefix, delete_uncommitted,
-    evolve_schema, schema_differences, table_schema_for,
+    Catalog, Commit, Committed, DataFile, TableKind, TableRef, WriteMode, data_prefix,
+    delete_uncommitted, evolve_schema, schema_differences, table_schema_for,
 };
 use lakehouse_core::types::cast_batch;
 use lakehouse_extension::EmbeddingService;
@@ -146,36 +146,9 @@ impl Ingest {
                 .await;
         }
         let _uploading = self.catalog.uploading(&request.table);
-        let mut files = ParquetFiles::new(
-            self.catalog.store().clone(),
-            data_prefix(&request.table),
-            table_schema.clone(),
-            self.layout.clone(),
-        );
-        let (tx, mut rx) = mpsc::channel::<RecordBatch>(PIPELINE_DEPTH);
-        let encoder = tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
-                if let Err(e) = files.write(&batch).await {
-                    files.abort().await;
-                    return Err(e);
-                }
-            }
-            Ok(files)
-        });
-
-        let fed = feed(batches, &table_schema, &tx).await;
-        drop(tx);
-        let files = encoder
-            .await
-            .map_err(|e| Error::internal(format!("ingest encoder task failed: {e}")))?;
-        let files = match (fed, files) {
-            (Ok(()), Ok(files)) => files.finish().await?,
-            (Err(e), Ok(files)) => {
-                files.abort().await;
-                return Err(e);
-            }
-            (_, Err(e)) => return Err(e),
-        };
+        let files = self
+            .write_files(&request.table, table_schema.clone(), batches)
+            .await?;
 
         let written = files.clone();
         let committed = self
@@ -200,6 +173,50 @@ impl Ingest {
                 delete_uncommitted(self.catalog.store().as_ref(), &written).await;
                 Err(e.into())
             }
+        }
+    }
+
+    /// Writes `batches` as new Parquet files of `table` (in
+    /// `table_schema`, the batches aligned to it) under its data prefix,
+    /// not yet committed: on failure nothing written is left behind.
+    pub(crate) async fn write_files<S>(
+        &self,
+        table: &TableRef,
+        table_schema: SchemaRef,
+        batches: S,
+    ) -> Result<Vec<DataFile>>
+    where
+        S: Stream<Item = Result<RecordBatch>> + Send,
+    {
+        let mut files = ParquetFiles::new(
+            self.catalog.store().clone(),
+            data_prefix(table),
+            table_schema.clone(),
+            self.layout.clone(),
+        );
+        let (tx, mut rx) = mpsc::channel::<RecordBatch>(PIPELINE_DEPTH);
+        let encoder = tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                if let Err(e) = files.write(&batch).await {
+                    files.abort().await;
+                    return Err(e);
+                }
+            }
+            Ok(files)
+        });
+
+        let fed = feed(batches, &table_schema, &tx).await;
+        drop(tx);
+        let files = encoder
+            .await
+            .map_err(|e| Error::internal(format!("ingest encoder task failed: {e}")))?;
+        match (fed, files) {
+            (Ok(()), Ok(files)) => files.finish().await,
+            (Err(e), Ok(files)) => {
+                files.abort().await;
+                Err(e)
+            }
+            (_, Err(e)) => Err(e),
         }
     }
 

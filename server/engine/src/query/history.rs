@@ -62,6 +62,7 @@ pub fn history_batch(history: &[VersionSummary]) -> Result<RecordBatch> {
         ),
         Field::new("operation", DataType::Utf8, false),
         Field::new("rows_added", DataType::Int64, false),
+        Field::new("rows_removed", DataType::Int64, false),
         Field::new("total_rows", DataType::Int64, false),
         Field::new("bytes", DataType::Int64, false),
         Field::new("idempotency_key", DataType::Utf8, true),
@@ -83,6 +84,7 @@ pub fn history_batch(history: &[VersionSummary]) -> Result<RecordBatch> {
             history.iter().map(|v| v.operation.as_str()),
         )),
         int(|v| v.rows_added),
+        int(|v| v.rows_removed),
         int(|v| v.total_rows),
         int(|v| v.bytes),
         Arc::new(StringArray::from_iter(

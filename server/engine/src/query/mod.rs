@@ -6,10 +6,13 @@
 //! version current when the statement is planned. Nothing here knows about
 //! Flight.
 
+mod copy_on_write;
 mod history;
 mod memory;
 mod provider;
+mod row_change;
 mod statement;
+mod vector_rows;
 
 use std::sync::Arc;
 
@@ -35,6 +38,7 @@ use lakehouse_extension::ParameterizedTable;
 use url::Url;
 
 use memory::QueryPool;
+pub use row_change::RowChange;
 pub use statement::{Planned, Update};
 
 use crate::error::{Error, Result};
@@ -153,6 +157,7 @@ pub struct QueryEngine {
     /// The catalog as an INSERT's target is planned against: every
     /// column nullable (see [`Nullability`]).
     insert_catalogs: Arc<MemoryCatalogProviderList>,
+    vectors: Arc<VectorTables>,
     options: QueryOptions,
 }
 
@@ -201,7 +206,7 @@ impl QueryEngine {
             CATALOG_NAME.to_string(),
             Arc::new(LakehouseCatalog::new(
                 catalog.clone(),
-                vectors,
+                vectors.clone(),
                 Nullability::Declared,
             )),
         );
@@ -214,6 +219,7 @@ impl QueryEngine {
             ingest,
             ctx,
             insert_catalogs,
+            vectors,
             options,
         })
     }
@@ -462,6 +468,18 @@ impl QueryEngine {
                 };
                 self.write_plan(table, mode, input).await
             }
+            Update::ChangeRows(change) => self.change_rows(&change).await,
+        }
+    }
+
+    /// Runs a `DELETE` or `UPDATE`; returns the rows it deleted or changed.
+    async fn change_rows(&self, change: &RowChange) -> Result<u64> {
+        match change.provider().downcast_ref::<ParquetTable>() {
+            Some(planned) => {
+                let planned = planned.manifest().clone();
+                self.change_parquet_rows(change, &planned).await
+            }
+            None => self.change_vector_rows(change).await,
         }
     }
 

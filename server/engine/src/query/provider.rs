@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session};
 use datafusion::common::stats::Precision;
@@ -161,17 +161,56 @@ impl SchemaProvider for LakehouseSchema {
 pub struct ParquetTable {
     manifest: Arc<Manifest>,
     schema: SchemaRef,
+    /// Whether the schema ends with [`FILE_COLUMN`].
+    file_column: bool,
 }
+
+/// A column a scan can add after the table's: the position of the row's
+/// file in the manifest's list (which files a `DELETE` or `UPDATE` must
+/// rewrite).
+pub const FILE_COLUMN: &str = "__lakehouse_file";
 
 impl ParquetTable {
     pub fn new(manifest: Arc<Manifest>, nullability: Nullability) -> Self {
         let schema = Arc::new(scan_schema(&manifest, nullability));
-        Self { manifest, schema }
+        Self {
+            manifest,
+            schema,
+            file_column: false,
+        }
+    }
+
+    /// The version with [`FILE_COLUMN`] after its columns.
+    pub fn with_file_column(manifest: Arc<Manifest>) -> Self {
+        let table = Self::new(manifest, Nullability::OfTheVersion);
+        let mut fields = table.schema.fields().to_vec();
+        fields.push(Arc::new(Field::new(FILE_COLUMN, DataType::UInt64, false)));
+        Self {
+            schema: Arc::new(Schema::new_with_metadata(
+                fields,
+                table.schema.metadata().clone(),
+            )),
+            file_column: true,
+            ..table
+        }
     }
 
     /// The version scanned.
-    pub fn manifest(&self) -> &Manifest {
+    pub fn manifest(&self) -> &Arc<Manifest> {
         &self.manifest
+    }
+
+    /// The schema of the columns the files hold.
+    fn file_schema(&self) -> SchemaRef {
+        if self.file_column {
+            let columns = self.schema.fields().len() - 1;
+            Arc::new(Schema::new_with_metadata(
+                self.schema.fields()[..columns].to_vec(),
+                self.schema.metadata().clone(),
+            ))
+        } else {
+            self.schema.clone()
+        }
     }
 
     /// What the manifest knows of one file: exact rows, and per column the
@@ -218,16 +257,24 @@ impl ParquetTable {
         }
     }
 
-    /// The table's statistics: the files' merged.
+    /// The table's statistics: the files' merged (nothing known of the
+    /// file column).
     fn table_statistics(&self, files: &[Statistics]) -> Statistics {
-        let schema = &self.schema;
-        if files.is_empty() {
+        let schema = &self.file_schema();
+        let mut merged = if files.is_empty() {
             let mut empty = Statistics::new_unknown(schema);
             empty.num_rows = Precision::Exact(0);
-            return empty;
+            empty
+        } else {
+            Statistics::try_merge_iter(files, schema)
+                .unwrap_or_else(|_| Statistics::new_unknown(schema))
+        };
+        if self.file_column {
+            merged
+                .column_statistics
+                .push(ColumnStatistics::new_unknown());
         }
-        Statistics::try_merge_iter(files, schema)
-            .unwrap_or_else(|_| Statistics::new_unknown(schema))
+        merged
     }
 }
 
@@ -281,14 +328,15 @@ impl TableProvider for ParquetTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let schema = self.schema();
         if self.manifest.files.is_empty() {
+            let schema = self.schema();
             let projected = match projection {
                 Some(p) => Arc::new(schema.project(p)?),
                 None => schema,
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
+        let schema = self.file_schema();
         let statistics: Vec<Statistics> = self
             .manifest
             .files
@@ -300,14 +348,27 @@ impl TableProvider for ParquetTable {
             .files
             .iter()
             .zip(&statistics)
-            .map(|(f, stats)| {
-                PartitionedFile::new(f.path.clone(), f.bytes)
-                    .with_statistics(Arc::new(stats.clone()))
+            .enumerate()
+            .map(|(position, (f, stats))| {
+                let file = PartitionedFile::new(f.path.clone(), f.bytes);
+                let file = if self.file_column {
+                    file.with_partition_values(vec![ScalarValue::UInt64(Some(position as u64))])
+                } else {
+                    file
+                };
+                file.with_statistics(Arc::new(stats.clone()))
             })
             .collect();
         let groups = FileGroup::new(files).split_files(state.config().target_partitions());
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-        let source = format.file_source(TableSchema::from_file_schema(schema.clone()));
+        let table_schema = match self.file_column {
+            true => TableSchema::new(
+                schema.clone(),
+                vec![self.schema.fields()[schema.fields().len()].clone()],
+            ),
+            false => TableSchema::from_file_schema(schema.clone()),
+        };
+        let source = format.file_source(table_schema);
         let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source)
             .with_file_groups(groups)
             .with_statistics(self.table_statistics(&statistics))
@@ -318,7 +379,7 @@ impl TableProvider for ParquetTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        let schema = &self.schema;
+        let schema = &self.file_schema();
         let files: Vec<Statistics> = self
             .manifest
             .files
@@ -331,7 +392,6 @@ impl TableProvider for ParquetTable {
 
 #[cfg(test)]
 mod tests {
-    use arrow::datatypes::DataType;
     use chrono::Utc;
 
     use super::*;
@@ -364,6 +424,7 @@ mod tests {
             committed_at: Utc::now(),
             idempotency_key: None,
             rows_added: 0,
+            rows_removed: 0,
             schema: Arc::new(Schema::new(vec![
                 Field::new("id", DataType::Int64, true),
                 Field::new("name", DataType::Utf8, true),

@@ -15,8 +15,9 @@ use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Statement as SqlStatement, Value, visit_expressions_mut,
 };
 
+use super::row_change::RowChange;
 use crate::error::{Error, Result};
-use lakehouse_core::catalog::{CATALOG_NAME, TableRef, split_version};
+use lakehouse_core::catalog::{CATALOG_NAME, Operation, TableRef, split_version};
 
 /// A statement that changes the catalog.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub enum Update {
         name: String,
         if_not_exists: bool,
     },
+    /// `DELETE` or `UPDATE`.
+    ChangeRows(RowChange),
 }
 
 /// A planned statement.
@@ -198,9 +201,14 @@ fn classify_dml(dml: DmlStatement) -> Result<Update> {
             if_not_exists: false,
             or_replace: false,
         }),
-        other => Err(Error::NotSupported(format!(
-            "{} on table {table}: tables are changed by appending, overwriting or dropping",
-            other.name()
+        WriteOp::Delete => {
+            RowChange::from_plan(table, Operation::Delete, &dml.input).map(Update::ChangeRows)
+        }
+        WriteOp::Update => {
+            RowChange::from_plan(table, Operation::Update, &dml.input).map(Update::ChangeRows)
+        }
+        WriteOp::Truncate => Err(Error::NotSupported(format!(
+            "TRUNCATE of table {table}: use DELETE FROM {table}"
         ))),
     }
 }

@@ -54,6 +54,9 @@ pub(super) enum Pin<'a> {
     Rows(WriteRequest<'a>),
     /// An index was built, dropped or extended: an `index` version.
     Index,
+    /// Rows were deleted or updated: a `delete` or `update` version of
+    /// `rows` rows.
+    Rewrite { operation: Operation, rows: u64 },
 }
 
 impl VectorTables {
@@ -204,13 +207,17 @@ impl VectorTables {
                 };
                 Ok(catalog.commit_on(commit, live.version).await?)
             }
-            Pin::Index => {
+            Pin::Index | Pin::Rewrite { .. } => {
+                let (operation, rows) = match change.pin {
+                    Pin::Rewrite { operation, rows } => (operation, rows),
+                    _ => (Operation::Index, 0),
+                };
                 let version = catalog
-                    .commit_lance_version(table, data, Operation::Index, live.version)
+                    .commit_lance_version(table, data, operation, rows, live.version)
                     .await?;
                 Ok(Committed {
                     version,
-                    rows: 0,
+                    rows,
                     deduplicated: false,
                 })
             }
@@ -249,8 +256,9 @@ fn pinned(table: &TableRef, manifest: &Manifest) -> Result<LanceData> {
 }
 
 /// Whether `change`, made on its base version, still means the same on
-/// `live`: appended rows need the same columns; an index needs the same
-/// fragments, so only appends may have come between.
+/// `live`: appended rows need the same columns; an index, a delete or an
+/// update needs the same fragments, so only appends may have come between
+/// (the rows they added were not there for the delete or update to see).
 async fn check_replayable(
     catalog: &Catalog,
     table: &TableRef,
@@ -273,12 +281,16 @@ async fn check_replayable(
             live.version, change.base.version
         ))),
         Pin::Rows(_) => Ok(()),
-        Pin::Index => {
+        Pin::Index | Pin::Rewrite { .. } => {
+            let what = match change.pin {
+                Pin::Rewrite { operation, .. } => operation.as_str(),
+                _ => "index change",
+            };
             for version in change.base.version + 1..=live.version {
                 let between = catalog.version(table, version).await?;
                 if between.operation != Operation::Append {
                     return Err(conflict(format!(
-                        "version {version} ({}) came while the index was being changed on version {}; run the request again",
+                        "version {version} ({}) came while this {what} was being made on version {}; run the request again",
                         between.operation.as_str(),
                         change.base.version
                     )));

@@ -19,6 +19,7 @@ mod hybrid;
 mod indexes;
 mod landing;
 mod opened;
+mod row_changes;
 mod search;
 
 use std::collections::HashMap;

@@ -1,0 +1,178 @@
+"""DELETE and UPDATE from real clients (ADBC, whose `execute` of a
+statement that changes rows goes through Flight SQL's ExecuteUpdate and
+answers the row count): copy-on-write of only the files holding matching
+rows on Parquet tables, Lance's own deletes and row rewrites on vector
+tables, a new version each, history and time travel to before the change,
+nothing lost to a concurrent append, and clear errors."""
+
+import threading
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pyarrow as pa
+import pytest
+
+from conftest import Server
+
+
+def ingest(conn, table: str, data: pa.Table, mode: str = "create_append") -> None:
+    with conn.cursor() as cur:
+        cur.adbc_ingest(table, data, mode=mode)
+    conn.commit()
+
+
+def rows(conn, sql: str):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def change(conn, sql: str) -> int:
+    """Runs `sql` through ExecuteUpdate; the rows it changed."""
+    with conn.cursor() as cur:
+        cur.adbc_statement.set_sql_query(sql)
+        return cur.adbc_statement.execute_update()
+
+
+def people(start: int, n: int) -> pa.Table:
+    ids = list(range(start, start + n))
+    return pa.table({
+        "id": pa.array(ids, pa.int64()),
+        "name": [f"p{i}" for i in ids],
+        "score": pa.array([float(i % 10) for i in ids], pa.float64()),
+        "team": [None if i % 7 == 0 else f"t{i % 3}" for i in ids],
+    })
+
+
+def test_delete_rewrites_only_the_files_with_matching_rows(conn):
+    # Three appends: three files with disjoint id ranges.
+    for start in (0, 100, 200):
+        ingest(conn, "people", people(start, 100))
+    assert change(conn, "DELETE FROM people WHERE id >= 110 AND id < 120") == 10
+    assert rows(conn, "SELECT count(*), min(id), max(id) FROM people") == [(290, 0, 299)]
+    assert rows(conn, "SELECT count(*) FROM people WHERE id >= 110 AND id < 120") == [(0,)]
+    history = rows(conn, "SELECT version, operation, rows_added, rows_removed, total_rows "
+                         "FROM table_history('people') ORDER BY version")
+    assert history[-1] == (4, "delete", 0, 10, 290)
+    # The version before the delete still reads every row.
+    assert rows(conn, 'SELECT count(*) FROM "people@v3"') == [(300,)]
+
+
+def test_delete_matching_nothing_makes_no_version(conn):
+    ingest(conn, "quiet", people(0, 10))
+    assert change(conn, "DELETE FROM quiet WHERE id > 1000") == 0
+    assert rows(conn, "SELECT max(version) FROM table_history('quiet')") == [(1,)]
+
+
+def test_delete_without_where_empties_the_table(conn):
+    ingest(conn, "gone", people(0, 50))
+    ingest(conn, "gone", people(50, 50))
+    assert change(conn, "DELETE FROM gone") == 100
+    assert rows(conn, "SELECT count(*) FROM gone") == [(0,)]
+    # The columns stay: rows can be added again.
+    ingest(conn, "gone", people(1000, 3))
+    assert rows(conn, "SELECT id FROM gone ORDER BY id") == [(1000,), (1001,), (1002,)]
+
+
+def test_delete_keeps_rows_the_predicate_is_null_for(conn):
+    ingest(conn, "teams", people(0, 21))
+    # team is null for ids 0, 7, 14: `team = 't1'` is null there, so they stay.
+    deleted = change(conn, "DELETE FROM teams WHERE team <> 't1'")
+    assert deleted == len([i for i in range(21) if i % 7 != 0 and i % 3 != 1])
+    left = rows(conn, "SELECT id FROM teams ORDER BY id")
+    assert [r[0] for r in left] == [i for i in range(21) if i % 7 == 0 or i % 3 == 1]
+
+
+def test_update_sets_values_where_the_predicate_holds(conn):
+    ingest(conn, "scores", people(0, 100))
+    ingest(conn, "scores", people(100, 100))
+    updated = change(conn, "UPDATE scores SET score = score * 10, name = upper(name) WHERE id % 50 = 0")
+    assert updated == 4
+    assert rows(conn, "SELECT id, name, score FROM scores WHERE id % 50 = 0 ORDER BY id") == [
+        (0, "P0", 0.0), (50, "P50", 0.0), (100, "P100", 0.0), (150, "P150", 0.0)]
+    assert rows(conn, "SELECT id, name, score FROM scores WHERE id IN (1, 51) ORDER BY id") == [
+        (1, "p1", 1.0), (51, "p51", 1.0)]
+    assert rows(conn, "SELECT count(*), sum(id) FROM scores") == [(200, sum(range(200)))]
+    history = rows(conn, "SELECT operation, rows_removed, total_rows FROM table_history('scores') "
+                         "ORDER BY version DESC LIMIT 1")
+    assert history == [("update", 4, 200)]
+
+
+def test_update_with_a_parameter_and_a_table_alias(conn):
+    ingest(conn, "aliased", people(0, 10))
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE aliased AS a SET team = ? WHERE a.id < ?", [("core", 3)])
+        assert cur.rowcount == 3
+    assert rows(conn, "SELECT id, team FROM aliased WHERE id < 4 ORDER BY id") == [
+        (0, "core"), (1, "core"), (2, "core"), (3, "t0")]
+
+
+def test_update_of_every_row(conn):
+    ingest(conn, "all_rows", people(0, 30))
+    assert change(conn, "UPDATE all_rows SET score = -1") == 30
+    assert rows(conn, "SELECT DISTINCT score FROM all_rows") == [(-1.0,)]
+
+
+def test_errors_name_the_column_and_type(conn):
+    ingest(conn, "strict", people(0, 5))
+    with pytest.raises(flightsql.Error) as unknown:
+        change(conn, "DELETE FROM strict WHERE nope = 1")
+    assert "nope" in str(unknown.value)
+    with pytest.raises(flightsql.Error) as bad_type:
+        change(conn, "UPDATE strict SET score = 'not a number' WHERE id = 1")
+    assert "not a number" in str(bad_type.value) or "Float64" in str(bad_type.value)
+    with pytest.raises(flightsql.Error) as missing:
+        change(conn, "DELETE FROM nowhere WHERE id = 1")
+    assert "nowhere" in str(missing.value)
+    with pytest.raises(flightsql.Error) as unknown_target:
+        change(conn, "UPDATE strict SET nope = 1")
+    assert "nope" in str(unknown_target.value)
+    assert rows(conn, "SELECT count(*) FROM strict") == [(5,)]
+
+
+def test_concurrent_appends_during_deletes_lose_nothing(conn, server):
+    ingest(conn, "busy", people(0, 1000))
+    appended = []
+
+    def appender():
+        with server.connect() as other:
+            for i in range(10):
+                start = 10_000 + i * 10
+                ingest(other, "busy", people(start, 10))
+                appended.extend(range(start, start + 10))
+
+    thread = threading.Thread(target=appender)
+    thread.start()
+    deleted = 0
+    for low in range(0, 1000, 100):
+        deleted += change(conn, f"DELETE FROM busy WHERE id >= {low} AND id < {low + 50}")
+    thread.join()
+    assert deleted == 500
+    got = [r[0] for r in rows(conn, "SELECT id FROM busy ORDER BY id")]
+    want = sorted([i for i in range(1000) if i % 100 >= 50] + appended)
+    assert got == want
+
+
+def vectors(start: int, n: int) -> pa.Table:
+    ids = list(range(start, start + n))
+    return pa.table({
+        "id": pa.array(ids, pa.int64()),
+        "label": [f"v{i}" for i in ids],
+        "emb": pa.array([[float(i), float(i % 4), 1.0] for i in ids], pa.list_(pa.float32(), 3)),
+    })
+
+
+def test_delete_and_update_on_a_vector_table(conn):
+    ingest(conn, "vecs", vectors(0, 40))
+    assert change(conn, "DELETE FROM vecs WHERE id < 5") == 5
+    assert rows(conn, "SELECT count(*), min(id) FROM vecs") == [(35, 5)]
+    # Deleted rows are gone from searches too.
+    near = rows(conn, "SELECT id FROM knn('vecs', 'emb', [0.0, 0.0, 1.0], 3) ORDER BY _distance")
+    assert [r[0] for r in near] == [5, 6, 7]
+    assert change(conn, "UPDATE vecs SET label = 'changed' WHERE id BETWEEN 10 AND 12") == 3
+    assert rows(conn, "SELECT id, label FROM vecs WHERE id BETWEEN 9 AND 13 ORDER BY id") == [
+        (9, "v9"), (10, "changed"), (11, "changed"), (12, "changed"), (13, "v13")]
+    assert rows(conn, "SELECT count(*) FROM vecs") == [(35,)]
+    history = rows(conn, "SELECT operation, rows_removed, total_rows FROM table_history('vecs') "
+                         "ORDER BY version")
+    assert history[-2:] == [("delete", 5, 35), ("update", 3, 35)]
+    assert rows(conn, 'SELECT count(*) FROM "vecs@v1"') == [(40,)]
