@@ -176,3 +176,27 @@ def test_delete_and_update_on_a_vector_table(conn):
                          "ORDER BY version")
     assert history[-2:] == [("delete", 5, 35), ("update", 3, 35)]
     assert rows(conn, 'SELECT count(*) FROM "vecs@v1"') == [(40,)]
+
+
+def test_time_travel_by_version_and_by_time(conn):
+    ingest(conn, "travel", people(0, 10))
+    ingest(conn, "travel", people(10, 10))
+    change(conn, "DELETE FROM travel WHERE id < 5")
+    committed = dict(rows(conn, "SELECT version, CAST(committed_at AS VARCHAR) FROM table_history('travel')"))
+    assert rows(conn, "SELECT count(*) FROM travel VERSION AS OF 1") == [(10,)]
+    assert rows(conn, "SELECT count(*) FROM public.travel VERSION AS OF 2") == [(20,)]
+    at_two = committed[2]
+    assert rows(conn, f"SELECT count(*) FROM travel TIMESTAMP AS OF '{at_two}'") == [(20,)]
+    assert rows(conn, f"SELECT count(*) FROM travel FOR SYSTEM_TIME AS OF '{at_two}' AS t "
+                      f"WHERE t.id < 5") == [(5,)]
+    # Now and later: the newest version.
+    assert rows(conn, "SELECT count(*) FROM travel TIMESTAMP AS OF '2999-01-01'") == [(15,)]
+    # Old and new side by side: the rows the delete removed.
+    assert rows(conn, "SELECT count(*) FROM travel VERSION AS OF 2 AS before "
+                      "WHERE before.id NOT IN (SELECT id FROM travel)") == [(5,)]
+    with pytest.raises(flightsql.Error, match="has no version as of 2000-01-01"):
+        rows(conn, "SELECT * FROM travel TIMESTAMP AS OF '2000-01-01'")
+    with pytest.raises(flightsql.Error, match="version 9"):
+        rows(conn, "SELECT * FROM travel VERSION AS OF 9")
+    with pytest.raises(flightsql.Error, match="is not a time"):
+        rows(conn, "SELECT * FROM travel TIMESTAMP AS OF 'last week'")

@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chrono::{DateTime, Utc};
 use object_store::ObjectStore;
 use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
@@ -228,6 +229,34 @@ impl Catalog {
             });
         };
         Ok(t.versions.values().cloned().collect())
+    }
+
+    /// The version of `table` current at `time`: the newest committed at
+    /// or before it, to the microsecond (as history shows commit times),
+    /// which must be readable (see [`Catalog::check_version`]).
+    pub fn version_at(&self, table: &TableRef, time: DateTime<Utc>) -> Result<u64> {
+        let history = self.history(table)?;
+        let micros = time.timestamp_micros();
+        let Some(current) = history
+            .iter()
+            .rev()
+            .find(|v| v.committed_at.timestamp_micros() <= micros)
+        else {
+            let detail = match history.first() {
+                Some(oldest) => format!(
+                    "the oldest version kept, {}, was committed at {} (older ones were never made or were removed by vacuum)",
+                    oldest.version,
+                    oldest.committed_at.to_rfc3339()
+                ),
+                None => "it has no version".to_string(),
+            };
+            return Err(Error::invalid(format!(
+                "table {table} has no version as of {}: {detail}",
+                time.to_rfc3339()
+            )));
+        };
+        self.check_version(table, current.version)?;
+        Ok(current.version)
     }
 
     /// Checks, from memory, that `version` of `table` can be read: it is

@@ -6,6 +6,7 @@
 //! version current when the statement is planned. Nothing here knows about
 //! Flight.
 
+mod as_of;
 mod copy_on_write;
 mod history;
 mod memory;
@@ -235,8 +236,15 @@ impl QueryEngine {
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
         let state = self.ctx.state();
         let dialect = state.config_options().sql_parser.dialect;
+        let sql = as_of::rewrite_as_of(sql, |table, as_of| match as_of {
+            as_of::AsOf::Version(version) => {
+                self.catalog.check_version(table, version)?;
+                Ok(version)
+            }
+            as_of::AsOf::Time(time) => Ok(self.catalog.version_at(table, time)?),
+        })?;
         let mut statement = state
-            .sql_to_statement(sql, &dialect)
+            .sql_to_statement(&sql, &dialect)
             .map_err(|e| Error::invalid(format!("SQL parse error: {}", e.strip_backtrace())))?;
         refuse_dangerous(&statement)?;
         number_question_marks(&mut statement);
