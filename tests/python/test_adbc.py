@@ -133,7 +133,7 @@ def test_metadata(conn):
     assert [c["column_name"] for c in tables["people"]["table_columns"]][:3] == ["id", "price", "name"]
     schema = conn.adbc_get_table_schema("people")
     assert schema.field("amount").type == pa.decimal128(12, 2)
-    assert conn.adbc_get_table_types() == ["TABLE"]
+    assert conn.adbc_get_table_types() == ["TABLE", "VIEW"]
 
 
 def test_errors_carry_codes_and_the_server_keeps_serving(conn):

@@ -200,3 +200,48 @@ def test_time_travel_by_version_and_by_time(conn):
         rows(conn, "SELECT * FROM travel VERSION AS OF 9")
     with pytest.raises(flightsql.Error, match="is not a time"):
         rows(conn, "SELECT * FROM travel TIMESTAMP AS OF 'last week'")
+
+
+def test_views_are_kept_listed_and_replaced(server, conn):
+    ingest(conn, "orders", people(0, 20))
+    with conn.cursor() as cur:
+        cur.execute("CREATE VIEW big_scores AS SELECT id, name, score FROM orders WHERE score >= 5")
+        cur.execute("CREATE VIEW named (who, points) AS SELECT name, score FROM big_scores")
+    assert rows(conn, "SELECT count(*) FROM big_scores") == [(10,)]
+    assert rows(conn, "SELECT who FROM named WHERE points = 9 ORDER BY who") == [("p19",), ("p9",)]
+    # A view reads the newest rows of its tables.
+    ingest(conn, "orders", people(100, 10))
+    assert rows(conn, "SELECT count(*) FROM big_scores") == [(15,)]
+    # Listed as views, with their columns.
+    objects = conn.adbc_get_objects(depth="tables", table_types_filter=["VIEW"]).read_all().to_pylist()
+    tables = [t["table_name"] for c in objects for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]]
+    assert sorted(tables) == ["big_scores", "named"]
+    assert conn.adbc_get_table_schema("named").names == ["who", "points"]
+    assert rows(conn, "SELECT table_type FROM information_schema.tables WHERE table_name = 'named'") == [("VIEW",)]
+    with conn.cursor() as cur:
+        with pytest.raises(flightsql.Error, match="view public.big_scores already exists"):
+            cur.execute("CREATE VIEW big_scores AS SELECT 1 AS x")
+        cur.execute("CREATE OR REPLACE VIEW big_scores AS SELECT id, name, score FROM orders WHERE score >= 8")
+    assert rows(conn, "SELECT count(*) FROM big_scores") == [(6,)]
+    with conn.cursor() as cur:
+        with pytest.raises(flightsql.Error, match="would read itself"):
+            cur.execute("CREATE OR REPLACE VIEW big_scores AS SELECT * FROM named")
+        with pytest.raises(flightsql.Error, match="is a view: DROP VIEW"):
+            cur.execute("DROP TABLE named")
+        with pytest.raises(flightsql.Error, match="is a view"):
+            cur.adbc_ingest("named", people(0, 1), mode="create")
+    # Views survive a restart: they are in the catalog, not in memory.
+    storage = server.storage
+    server.stop()
+    restarted = Server(storage)
+    try:
+        with restarted.connect() as again:
+            assert rows(again, "SELECT count(*) FROM named") == [(6,)]
+            with again.cursor() as cur:
+                cur.execute("DROP VIEW named")
+                cur.execute("DROP VIEW IF EXISTS named")
+                with pytest.raises(flightsql.Error, match="view public.named does not exist"):
+                    cur.execute("DROP VIEW named")
+            assert rows(again, "SELECT count(*) FROM big_scores") == [(6,)]
+    finally:
+        restarted.kill()

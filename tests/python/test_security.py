@@ -269,6 +269,7 @@ def test_roles_decide_what_each_user_may_do(secured):
         cur.execute("CREATE TABLE copied AS SELECT * FROM facts")
         cur.execute("DELETE FROM copied WHERE n = 3")
         assert cur.fetchall() == [(1,)]
+        cur.execute("CREATE VIEW small AS SELECT n FROM facts WHERE n < 3")
         with pytest.raises(flightsql.ProgrammingError, match="dropping table .*copied.* needs the admin role"):
             cur.execute("DROP TABLE copied")
     with adbc(secured, username="rita", password="pw-rita") as rita, rita.cursor() as cur:
@@ -285,6 +286,12 @@ def test_roles_decide_what_each_user_may_do(secured):
             cur.execute("DELETE FROM facts WHERE n = 1")
         with pytest.raises(flightsql.ProgrammingError, match=r"\(UPDATE\) needs the writer role"):
             cur.execute("UPDATE facts SET n = 0")
+        with pytest.raises(flightsql.ProgrammingError, match="creating view .*needs the writer role"):
+            cur.execute("CREATE VIEW mine AS SELECT * FROM facts")
+        with pytest.raises(flightsql.ProgrammingError, match="dropping view .*needs the writer role"):
+            cur.execute("DROP VIEW small")
+        cur.execute("SELECT count(*) FROM small")
+        assert cur.fetchone() == (2,)
         cur.execute("SELECT sum(n) FROM facts")
         assert cur.fetchone() == (6,)
     client = flight.connect(secured.uri)

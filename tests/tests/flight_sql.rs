@@ -391,7 +391,10 @@ async fn metadata_commands_answer() {
     assert_eq!(people_schema.field(1).name(), "name");
 
     let info = client.flight_sql().get_table_types().await.unwrap();
-    assert_eq!(rows(&client.fetch(info).await.unwrap()), vec!["TABLE"]);
+    assert_eq!(
+        rows(&client.fetch(info).await.unwrap()),
+        vec!["TABLE", "VIEW"]
+    );
 
     let info = client
         .flight_sql()

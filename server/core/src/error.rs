@@ -41,6 +41,12 @@ pub enum Error {
     #[error("schema {0:?} already exists")]
     SchemaExists(String),
 
+    #[error("view {0} already exists")]
+    ViewExists(TableRef),
+
+    #[error("view {0} does not exist")]
+    ViewNotFound(TableRef),
+
     /// Appending data whose columns differ from the table's.
     #[error("schema of the data does not match table {table}: {differences}")]
     SchemaConflict {

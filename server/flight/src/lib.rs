@@ -673,6 +673,19 @@ impl FlightSqlService for FlightSql {
                     .map_err(metadata_error)
                     .into_status()?;
             }
+            for view in self.catalog.views_in(&schema) {
+                let arrow_schema = lakehouse_core::types::classic_schema(&view.schema);
+                builder
+                    .append(
+                        CATALOG_NAME,
+                        &schema,
+                        &view.view.table,
+                        TABLE_TYPES[1],
+                        &arrow_schema,
+                    )
+                    .map_err(metadata_error)
+                    .into_status()?;
+            }
         }
         Ok(Response::new(one_batch(
             builder.build().map_err(metadata_error).into_status()?,

@@ -67,8 +67,11 @@ fn core_code(e: &CoreError) -> Code {
         CoreError::TableNotFound(_)
         | CoreError::SchemaNotFound(_)
         | CoreError::VersionNotFound { .. }
+        | CoreError::ViewNotFound(_)
         | CoreError::FileNotFound(_) => Code::NotFound,
-        CoreError::TableExists(_) | CoreError::SchemaExists(_) => Code::AlreadyExists,
+        CoreError::TableExists(_) | CoreError::SchemaExists(_) | CoreError::ViewExists(_) => {
+            Code::AlreadyExists
+        }
         CoreError::SchemaConflict { .. }
         | CoreError::CommitConflict { .. }
         | CoreError::BaseMoved { .. } => Code::FailedPrecondition,

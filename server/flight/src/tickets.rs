@@ -18,7 +18,7 @@ use lakehouse_core::catalog::WriteMode;
 use lakehouse_engine::error::{Error, Result};
 
 /// The table types `GetTableTypes` lists.
-pub const TABLE_TYPES: [&str; 1] = ["TABLE"];
+pub const TABLE_TYPES: [&str; 2] = ["TABLE", "VIEW"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -112,6 +112,11 @@ impl Catalog {
         if !self.schema_exists(&table.schema) {
             return Err(Error::SchemaNotFound(table.schema.clone()));
         }
+        if self.view(table).is_some() {
+            return Err(Error::invalid(format!(
+                "{table} is a view; tables are written, views are replaced with CREATE OR REPLACE VIEW"
+            )));
+        }
         let existing = match self.table(table) {
             Ok(manifest) => Some(manifest),
             Err(damaged @ Error::CorruptCatalog { .. }) => return Err(damaged),

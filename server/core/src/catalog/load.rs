@@ -29,6 +29,7 @@ impl Catalog {
 
         let mut schemas = BTreeSet::from([DEFAULT_SCHEMA.to_string()]);
         let mut manifests = Vec::new();
+        let mut views = BTreeMap::new();
         for path in objects {
             let parts: Vec<&str> = path.as_ref().split('/').collect();
             match parts.as_slice() {
@@ -40,12 +41,16 @@ impl Catalog {
                 ["_catalog", "tables", _, _, file] if file.ends_with(".json") => {
                     manifests.push(path.clone())
                 }
+                ["_catalog", "views", schema, view, file] if file.ends_with(".json") => {
+                    newest_view(&mut views, schema, view, &path);
+                }
                 _ => debug!(%path, "ignoring unknown object under _catalog"),
             }
         }
         let count = manifests.len();
         catalog.write_state().schemas = schemas;
         catalog.apply_manifests(manifests).await?;
+        catalog.read_views(views.into_values()).await?;
         let state = catalog.state.read();
         info!(
             schemas = state.schemas.len(),
@@ -96,10 +101,11 @@ impl Catalog {
     /// included). Returns how many versions were new.
     pub async fn refresh(&self) -> Result<usize> {
         let objects = self.list_catalog().await?;
-        let (schemas, newer) = {
+        let (schemas, newer, views) = {
             let state = self.state.read();
             let mut schemas = Vec::new();
             let mut newer = Vec::new();
+            let mut views = BTreeMap::new();
             for path in objects {
                 let parts: Vec<&str> = path.as_ref().split('/').collect();
                 match parts.as_slice() {
@@ -122,18 +128,36 @@ impl Catalog {
                             newer.push(path.clone());
                         }
                     }
+                    ["_catalog", "views", schema, view, file] if file.ends_with(".json") => {
+                        newest_view(&mut views, schema, view, &path);
+                    }
                     _ => {}
                 }
             }
-            (schemas, newer)
+            views.retain(|name, (version, _)| {
+                state
+                    .views
+                    .get(name)
+                    .is_none_or(|known| known.version < *version)
+            });
+            (schemas, newer, views)
         };
-        let added = newer.len();
+        let added = newer.len() + views.len();
         self.write_state().schemas.extend(schemas);
         self.apply_manifests(newer).await?;
+        self.read_views(views.into_values()).await?;
         if added > 0 {
             info!(versions = added, "catalog refreshed from the store");
         }
         Ok(added)
+    }
+
+    /// Reads the given view versions.
+    async fn read_views(&self, views: impl Iterator<Item = (u64, Path)>) -> Result<()> {
+        for (_, path) in views {
+            self.read_view(&path).await?;
+        }
+        Ok(())
     }
 
     /// Every object under `_catalog`: schema markers and manifests.
@@ -176,5 +200,19 @@ impl Catalog {
             }
         }
         Ok(())
+    }
+}
+
+/// Keeps, per view, the path of its newest version seen in a listing.
+fn newest_view(views: &mut BTreeMap<TableRef, (u64, Path)>, schema: &str, view: &str, path: &Path) {
+    let version = path
+        .filename()
+        .and_then(|f| f.strip_suffix(".json"))
+        .and_then(|v| v.parse::<u64>().ok());
+    let (Some(version), Ok(name)) = (version, TableRef::new(Some(schema), view)) else {
+        return;
+    };
+    if views.get(&name).is_none_or(|(known, _)| *known < version) {
+        views.insert(name, (version, path.clone()));
     }
 }

@@ -200,7 +200,7 @@ impl From<&Manifest> for VersionSummary {
 }
 
 /// Serde adapter storing an Arrow schema as a base64 IPC schema message.
-mod ipc_schema {
+pub(super) mod ipc_schema {
     use super::*;
 
     pub fn serialize<S: serde::Serializer>(schema: &SchemaRef, s: S) -> Result<S::Ok, S::Error> {

@@ -23,6 +23,7 @@ mod manifest;
 mod names;
 mod rewrite;
 mod vacuum;
+mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub use names::{
 };
 pub use rewrite::Rewrite;
 pub use vacuum::{VacuumOptions, VacuumReport};
+pub use views::{NewView, View};
 
 use crate::error::{Error, Result};
 
@@ -116,6 +118,8 @@ struct State {
     tables: BTreeMap<TableRef, TableState>,
     /// Manifests that could not be read, by table and version.
     damaged: BTreeMap<TableRef, BTreeMap<u64, Damage>>,
+    /// The newest version of every view, which may be a drop.
+    views: BTreeMap<TableRef, Arc<View>>,
 }
 
 /// The catalog of one storage location.

@@ -14,6 +14,7 @@ mod provider;
 mod row_change;
 mod statement;
 mod vector_rows;
+mod views;
 
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::ingest::{Ingest, IngestRequest};
 use crate::vectors::VectorTables;
 use lakehouse_core::catalog::{
-    CATALOG_NAME, Catalog, DEFAULT_SCHEMA, Reading, TableRef, WriteMode,
+    CATALOG_NAME, Catalog, DEFAULT_SCHEMA, NewView, Reading, TableRef, WriteMode,
 };
 use lakehouse_core::storage::{STORE_URL, Storage};
 use lakehouse_core::types::classic_schema;
@@ -54,6 +55,7 @@ use provider::{LakehouseCatalog, Nullability, ParquetTable};
 use statement::{
     classify, looks_like_path, number_question_marks, refuse_dangerous, versioned_table_ref,
 };
+use views::ViewPlanner;
 
 /// The table function calls in a plan that wait for parameter values.
 fn parameterized_scans(plan: &LogicalPlan) -> Result<Vec<ParameterizedTable>> {
@@ -194,11 +196,13 @@ impl QueryEngine {
         let url = Url::parse(STORE_URL).map_err(|e| Error::internal(e.to_string()))?;
         runtime.register_object_store(&url, storage.store.clone());
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let views = Arc::new(ViewPlanner::default());
         ctx.register_catalog(
             CATALOG_NAME,
             Arc::new(LakehouseCatalog::new(
                 catalog.clone(),
                 vectors.clone(),
+                views.clone(),
                 Nullability::OfTheVersion,
             )),
         );
@@ -208,6 +212,7 @@ impl QueryEngine {
             Arc::new(LakehouseCatalog::new(
                 catalog.clone(),
                 vectors.clone(),
+                views.clone(),
                 Nullability::Declared,
             )),
         );
@@ -215,6 +220,7 @@ impl QueryEngine {
             history::FUNCTION_NAME,
             Arc::new(history::TableHistory::new(catalog.clone())),
         );
+        views.set_session(ctx.clone());
         Ok(Self {
             catalog,
             ingest,
@@ -299,6 +305,7 @@ impl QueryEngine {
                 continue;
             }
             match versioned_table_ref(&reference)? {
+                (table, None) if self.catalog.view(&table).is_some() => {}
                 (table, None) => drop(self.catalog.table(&table)?),
                 (table, Some(version)) => self.catalog.check_version(&table, version)?,
             }
@@ -445,7 +452,45 @@ impl QueryEngine {
                 Ok(0)
             }
             Update::DropTable { table, if_exists } => {
+                if self.catalog.view(&table).is_some() {
+                    return Err(Error::invalid(format!(
+                        "{table} is a view: DROP VIEW {table}"
+                    )));
+                }
                 self.catalog.drop_table(&table, if_exists).await?;
+                Ok(0)
+            }
+            Update::CreateView {
+                view,
+                definition,
+                input,
+                or_replace,
+            } => {
+                let (sql, columns) = views::view_query(&definition)?;
+                let output = self.output_schema(&input);
+                let state = self.ctx.state();
+                let dialect = state.config_options().sql_parser.dialect;
+                let statement = state.sql_to_statement(&definition, &dialect)?;
+                self.catalog
+                    .create_view(NewView {
+                        view,
+                        sql,
+                        columns,
+                        schema: output,
+                        reads: views::tables_named(&state, &statement)?,
+                        or_replace,
+                        if_not_exists: false,
+                    })
+                    .await?;
+                Ok(0)
+            }
+            Update::DropView { view, if_exists } => {
+                if self.catalog.table_exists(&view) {
+                    return Err(Error::invalid(format!(
+                        "{view} is a table: DROP TABLE {view}"
+                    )));
+                }
+                self.catalog.drop_view(&view, if_exists).await?;
                 Ok(0)
             }
             Update::CreateTable {

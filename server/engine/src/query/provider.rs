@@ -30,6 +30,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 
 use lance::datafusion::LanceTableProvider;
 
+use super::views::ViewPlanner;
 use crate::vectors::VectorTables;
 use lakehouse_core::catalog::{Catalog, DataFile, Manifest, TableRef, split_version};
 use lakehouse_core::storage::STORE_URL;
@@ -39,6 +40,7 @@ use lakehouse_core::storage::STORE_URL;
 pub struct LakehouseCatalog {
     catalog: Arc<Catalog>,
     vectors: Arc<VectorTables>,
+    views: Arc<ViewPlanner>,
     nullability: Nullability,
 }
 
@@ -56,11 +58,13 @@ impl LakehouseCatalog {
     pub fn new(
         catalog: Arc<Catalog>,
         vectors: Arc<VectorTables>,
+        views: Arc<ViewPlanner>,
         nullability: Nullability,
     ) -> Self {
         Self {
             catalog,
             vectors,
+            views,
             nullability,
         }
     }
@@ -76,6 +80,7 @@ impl CatalogProvider for LakehouseCatalog {
             Arc::new(LakehouseSchema {
                 catalog: self.catalog.clone(),
                 vectors: self.vectors.clone(),
+                views: self.views.clone(),
                 schema: name.to_string(),
                 nullability: self.nullability,
             }) as Arc<dyn SchemaProvider>
@@ -87,6 +92,7 @@ impl CatalogProvider for LakehouseCatalog {
 struct LakehouseSchema {
     catalog: Arc<Catalog>,
     vectors: Arc<VectorTables>,
+    views: Arc<ViewPlanner>,
     schema: String,
     nullability: Nullability,
 }
@@ -94,14 +100,17 @@ struct LakehouseSchema {
 #[async_trait]
 impl SchemaProvider for LakehouseSchema {
     fn table_names(&self) -> Vec<String> {
-        self.catalog
-            .tables_in(&self.schema)
+        let tables = self.catalog.tables_in(&self.schema);
+        let views = self.catalog.views_in(&self.schema);
+        tables
             .iter()
             .map(|m| m.table.table.clone())
+            .chain(views.iter().map(|v| v.view.table.clone()))
             .collect()
     }
 
-    /// `name` is a table, or `table@vN` for the table as of version N.
+    /// `name` is a table, `table@vN` for the table as of version N, or a
+    /// view.
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
         let Ok((base, version)) = split_version(name) else {
             return Ok(None);
@@ -114,7 +123,15 @@ impl SchemaProvider for LakehouseSchema {
             Some(v) => self.catalog.version(&table, v).await.ok(),
         };
         let Some(manifest) = manifest else {
-            return Ok(None);
+            return match self.catalog.view(&table).filter(|_| version.is_none()) {
+                Some(view) => Ok(Some(
+                    self.views
+                        .provider(&view)
+                        .await
+                        .map_err(|e| e.into_datafusion())?,
+                )),
+                None => Ok(None),
+            };
         };
         let Some(pinned) = manifest.lance else {
             return Ok(Some(Arc::new(ParquetTable::new(
@@ -135,7 +152,8 @@ impl SchemaProvider for LakehouseSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        TableRef::new(Some(&self.schema), name).is_ok_and(|t| self.catalog.table_exists(&t))
+        TableRef::new(Some(&self.schema), name)
+            .is_ok_and(|t| self.catalog.table_exists(&t) || self.catalog.view(&t).is_some())
     }
 }
 

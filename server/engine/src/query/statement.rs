@@ -43,6 +43,17 @@ pub enum Update {
     },
     /// `DELETE` or `UPDATE`.
     ChangeRows(RowChange),
+    CreateView {
+        view: TableRef,
+        /// The `CREATE VIEW` statement, as DataFusion printed it.
+        definition: String,
+        input: LogicalPlan,
+        or_replace: bool,
+    },
+    DropView {
+        view: TableRef,
+        if_exists: bool,
+    },
 }
 
 /// A planned statement.
@@ -183,6 +194,24 @@ fn classify_ddl(ddl: DdlStatement) -> Result<Update> {
         DdlStatement::CreateExternalTable(_) => {
             Err(Error::Refused("CREATE EXTERNAL TABLE is disabled".into()))
         }
+        DdlStatement::CreateView(create) => {
+            if create.temporary {
+                return Err(Error::NotSupported("temporary views".into()));
+            }
+            let view = table_ref(&create.name)?;
+            Ok(Update::CreateView {
+                definition: create.definition.ok_or_else(|| {
+                    Error::internal(format!("CREATE VIEW {view} without its SQL"))
+                })?,
+                view,
+                input: create.input.as_ref().clone(),
+                or_replace: create.or_replace,
+            })
+        }
+        DdlStatement::DropView(drop) => Ok(Update::DropView {
+            view: table_ref(&drop.name)?,
+            if_exists: drop.if_exists,
+        }),
         other => Err(Error::NotSupported(format!("{} statements", other.name()))),
     }
 }
