@@ -5,10 +5,12 @@ rows on Parquet tables, Lance's own deletes and row rewrites on vector
 tables, a new version each, history and time travel to before the change,
 nothing lost to a concurrent append, and clear errors."""
 
+import json
 import threading
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
+import pyarrow.flight as flight
 import pytest
 
 from conftest import Server
@@ -245,3 +247,75 @@ def test_views_are_kept_listed_and_replaced(server, conn):
             assert rows(again, "SELECT count(*) FROM big_scores") == [(6,)]
     finally:
         restarted.kill()
+
+
+def small(start: int, n: int) -> pa.Table:
+    ids = list(range(start, start + n))
+    return pa.table({"id": pa.array(ids, pa.int32()), "name": [f"n{i}" for i in ids],
+                     "score": pa.array([float(i) for i in ids], pa.float32())})
+
+
+def test_alter_table_changes_columns_without_rewriting_files(server, conn):
+    ingest(conn, "evolving", small(0, 5))
+    ingest(conn, "evolving", small(5, 5))
+    files_before = sorted(p.name for p in (server.storage / "data" / "public" / "evolving").glob("*.parquet"))
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE evolving ADD COLUMN region VARCHAR DEFAULT 'eu'")
+        cur.execute("ALTER TABLE evolving RENAME COLUMN name TO label")
+        cur.execute("ALTER TABLE evolving ALTER COLUMN id TYPE BIGINT, ALTER COLUMN score SET DATA TYPE DOUBLE")
+        cur.execute("ALTER TABLE evolving DROP COLUMN score")
+    files_after = sorted(p.name for p in (server.storage / "data" / "public" / "evolving").glob("*.parquet"))
+    assert files_after == files_before
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM evolving WHERE label IN ('n1', 'n7') ORDER BY id")
+        table = cur.fetch_arrow_table()
+    assert table.schema.names == ["id", "label", "region"]
+    assert table.schema.field("id").type == pa.int64()
+    assert table.to_pylist() == [{"id": 1, "label": "n1", "region": "eu"},
+                                 {"id": 7, "label": "n7", "region": "eu"}]
+    # New rows: the default when the column is left out, the value when given.
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO evolving (id, label) VALUES (100, 'new')")
+        cur.execute("INSERT INTO evolving VALUES (101, 'newer', 'us')")
+    assert rows(conn, "SELECT id, label, region FROM evolving WHERE id >= 100 ORDER BY id") == [
+        (100, "new", "eu"), (101, "newer", "us")]
+    # History: one alter version per statement, and the old columns back in time.
+    ops = rows(conn, "SELECT operation, rows_added, total_rows FROM table_history('evolving') ORDER BY version")
+    assert ops[2:6] == [("alter", 0, 10)] * 4
+    assert rows(conn, "SELECT name, score FROM evolving VERSION AS OF 2 WHERE id = 3") == [("n3", 3.0)]
+    # Deletes and updates read old files under the new names.
+    assert change(conn, "UPDATE evolving SET region = 'apac' WHERE label = 'n2'") == 1
+    assert change(conn, "DELETE FROM evolving WHERE label = 'n3'") == 1
+    assert rows(conn, "SELECT id, region FROM evolving WHERE id IN (2, 3, 4) ORDER BY id") == [
+        (2, "apac"), (4, "eu")]
+    # Compaction merges old and new files under the new names.
+    before = rows(conn, "SELECT * FROM evolving ORDER BY id")
+    client = flight.connect(server.uri)
+    (result,) = client.do_action(flight.Action("compact", json.dumps({"table": "evolving"}).encode()))
+    assert json.loads(result.body.to_pybytes())["files_replaced"] >= 2
+    assert rows(conn, "SELECT * FROM evolving ORDER BY id") == before
+
+
+def test_alter_table_refuses_what_old_files_would_confuse(conn):
+    ingest(conn, "careful", small(0, 3))
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE careful DROP COLUMN score")
+        with pytest.raises(flightsql.Error, match="still used by older data files"):
+            cur.execute("ALTER TABLE careful ADD COLUMN score DOUBLE")
+        with pytest.raises(flightsql.Error, match="can only be widened"):
+            cur.execute("ALTER TABLE careful ALTER COLUMN id TYPE SMALLINT")
+        with pytest.raises(flightsql.Error, match="has no column \"nope\""):
+            cur.execute("ALTER TABLE careful RENAME COLUMN nope TO other")
+        with pytest.raises(flightsql.Error, match="already has a column \"id\""):
+            cur.execute("ALTER TABLE careful RENAME COLUMN name TO id")
+        with pytest.raises(flightsql.Error, match="RENAME TO"):
+            cur.execute("ALTER TABLE careful RENAME TO careless")
+        with pytest.raises(flightsql.Error, match="not a constant"):
+            cur.execute("ALTER TABLE careful ADD COLUMN n INT DEFAULT 'abc'")
+        cur.execute("ALTER TABLE careful DROP COLUMN IF EXISTS score")
+        cur.execute("ALTER TABLE careful ADD COLUMN IF NOT EXISTS name VARCHAR")
+    assert rows(conn, "SELECT max(version) FROM table_history('careful')") == [(2,)]
+    ingest(conn, "vec_alter", vectors(0, 3))
+    with conn.cursor() as cur:
+        with pytest.raises(flightsql.Error, match="vector \\(Lance\\) table"):
+            cur.execute("ALTER TABLE vec_alter ADD COLUMN extra INT")

@@ -272,6 +272,8 @@ def test_roles_decide_what_each_user_may_do(secured):
         cur.execute("CREATE VIEW small AS SELECT n FROM facts WHERE n < 3")
         with pytest.raises(flightsql.ProgrammingError, match="dropping table .*copied.* needs the admin role"):
             cur.execute("DROP TABLE copied")
+        with pytest.raises(flightsql.ProgrammingError, match="altering table .*copied.* needs the admin role"):
+            cur.execute("ALTER TABLE copied ADD COLUMN note VARCHAR")
     with adbc(secured, username="rita", password="pw-rita") as rita, rita.cursor() as cur:
         cur.execute("SELECT sum(n) FROM facts")
         assert cur.fetchone() == (6,)

@@ -23,15 +23,16 @@ fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
     .unwrap()
 }
 
-async fn table(client: &mut Client, name: &str, parts: &[std::ops::Range<i64>]) {
-    for (i, part) in parts.iter().enumerate() {
+/// A table of `(start, end)` id ranges, one append each.
+async fn table(client: &mut Client, name: &str, parts: &[(i64, i64)]) {
+    for (i, &(start, end)) in parts.iter().enumerate() {
         let mode = if i == 0 {
             IngestMode::Create
         } else {
             IngestMode::Append
         };
         client
-            .ingest(Ingest::new(name, mode), vec![batch(part.clone())])
+            .ingest(Ingest::new(name, mode), vec![batch(start..end)])
             .await
             .unwrap();
     }
@@ -45,7 +46,7 @@ async fn one(client: &mut Client, sql: &str) -> String {
 async fn delete_and_update_answer_the_rows_they_changed() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    table(&mut client, "t", &[0..100, 100..200]).await;
+    table(&mut client, "t", &[(0, 100), (100, 200)]).await;
     assert_eq!(
         client.update("DELETE FROM t WHERE id < 10").await.unwrap(),
         10
@@ -79,8 +80,8 @@ async fn delete_and_update_answer_the_rows_they_changed() {
 async fn a_subquery_chooses_the_rows() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    table(&mut client, "t", &[0..50]).await;
-    table(&mut client, "gone", &[40..45]).await;
+    table(&mut client, "t", &[(0, 50)]).await;
+    table(&mut client, "gone", &[(40, 45)]).await;
     assert_eq!(
         client
             .update("DELETE FROM t WHERE id IN (SELECT id FROM gone)")
@@ -109,7 +110,7 @@ async fn a_subquery_chooses_the_rows() {
 async fn concurrent_deletes_of_the_same_file_both_land() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    table(&mut client, "t", &[0..1000]).await;
+    table(&mut client, "t", &[(0, 1000)]).await;
     let mut clients = Vec::new();
     for _ in 0..4 {
         clients.push(server.client().await);
@@ -131,7 +132,7 @@ async fn concurrent_deletes_of_the_same_file_both_land() {
 async fn what_is_refused_says_why() {
     let server = TestServer::start();
     let mut client = server.client().await;
-    table(&mut client, "t", &[0..10]).await;
+    table(&mut client, "t", &[(0, 10)]).await;
     let cases = [
         (
             "DELETE FROM t WHERE nope = 1",

@@ -27,6 +27,7 @@ pub fn check_update(identity: &Identity, update: &Update) -> Result<()> {
         Update::Insert { table, .. } => (Role::Writer, format!("writing to table {table}")),
         Update::CreateSchema { name, .. } => (Role::Writer, format!("creating schema {name:?}")),
         Update::DropTable { table, .. } => (Role::Admin, format!("dropping table {table}")),
+        Update::AlterTable { table, .. } => (Role::Admin, format!("altering table {table}")),
         Update::CreateView { view, .. } => (Role::Writer, format!("creating view {view}")),
         Update::DropView { view, .. } => (Role::Writer, format!("dropping view {view}")),
         Update::ChangeRows(change) => (

@@ -66,6 +66,9 @@ pub enum Operation {
     Delete,
     /// Rows matching a predicate were changed in place (`UPDATE`).
     Update,
+    /// Columns were added, dropped, renamed or widened (`ALTER TABLE`);
+    /// no data file changed.
+    Alter,
 }
 
 impl Operation {
@@ -79,6 +82,7 @@ impl Operation {
             Operation::Compact => "compact",
             Operation::Delete => "delete",
             Operation::Update => "update",
+            Operation::Alter => "alter",
         }
     }
 }

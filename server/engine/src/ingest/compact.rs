@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow::datatypes::{Field, Schema};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use parking_lot::Mutex;
@@ -27,7 +29,8 @@ use tracing::{info, warn};
 use super::{Ingest, ParquetFiles, align};
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{
-    DataFile, Manifest, Operation, Rewrite, TableKind, TableRef, data_prefix, delete_uncommitted,
+    ColumnNames, DataFile, Manifest, Operation, Rewrite, TableKind, TableRef, data_prefix,
+    delete_uncommitted,
 };
 
 /// Most files one run merges, so a run stays bounded in time; a table with
@@ -208,6 +211,7 @@ impl Ingest {
             manifest.schema.clone(),
             self.layout.clone(),
         );
+        let names = ColumnNames::of(&manifest.schema);
         for file in files {
             let copied = async {
                 let reader =
@@ -218,6 +222,7 @@ impl Ingest {
                     .with_batch_size(self.layout.row_group_rows.min(64 * 1024))
                     .build()?;
                 while let Some(batch) = batches.try_next().await? {
+                    let batch = with_table_names(&batch, &names)?;
                     writer.write(&align(&batch, &manifest.schema)?).await?;
                 }
                 Ok::<_, Error>(())
@@ -233,6 +238,30 @@ impl Ingest {
         }
         writer.finish().await
     }
+}
+
+/// A data file's batch with its columns under their names in the table
+/// now (after `ALTER TABLE`), dropped columns left out.
+fn with_table_names(batch: &RecordBatch, names: &ColumnNames) -> Result<RecordBatch> {
+    if names.is_identity() {
+        return Ok(batch.clone());
+    }
+    let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter_map(|(field, column)| {
+            let name = names.table_column(field.name())?;
+            Some((field.as_ref().clone().with_name(name), column.clone()))
+        })
+        .unzip();
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
 }
 
 /// The rewrite a compaction commits: the same rows in the merged files.

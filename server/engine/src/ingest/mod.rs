@@ -17,8 +17,9 @@ mod row_group_encoder;
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, new_null_array};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tracing::info;
@@ -38,7 +39,7 @@ use crate::vectors::{VectorTables, WriteRequest, check_vectors_fit, has_vector_c
 use embedding::EmbedPlan;
 use lakehouse_core::catalog::{
     Catalog, Commit, Committed, DataFile, TableKind, TableRef, WriteMode, data_prefix,
-    delete_uncommitted, evolve_schema, schema_differences, table_schema_for,
+    default_text, delete_uncommitted, evolve_schema, schema_differences, table_schema_for,
 };
 use lakehouse_core::types::cast_batch;
 use lakehouse_extension::EmbeddingService;
@@ -351,19 +352,30 @@ where
     Ok(())
 }
 
+/// The values of a column a batch lacks: its default, else nulls.
+fn missing_column(field: &Field, rows: usize) -> Result<ArrayRef> {
+    match default_text(field) {
+        Some(text) => {
+            let value = ScalarValue::try_from_string(text.to_string(), field.data_type())?;
+            Ok(value.to_array_of_size(rows)?)
+        }
+        None => Ok(new_null_array(field.data_type(), rows)),
+    }
+}
+
 /// Orders `batch`'s columns as the table's; a column the batch lacks
-/// (possible only when the schema evolves) is filled with nulls.
+/// (possible only when the schema evolves, or after `ALTER TABLE ... ADD`)
+/// is filled with its default, else nulls.
 fn align(batch: &RecordBatch, table_schema: &SchemaRef) -> Result<RecordBatch> {
     let (fields, columns): (Vec<_>, Vec<_>) = table_schema
         .fields()
         .iter()
         .map(|f| match batch.schema().index_of(f.name()) {
-            Ok(i) => (batch.schema().field(i).clone(), batch.column(i).clone()),
-            Err(_) => (
-                f.as_ref().clone(),
-                new_null_array(f.data_type(), batch.num_rows()),
-            ),
+            Ok(i) => Ok((batch.schema().field(i).clone(), batch.column(i).clone())),
+            Err(_) => Ok((f.as_ref().clone(), missing_column(f, batch.num_rows())?)),
         })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
         .unzip();
     let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     let projected =

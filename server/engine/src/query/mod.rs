@@ -6,8 +6,10 @@
 //! version current when the statement is planned. Nothing here knows about
 //! Flight.
 
+mod alter;
 mod as_of;
 mod copy_on_write;
+mod file_columns;
 mod history;
 mod memory;
 mod provider;
@@ -253,6 +255,12 @@ impl QueryEngine {
             .sql_to_statement(&sql, &dialect)
             .map_err(|e| Error::invalid(format!("SQL parse error: {}", e.strip_backtrace())))?;
         refuse_dangerous(&statement)?;
+        if let DFStatement::Statement(inner) = &statement
+            && let SqlStatement::AlterTable(alter) = inner.as_ref()
+        {
+            let normalize = state.config_options().sql_parser.enable_ident_normalization;
+            return alter::alter_plan(alter, normalize);
+        }
         number_question_marks(&mut statement);
         self.check_references(&state, &statement)?;
         let state = if is_insert(&statement) {
@@ -458,6 +466,11 @@ impl QueryEngine {
                     )));
                 }
                 self.catalog.drop_table(&table, if_exists).await?;
+                Ok(0)
+            }
+            Update::AlterTable { table, changes } => {
+                let changes = alter::resolve(&self.ctx, &changes).await?;
+                self.catalog.commit_alter(&table, &changes).await?;
                 Ok(0)
             }
             Update::CreateView {

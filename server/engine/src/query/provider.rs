@@ -8,6 +8,7 @@
 //! reported inexact so DataFusion keeps them and pushes them into the Parquet
 //! scan for row-group and page pruning.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -30,9 +31,10 @@ use datafusion::physical_plan::empty::EmptyExec;
 
 use lance::datafusion::LanceTableProvider;
 
+use super::file_columns::{FileColumns, column_defaults};
 use super::views::ViewPlanner;
 use crate::vectors::VectorTables;
-use lakehouse_core::catalog::{Catalog, DataFile, Manifest, TableRef, split_version};
+use lakehouse_core::catalog::{Catalog, DataFile, Manifest, TableRef, file_names, split_version};
 use lakehouse_core::storage::STORE_URL;
 
 /// The server's one catalog, read live from [`Catalog`].
@@ -181,6 +183,10 @@ pub struct ParquetTable {
     schema: SchemaRef,
     /// Whether the schema ends with [`FILE_COLUMN`].
     file_column: bool,
+    /// How old files' columns are read, after `ALTER TABLE`.
+    file_columns: Option<Arc<FileColumns>>,
+    /// Column defaults, for rows inserted without them.
+    defaults: HashMap<String, Expr>,
 }
 
 /// A column a scan can add after the table's: the position of the row's
@@ -191,10 +197,17 @@ pub const FILE_COLUMN: &str = "__lakehouse_file";
 impl ParquetTable {
     pub fn new(manifest: Arc<Manifest>, nullability: Nullability) -> Self {
         let schema = Arc::new(scan_schema(&manifest, nullability));
+        let file_columns = FileColumns::of(&manifest.schema).map(Arc::new);
+        let defaults = column_defaults(&manifest.schema)
+            .into_iter()
+            .map(|(name, value)| (name, Expr::Literal(value, None)))
+            .collect();
         Self {
             manifest,
             schema,
             file_column: false,
+            file_columns,
+            defaults,
         }
     }
 
@@ -232,8 +245,9 @@ impl ParquetTable {
     }
 
     /// What the manifest knows of one file: exact rows, and per column the
-    /// null count and bounds recorded at ingest, and the in-memory size of
-    /// fixed-width columns.
+    /// null count and bounds recorded at ingest (under the column's name
+    /// then, for a renamed one), and the in-memory size of fixed-width
+    /// columns.
     ///
     /// The file's total size stays unknown, as DataFusion leaves it for a
     /// Parquet scan with a filter: the compressed size of every column says
@@ -241,7 +255,7 @@ impl ParquetTable {
     /// it made DataFusion repartition both sides of joins it builds from
     /// the small side in-process (TPC-H q16's filtered `part`: 6.9 MB x 20%
     /// over the 1 MB collect threshold, against 40,000 estimated rows).
-    fn file_statistics(schema: &SchemaRef, file: &DataFile) -> Statistics {
+    fn file_statistics(&self, schema: &SchemaRef, file: &DataFile) -> Statistics {
         let rows = file.rows as usize;
         let column_statistics = schema
             .fields()
@@ -252,7 +266,17 @@ impl ParquetTable {
                     .primitive_width()
                     .map_or(Precision::Absent, |w| Precision::Exact(w * rows));
                 let unknown = ColumnStatistics::new_unknown().with_byte_size(width);
-                let Some(stats) = file.columns.iter().find(|c| &c.name == field.name()) else {
+                let earlier = self
+                    .manifest
+                    .schema
+                    .field_with_name(field.name())
+                    .map(file_names)
+                    .unwrap_or_default();
+                let Some(stats) = file
+                    .columns
+                    .iter()
+                    .find(|c| &c.name == field.name() || earlier.contains(&c.name))
+                else {
                     return unknown;
                 };
                 let bound = |text: &Option<String>| {
@@ -359,7 +383,7 @@ impl TableProvider for ParquetTable {
             .manifest
             .files
             .iter()
-            .map(|f| Self::file_statistics(&schema, f))
+            .map(|f| self.file_statistics(&schema, f))
             .collect();
         let files: Vec<PartitionedFile> = self
             .manifest
@@ -387,7 +411,11 @@ impl TableProvider for ParquetTable {
             false => TableSchema::from_file_schema(schema.clone()),
         };
         let source = format.file_source(table_schema);
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source)
+        let mut config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, source);
+        if let Some(file_columns) = &self.file_columns {
+            config = config.with_expr_adapter(Some(file_columns.clone()));
+        }
+        let config = config
             .with_file_groups(groups)
             .with_statistics(self.table_statistics(&statistics))
             .with_projection_indices(projection.cloned())?
@@ -396,13 +424,17 @@ impl TableProvider for ParquetTable {
         format.create_physical_plan(state, config).await
     }
 
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
     fn statistics(&self) -> Option<Statistics> {
         let schema = &self.file_schema();
         let files: Vec<Statistics> = self
             .manifest
             .files
             .iter()
-            .map(|f| Self::file_statistics(schema, f))
+            .map(|f| self.file_statistics(schema, f))
             .collect();
         Some(self.table_statistics(&files))
     }

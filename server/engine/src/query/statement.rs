@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Statement as SqlStatement, Value, visit_expressions_mut,
 };
 
+use super::alter::{WrittenChange, as_alter};
 use super::row_change::RowChange;
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{CATALOG_NAME, Operation, TableRef, split_version};
@@ -53,6 +54,10 @@ pub enum Update {
     DropView {
         view: TableRef,
         if_exists: bool,
+    },
+    AlterTable {
+        table: TableRef,
+        changes: Vec<WrittenChange>,
     },
 }
 
@@ -151,6 +156,13 @@ pub fn classify(plan: LogicalPlan) -> Result<Planned> {
         LogicalPlan::Ddl(ddl) => classify_ddl(ddl).map(Planned::Update),
         LogicalPlan::Dml(dml) => classify_dml(dml).map(Planned::Update),
         LogicalPlan::Copy(_) => Err(Error::Refused("COPY ... TO is disabled".into())),
+        LogicalPlan::Extension(extension) if as_alter(&extension.node).is_some() => {
+            let alter = as_alter(&extension.node).expect("checked above");
+            Ok(Planned::Update(Update::AlterTable {
+                table: alter.table.clone(),
+                changes: alter.changes.clone(),
+            }))
+        }
         LogicalPlan::Statement(statement) => Err(Error::NotSupported(format!(
             "{} statements are not supported",
             statement.name()

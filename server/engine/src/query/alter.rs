@@ -1,0 +1,272 @@
+//! `ALTER TABLE`: DataFusion does not plan it, so the parsed statement is
+//! turned into a plan node of its own here, classified as an update and
+//! applied to the table's schema by the catalog (no data file rewritten;
+//! see `lakehouse_core::catalog::columns`).
+//!
+//! Supported: `ADD [COLUMN] [IF NOT EXISTS] c type [DEFAULT expr]`, `DROP
+//! [COLUMN] [IF EXISTS] c`, `RENAME COLUMN a TO b`, `ALTER [COLUMN] c [SET
+//! DATA] TYPE t` (widening only), several at once, as one version. SQL type
+//! names and defaults are resolved by DataFusion itself (`CAST(... AS t)`),
+//! so every type name it knows works.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
+use datafusion::logical_expr::{
+    Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption,
+};
+
+use super::statement::table_ref;
+use crate::error::{Error, Result};
+use lakehouse_core::catalog::{ColumnChange, TableRef};
+
+/// One change as written, types and defaults still SQL text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub enum WrittenChange {
+    Add {
+        name: String,
+        data_type: String,
+        default: Option<String>,
+        if_not_exists: bool,
+    },
+    Drop {
+        name: String,
+        if_exists: bool,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    SetType {
+        name: String,
+        data_type: String,
+    },
+}
+
+/// The plan of an `ALTER TABLE` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AlterTableNode {
+    pub table: TableRef,
+    pub changes: Vec<WrittenChange>,
+    schema: DFSchemaRef,
+}
+
+impl PartialOrd for AlterTableNode {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        (&self.table, &self.changes).partial_cmp(&(&other.table, &other.changes))
+    }
+}
+
+impl UserDefinedLogicalNodeCore for AlterTableNode {
+    fn name(&self) -> &str {
+        "AlterTable"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        Vec::new()
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "AlterTable: {} {:?}", self.table, self.changes)
+    }
+
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        _inputs: Vec<LogicalPlan>,
+    ) -> datafusion::error::Result<Self> {
+        Ok(self.clone())
+    }
+}
+
+/// The plan of a parsed `ALTER TABLE`.
+pub fn alter_plan(alter: &AlterTable, normalize: bool) -> Result<LogicalPlan> {
+    let reference =
+        datafusion::sql::planner::object_name_to_table_reference(alter.name.clone(), normalize)?;
+    let table = table_ref(&reference)?;
+    let ident = |i: &datafusion::sql::sqlparser::ast::Ident| {
+        if normalize && i.quote_style.is_none() {
+            i.value.to_lowercase()
+        } else {
+            i.value.clone()
+        }
+    };
+    let unsupported = |what: String| {
+        Error::NotSupported(format!(
+            "{what} in ALTER TABLE {table}: columns can be added, dropped, renamed and widened"
+        ))
+    };
+    let mut changes = Vec::new();
+    for operation in &alter.operations {
+        match operation {
+            AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                column_position: None,
+                ..
+            } => {
+                let mut default = None;
+                for option in &column_def.options {
+                    match &option.option {
+                        ColumnOption::Default(expr) => default = Some(expr.to_string()),
+                        ColumnOption::Null => {}
+                        other => return Err(unsupported(format!("column option {other}"))),
+                    }
+                }
+                changes.push(WrittenChange::Add {
+                    name: ident(&column_def.name),
+                    data_type: column_def.data_type.to_string(),
+                    default,
+                    if_not_exists: *if_not_exists,
+                });
+            }
+            AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => changes.extend(column_names.iter().map(|name| WrittenChange::Drop {
+                name: ident(name),
+                if_exists: *if_exists,
+            })),
+            AlterTableOperation::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => changes.push(WrittenChange::Rename {
+                from: ident(old_column_name),
+                to: ident(new_column_name),
+            }),
+            AlterTableOperation::AlterColumn {
+                column_name,
+                op:
+                    AlterColumnOperation::SetDataType {
+                        data_type,
+                        using: None,
+                        ..
+                    },
+            } => changes.push(WrittenChange::SetType {
+                name: ident(column_name),
+                data_type: data_type.to_string(),
+            }),
+            AlterTableOperation::RenameTable { .. } => {
+                return Err(Error::NotSupported(format!(
+                    "ALTER TABLE {table} RENAME TO: not yet; CREATE TABLE new_name AS SELECT * FROM {table}, then DROP TABLE {table}"
+                )));
+            }
+            other => return Err(unsupported(other.to_string())),
+        }
+    }
+    Ok(LogicalPlan::Extension(Extension {
+        node: Arc::new(AlterTableNode {
+            table,
+            changes,
+            schema: Arc::new(DFSchema::empty()),
+        }),
+    }))
+}
+
+/// The `ALTER TABLE` a plan node is, if it is one.
+pub fn as_alter(node: &Arc<dyn UserDefinedLogicalNode>) -> Option<&AlterTableNode> {
+    node.as_any().downcast_ref::<AlterTableNode>()
+}
+
+/// The changes with their SQL types and defaults resolved.
+pub async fn resolve(ctx: &SessionContext, changes: &[WrittenChange]) -> Result<Vec<ColumnChange>> {
+    let mut resolved = Vec::with_capacity(changes.len());
+    for change in changes {
+        resolved.push(match change {
+            WrittenChange::Add {
+                name,
+                data_type,
+                default,
+                if_not_exists,
+            } => {
+                let default = match default {
+                    Some(expr) => Some(default_text(ctx, name, expr, data_type).await?),
+                    None => None,
+                };
+                ColumnChange::Add {
+                    name: name.clone(),
+                    data_type: sql_type(ctx, data_type).await?,
+                    default,
+                    if_not_exists: *if_not_exists,
+                }
+            }
+            WrittenChange::Drop { name, if_exists } => ColumnChange::Drop {
+                name: name.clone(),
+                if_exists: *if_exists,
+            },
+            WrittenChange::Rename { from, to } => ColumnChange::Rename {
+                from: from.clone(),
+                to: to.clone(),
+            },
+            WrittenChange::SetType { name, data_type } => ColumnChange::Widen {
+                name: name.clone(),
+                data_type: sql_type(ctx, data_type).await?,
+            },
+        });
+    }
+    Ok(resolved)
+}
+
+/// The Arrow type DataFusion gives a SQL type name.
+async fn sql_type(ctx: &SessionContext, name: &str) -> Result<DataType> {
+    let plan = ctx
+        .state()
+        .create_logical_plan(&format!("SELECT CAST(NULL AS {name})"))
+        .await
+        .map_err(|e| Error::invalid(format!("{name} is not a type: {}", e.strip_backtrace())))?;
+    Ok(match plan.schema().field(0).data_type() {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        other => other.clone(),
+    })
+}
+
+/// A default value, evaluated once and kept as text in the column's type
+/// (`data_type`, as SQL names it).
+async fn default_text(
+    ctx: &SessionContext,
+    column: &str,
+    expr: &str,
+    data_type: &str,
+) -> Result<String> {
+    let invalid = |detail: String| {
+        Error::invalid(format!(
+            "DEFAULT {expr} of column {column:?} is not a constant {data_type}: {detail}"
+        ))
+    };
+    let batches = ctx
+        .sql(&format!("SELECT CAST({expr} AS {data_type}) AS v"))
+        .await
+        .map_err(|e| invalid(e.strip_backtrace()))?
+        .collect()
+        .await
+        .map_err(|e| invalid(e.strip_backtrace()))?;
+    let value = batches
+        .first()
+        .filter(|b| b.num_rows() == 1)
+        .map(|b| ScalarValue::try_from_array(b.column(0), 0))
+        .transpose()?
+        .ok_or_else(|| invalid("it gave no value".into()))?;
+    if value.is_null() {
+        return Err(invalid(
+            "it is null, which is what a column without a default reads".into(),
+        ));
+    }
+    Ok(value.to_string())
+}
