@@ -67,6 +67,11 @@ bench-tpch *ARGS:
     cargo build --release -p lakehouse --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" LAKEHOUSE_BENCH_BIN="$CARGO_TARGET_DIR/release/lakehouse-bench" {{python}} benches/tpch.py {{ARGS}}
 
+# UPDATE, DELETE and MERGE of 1% of a table against DuckDB (release build)
+bench-dml *ARGS:
+    cargo build --release -p lakehouse --bin lakehouse
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/dml.py {{ARGS}}
+
 # Every benchmark workload against its peers (release build); writes docs/performance.md. ARGS: --only WORKLOAD...
 bench *ARGS:
     cargo build --release -p lakehouse --bin lakehouse -p lakehouse-benches --bin lakehouse-bench

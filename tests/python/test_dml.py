@@ -319,3 +319,72 @@ def test_alter_table_refuses_what_old_files_would_confuse(conn):
     with conn.cursor() as cur:
         with pytest.raises(flightsql.Error, match="vector \\(Lance\\) table"):
             cur.execute("ALTER TABLE vec_alter ADD COLUMN extra INT")
+
+
+def test_a_prepared_update_runs_once_per_parameter_row(conn):
+    ingest(conn, "batched", people(0, 10))
+    with conn.cursor() as cur:
+        cur.executemany("UPDATE batched SET team = ? WHERE id = ?", [("a", 1), ("b", 2), ("c", 99)])
+        assert cur.rowcount == 2
+    assert rows(conn, "SELECT id, team FROM batched WHERE id IN (1, 2) ORDER BY id") == [(1, "a"), (2, "b")]
+
+
+def stock(start: int, n: int) -> pa.Table:
+    skus = list(range(start, start + n))
+    return pa.table({"sku": pa.array(skus, pa.int64()), "qty": pa.array([10] * n, pa.int64()),
+                     "note": ["old"] * n})
+
+
+def test_merge_updates_deletes_and_inserts_in_one_version(conn):
+    ingest(conn, "stock", stock(0, 10))
+    ingest(conn, "stock", stock(10, 10))
+    ingest(conn, "delta", pa.table({"sku": pa.array([1, 2, 3, 50, 51], pa.int64()),
+                                    "qty": pa.array([5, 0, 7, 1, 2], pa.int64()),
+                                    "op": ["add", "remove", "add", "add", "add"]}))
+    merged = change(conn, """
+        MERGE INTO stock AS t USING delta AS s ON t.sku = s.sku
+        WHEN MATCHED AND s.op = 'remove' THEN DELETE
+        WHEN MATCHED THEN UPDATE SET qty = t.qty + s.qty, note = 'merged'
+        WHEN NOT MATCHED THEN INSERT (sku, qty, note) VALUES (s.sku, s.qty, 'new')""")
+    assert merged == 5
+    assert rows(conn, "SELECT sku, qty, note FROM stock WHERE sku IN (1, 2, 3, 4, 50, 51) ORDER BY sku") == [
+        (1, 15, "merged"), (3, 17, "merged"), (4, 10, "old"), (50, 1, "new"), (51, 2, "new")]
+    assert rows(conn, "SELECT count(*) FROM stock") == [(21,)]
+    assert rows(conn, "SELECT operation, rows_added, rows_removed, total_rows FROM table_history('stock') "
+                      "ORDER BY version DESC LIMIT 1") == [("merge", 2, 3, 21)]
+    # Insert-only, from a subquery, values in column order, nothing matched twice.
+    inserted = change(conn, """
+        MERGE INTO stock USING (SELECT sku + 100 AS sku FROM delta) AS n ON stock.sku = n.sku
+        WHEN NOT MATCHED AND n.sku >= 150 THEN INSERT VALUES (n.sku, 0, 'fresh')""")
+    assert inserted == 2
+    assert [r[0] for r in rows(conn, "SELECT sku FROM stock WHERE note = 'fresh' ORDER BY sku")] == [150, 151]
+
+
+def test_merge_refuses_a_target_row_matched_twice(conn):
+    ingest(conn, "once", stock(0, 5))
+    ingest(conn, "twice", pa.table({"sku": pa.array([1, 1], pa.int64()), "qty": pa.array([1, 2], pa.int64())}))
+    with pytest.raises(flightsql.Error, match="match more than one source row"):
+        change(conn, "MERGE INTO once AS t USING twice AS s ON t.sku = s.sku "
+                     "WHEN MATCHED THEN UPDATE SET qty = s.qty")
+    with pytest.raises(flightsql.Error, match="needs an alias"):
+        change(conn, "MERGE INTO once USING (SELECT 1 AS sku) ON once.sku = sku "
+                     "WHEN MATCHED THEN DELETE")
+    with pytest.raises(flightsql.Error, match="NOT MATCHED BY SOURCE"):
+        change(conn, "MERGE INTO once AS t USING twice AS s ON t.sku = s.sku "
+                     "WHEN NOT MATCHED BY SOURCE THEN DELETE")
+    assert rows(conn, "SELECT count(*), sum(qty) FROM once") == [(5, 50)]
+
+
+def test_merge_of_a_million_rows(conn):
+    n = 1_000_000
+    ids = pa.array(range(n), pa.int64())
+    ingest(conn, "big", pa.table({"id": ids, "v": pa.array([0] * n, pa.int64())}))
+    # Every odd id updated, and half a million new ids.
+    source_ids = pa.array(list(range(1, n, 2)) + list(range(n, n + n // 2)), pa.int64())
+    ingest(conn, "big_changes", pa.table({"id": source_ids, "v": pa.array([1] * n, pa.int64())}))
+    merged = change(conn, "MERGE INTO big AS t USING big_changes AS s ON t.id = s.id "
+                          "WHEN MATCHED THEN UPDATE SET v = s.v "
+                          "WHEN NOT MATCHED THEN INSERT (id, v) VALUES (s.id, s.v)")
+    assert merged == n
+    assert rows(conn, "SELECT count(*), count(DISTINCT id), sum(v), max(id) FROM big") == [
+        (n + n // 2, n + n // 2, n, n + n // 2 - 1)]

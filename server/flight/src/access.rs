@@ -27,7 +27,8 @@ pub fn check_update(identity: &Identity, update: &Update) -> Result<()> {
         Update::Insert { table, .. } => (Role::Writer, format!("writing to table {table}")),
         Update::CreateSchema { name, .. } => (Role::Writer, format!("creating schema {name:?}")),
         Update::DropTable { table, .. } => (Role::Admin, format!("dropping table {table}")),
-        Update::AlterTable { table, .. } => (Role::Admin, format!("altering table {table}")),
+        Update::Merge(spec) => (Role::Writer, format!("merging into table {}", spec.table)),
+        Update::AlterTable(alter) => (Role::Admin, format!("altering table {}", alter.table)),
         Update::CreateView { view, .. } => (Role::Writer, format!("creating view {view}")),
         Update::DropView { view, .. } => (Role::Writer, format!("dropping view {view}")),
         Update::ChangeRows(change) => (

@@ -229,7 +229,9 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
         SqlInfo::SqlSupportedConcurrenciesForResultSetScrollInsensitive,
         0i32,
     );
-    b.append(SqlInfo::SqlBatchUpdatesSupported, false);
+    // A prepared INSERT, DELETE, UPDATE or MERGE runs once per row of
+    // parameters bound (JDBC `executeBatch`, ADBC `executemany`).
+    b.append(SqlInfo::SqlBatchUpdatesSupported, true);
     b.append(SqlInfo::SqlSavepointsSupported, false);
     b.append(SqlInfo::SqlNamedParametersSupported, false);
     b.append(SqlInfo::SqlLocatorsUpdateCopy, false);

@@ -66,6 +66,8 @@ pub enum Operation {
     Delete,
     /// Rows matching a predicate were changed in place (`UPDATE`).
     Update,
+    /// Rows were updated, deleted and inserted from a source (`MERGE`).
+    Merge,
     /// Columns were added, dropped, renamed or widened (`ALTER TABLE`);
     /// no data file changed.
     Alter,
@@ -82,6 +84,7 @@ impl Operation {
             Operation::Compact => "compact",
             Operation::Delete => "delete",
             Operation::Update => "update",
+            Operation::Merge => "merge",
             Operation::Alter => "alter",
         }
     }
@@ -123,7 +126,8 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     pub rows_added: u64,
-    /// Rows a `delete` removed; rows an `update` changed.
+    /// Rows a `delete` removed; rows an `update` (or `merge`) changed or
+    /// removed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rows_removed: u64,
     #[serde(with = "ipc_schema")]

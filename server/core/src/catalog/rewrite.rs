@@ -17,12 +17,14 @@ use chrono::Utc;
 /// Files of one version rewritten as others.
 #[derive(Debug, Clone)]
 pub struct Rewrite {
-    /// `compact`, `delete` or `update`.
+    /// `compact`, `delete`, `update` or `merge`.
     pub operation: Operation,
     /// Paths of the files replaced.
     pub replaced: Vec<String>,
     /// The files written in their place (not yet committed).
     pub written: Vec<DataFile>,
+    /// Rows added (`merge` inserts).
+    pub rows_added: u64,
     /// Rows removed (`delete`) or changed (`update`).
     pub rows_removed: u64,
 }
@@ -38,7 +40,7 @@ impl Catalog {
                 operation: rewrite.operation,
                 committed_at: Utc::now(),
                 idempotency_key: None,
-                rows_added: 0,
+                rows_added: rewrite.rows_added,
                 rows_removed: rewrite.rows_removed,
                 files: swap_files(table, current, rewrite)?,
                 ..current.clone()
@@ -49,8 +51,8 @@ impl Catalog {
 }
 
 /// `current`'s files with every replaced one removed and the written ones
-/// in the place of the first; a conflict when any replaced file is no
-/// longer there.
+/// in the place of the first (at the end when none is replaced); a
+/// conflict when any replaced file is no longer there.
 fn swap_files(table: &TableRef, current: &Manifest, rewrite: &Rewrite) -> Result<Vec<DataFile>> {
     let replaced: std::collections::HashSet<&str> =
         rewrite.replaced.iter().map(String::as_str).collect();
@@ -82,6 +84,10 @@ fn swap_files(table: &TableRef, current: &Manifest, rewrite: &Rewrite) -> Result
             swapped.extend(rewrite.written.iter().cloned());
             inserted = true;
         }
+    }
+    if !inserted {
+        // Nothing replaced: a merge that only inserts.
+        swapped.extend(rewrite.written.iter().cloned());
     }
     Ok(swapped)
 }
@@ -124,6 +130,7 @@ mod tests {
             operation: Operation::Delete,
             replaced: replaced.iter().map(|p| p.to_string()).collect(),
             written,
+            rows_added: 0,
             rows_removed: 1,
         }
     }
@@ -156,6 +163,14 @@ mod tests {
         let current = version(vec![file("a", 1), file("b", 1)]);
         let swapped = swap_files(&table, &current, &rewrite(&["a"], Vec::new())).unwrap();
         assert_eq!(paths(&swapped), ["b"]);
+    }
+
+    #[test]
+    fn files_written_without_replacing_any_are_added() {
+        let table = TableRef::parse("t").unwrap();
+        let current = version(vec![file("a", 1)]);
+        let swapped = swap_files(&table, &current, &rewrite(&[], vec![file("new", 2)])).unwrap();
+        assert_eq!(paths(&swapped), ["a", "new"]);
     }
 
     #[test]

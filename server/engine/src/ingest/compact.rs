@@ -270,6 +270,7 @@ fn compaction(replaced: Vec<String>, merged: Vec<DataFile>) -> Rewrite {
         operation: Operation::Compact,
         replaced,
         written: merged,
+        rows_added: 0,
         rows_removed: 0,
     }
 }

@@ -9,20 +9,15 @@
 //! names and defaults are resolved by DataFusion itself (`CAST(... AS t)`),
 //! so every type name it knows works.
 
-use std::cmp::Ordering;
-use std::fmt;
-use std::sync::Arc;
-
 use arrow::datatypes::DataType;
-use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
-use datafusion::logical_expr::{
-    Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
-};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption,
+    AlterColumnOperation, AlterTable as SqlAlterTable, AlterTableOperation, ColumnOption,
 };
 
+use super::carried::{Carried, carry};
 use super::statement::table_ref;
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{ColumnChange, TableRef};
@@ -50,52 +45,19 @@ pub enum WrittenChange {
     },
 }
 
-/// The plan of an `ALTER TABLE` statement.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AlterTableNode {
+/// An `ALTER TABLE` statement as planned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub struct AlterTable {
     pub table: TableRef,
     pub changes: Vec<WrittenChange>,
-    schema: DFSchemaRef,
 }
 
-impl PartialOrd for AlterTableNode {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        (&self.table, &self.changes).partial_cmp(&(&other.table, &other.changes))
-    }
-}
-
-impl UserDefinedLogicalNodeCore for AlterTableNode {
-    fn name(&self) -> &str {
-        "AlterTable"
-    }
-
-    fn inputs(&self) -> Vec<&LogicalPlan> {
-        Vec::new()
-    }
-
-    fn schema(&self) -> &DFSchemaRef {
-        &self.schema
-    }
-
-    fn expressions(&self) -> Vec<Expr> {
-        Vec::new()
-    }
-
-    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "AlterTable: {} {:?}", self.table, self.changes)
-    }
-
-    fn with_exprs_and_inputs(
-        &self,
-        _exprs: Vec<Expr>,
-        _inputs: Vec<LogicalPlan>,
-    ) -> datafusion::error::Result<Self> {
-        Ok(self.clone())
-    }
+impl Carried for AlterTable {
+    const NAME: &'static str = "AlterTable";
 }
 
 /// The plan of a parsed `ALTER TABLE`.
-pub fn alter_plan(alter: &AlterTable, normalize: bool) -> Result<LogicalPlan> {
+pub fn alter_plan(alter: &SqlAlterTable, normalize: bool) -> Result<LogicalPlan> {
     let reference =
         datafusion::sql::planner::object_name_to_table_reference(alter.name.clone(), normalize)?;
     let table = table_ref(&reference)?;
@@ -170,18 +132,7 @@ pub fn alter_plan(alter: &AlterTable, normalize: bool) -> Result<LogicalPlan> {
             other => return Err(unsupported(other.to_string())),
         }
     }
-    Ok(LogicalPlan::Extension(Extension {
-        node: Arc::new(AlterTableNode {
-            table,
-            changes,
-            schema: Arc::new(DFSchema::empty()),
-        }),
-    }))
-}
-
-/// The `ALTER TABLE` a plan node is, if it is one.
-pub fn as_alter(node: &Arc<dyn UserDefinedLogicalNode>) -> Option<&AlterTableNode> {
-    node.as_any().downcast_ref::<AlterTableNode>()
+    Ok(carry(AlterTable { table, changes }))
 }
 
 /// The changes with their SQL types and defaults resolved.

@@ -32,7 +32,9 @@ use super::QueryEngine;
 use super::provider::{FILE_COLUMN, Nullability, ParquetTable};
 use super::row_change::RowChange;
 use crate::error::{CoreError, Error, Result};
-use lakehouse_core::catalog::{DataFile, Manifest, Operation, Rewrite, delete_uncommitted};
+use lakehouse_core::catalog::{
+    DataFile, Manifest, Operation, Rewrite, TableRef, delete_uncommitted,
+};
 
 /// Runs of one statement before a conflict goes back to the client.
 const MAX_ATTEMPTS: usize = 5;
@@ -103,37 +105,56 @@ impl QueryEngine {
         } else {
             self.rewrite(change, planned, affected.clone()).await?
         };
-        let written_rows: u64 = written.iter().map(|f| f.rows).sum();
-        let committed = if written_rows == staying {
-            let rewrite = Rewrite {
-                operation: change.operation,
-                replaced: affected.iter().map(|f| f.path.clone()).collect(),
-                written: written.clone(),
-                rows_removed: changed,
-            };
+        let rewrite = Rewrite {
+            operation: change.operation,
+            replaced: affected.iter().map(|f| f.path.clone()).collect(),
+            written,
+            rows_added: 0,
+            rows_removed: changed,
+        };
+        let written_rows = rewrite.written.iter().map(|f| f.rows).sum::<u64>();
+        let files_written = rewrite.written.len();
+        let version = self
+            .commit_rewritten(table, rewrite, staying, || {
+                format!(
+                    "{} of table {table}: {} files held {affected_rows} rows, {changed} matching",
+                    change.operation.as_str(),
+                    affected.len()
+                )
+            })
+            .await?;
+        info!(table = %table, version, operation = change.operation.as_str(), rows = changed,
+            files_read = affected.len(), files_written, rows_rewritten = written_rows,
+            seconds = started.elapsed().as_secs_f64(), "rows changed");
+        Ok(changed)
+    }
+
+    /// Commits `rewrite` when its files hold `expected` rows; otherwise,
+    /// or when the commit fails, deletes the files it wrote. `what` names
+    /// the statement for the error.
+    pub(super) async fn commit_rewritten(
+        &self,
+        table: &TableRef,
+        rewrite: Rewrite,
+        expected: u64,
+        what: impl FnOnce() -> String,
+    ) -> Result<u64> {
+        let written: u64 = rewrite.written.iter().map(|f| f.rows).sum();
+        let committed = if written == expected {
             self.catalog
                 .commit_rewrite(table, &rewrite)
                 .await
                 .map_err(Error::from)
         } else {
             Err(Error::internal(format!(
-                "{} of table {table}: {} files held {affected_rows} rows, {changed} matching, \
-                 but {written_rows} were written instead of {staying}",
-                change.operation.as_str(),
-                affected.len()
+                "{}, but {written} rows were written instead of {expected}",
+                what()
             )))
         };
-        let version = match committed {
-            Ok(version) => version,
-            Err(e) => {
-                delete_uncommitted(self.catalog.store().as_ref(), &written).await;
-                return Err(e);
-            }
-        };
-        info!(table = %table, version, operation = change.operation.as_str(), rows = changed,
-            files_read = affected.len(), files_written = written.len(), rows_rewritten = written_rows,
-            seconds = started.elapsed().as_secs_f64(), "rows changed");
-        Ok(changed)
+        if committed.is_err() {
+            delete_uncommitted(self.catalog.store().as_ref(), &rewrite.written).await;
+        }
+        committed
     }
 
     /// Per file of `planned` (by position) holding a row the predicate is

@@ -8,10 +8,12 @@
 
 mod alter;
 mod as_of;
+mod carried;
 mod copy_on_write;
 mod file_columns;
 mod history;
 mod memory;
+mod merge;
 mod provider;
 mod row_change;
 mod statement;
@@ -261,6 +263,12 @@ impl QueryEngine {
             let normalize = state.config_options().sql_parser.enable_ident_normalization;
             return alter::alter_plan(alter, normalize);
         }
+        if let DFStatement::Statement(inner) = &statement
+            && let SqlStatement::Merge(merge) = inner.as_ref()
+        {
+            let normalize = state.config_options().sql_parser.enable_ident_normalization;
+            return merge::merge_plan(merge, normalize);
+        }
         number_question_marks(&mut statement);
         self.check_references(&state, &statement)?;
         let state = if is_insert(&statement) {
@@ -468,9 +476,10 @@ impl QueryEngine {
                 self.catalog.drop_table(&table, if_exists).await?;
                 Ok(0)
             }
-            Update::AlterTable { table, changes } => {
-                let changes = alter::resolve(&self.ctx, &changes).await?;
-                self.catalog.commit_alter(&table, &changes).await?;
+            Update::Merge(spec) => self.merge(&spec).await,
+            Update::AlterTable(alter) => {
+                let changes = alter::resolve(&self.ctx, &alter.changes).await?;
+                self.catalog.commit_alter(&alter.table, &changes).await?;
                 Ok(0)
             }
             Update::CreateView {

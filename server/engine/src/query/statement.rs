@@ -15,7 +15,9 @@ use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Statement as SqlStatement, Value, visit_expressions_mut,
 };
 
-use super::alter::{WrittenChange, as_alter};
+use super::alter::AlterTable;
+use super::carried::carried;
+use super::merge::MergeSpec;
 use super::row_change::RowChange;
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{CATALOG_NAME, Operation, TableRef, split_version};
@@ -55,10 +57,8 @@ pub enum Update {
         view: TableRef,
         if_exists: bool,
     },
-    AlterTable {
-        table: TableRef,
-        changes: Vec<WrittenChange>,
-    },
+    AlterTable(AlterTable),
+    Merge(MergeSpec),
 }
 
 /// A planned statement.
@@ -156,12 +156,13 @@ pub fn classify(plan: LogicalPlan) -> Result<Planned> {
         LogicalPlan::Ddl(ddl) => classify_ddl(ddl).map(Planned::Update),
         LogicalPlan::Dml(dml) => classify_dml(dml).map(Planned::Update),
         LogicalPlan::Copy(_) => Err(Error::Refused("COPY ... TO is disabled".into())),
-        LogicalPlan::Extension(extension) if as_alter(&extension.node).is_some() => {
-            let alter = as_alter(&extension.node).expect("checked above");
-            Ok(Planned::Update(Update::AlterTable {
-                table: alter.table.clone(),
-                changes: alter.changes.clone(),
-            }))
+        plan if carried::<MergeSpec>(&plan).is_some() => {
+            let merge = carried::<MergeSpec>(&plan).expect("checked above");
+            Ok(Planned::Update(Update::Merge(merge.clone())))
+        }
+        plan if carried::<AlterTable>(&plan).is_some() => {
+            let alter = carried::<AlterTable>(&plan).expect("checked above");
+            Ok(Planned::Update(Update::AlterTable(alter.clone())))
         }
         LogicalPlan::Statement(statement) => Err(Error::NotSupported(format!(
             "{} statements are not supported",
