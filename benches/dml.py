@@ -39,7 +39,7 @@ from conftest import Server  # noqa: E402
 import report  # noqa: E402
 from stats import summarize  # noqa: E402
 
-BATCH = 1_000_000
+BATCH = 200_000  # rows per Arrow batch: each must fit a gRPC message (16 MiB)
 
 
 def table_batches(rows: int, start: int = 0):
@@ -76,9 +76,9 @@ def statements(rows: int, sample: int):
          f"DELETE FROM t WHERE id >= {rows // 2 + lo} AND id < {rows // 2 + lo + one}", one),
         ("DELETE 1%, scattered", f"DELETE FROM t WHERE id % 100 = {50 + sample}", one),
         ("MERGE 1% (half updates, half inserts)",
-         f"MERGE INTO t USING src{sample} AS s ON t.id = s.id "
-         "WHEN MATCHED THEN UPDATE SET v = s.v "
-         "WHEN NOT MATCHED THEN INSERT (id, k, v, s) VALUES (s.id, s.k, s.v, s.s)", one),
+         f"MERGE INTO t USING src{sample} AS u ON t.id = u.id "
+         "WHEN MATCHED THEN UPDATE SET v = u.v "
+         "WHEN NOT MATCHED THEN INSERT (id, k, v, s) VALUES (u.id, u.k, u.v, u.s)", one),
     ]
 
 
@@ -138,10 +138,11 @@ def main():
                         secs = time.perf_counter() - started
                         after = data_bytes(storage)
                         new_bytes = sum(size for path, size in after.items() if path not in before)
-                        assert changed == expected, f"{name}: {changed} rows, expected {expected}"
                         started = time.perf_counter()
-                        duck.execute(sql)
+                        duck_changed = duck.execute(sql).fetchone()[0]
                         duck_secs = time.perf_counter() - started
+                        assert changed == duck_changed, f"{name}: {changed} rows here, {duck_changed} in DuckDB"
+                        assert changed >= expected * 0.9, f"{name}: {changed} rows, about {expected} expected"
                         if sample >= args.warmup:
                             ours.setdefault(name, []).append(secs)
                             written.setdefault(name, []).append(new_bytes / 1e6)

@@ -388,3 +388,15 @@ def test_merge_of_a_million_rows(conn):
     assert merged == n
     assert rows(conn, "SELECT count(*), count(DISTINCT id), sum(v), max(id) FROM big") == [
         (n + n // 2, n + n // 2, n, n + n // 2 - 1)]
+
+
+def test_statements_name_what_is_missing(conn):
+    ingest(conn, "present", stock(0, 2))
+    with pytest.raises(flightsql.Error, match="nowhere"):
+        change(conn, "MERGE INTO present AS t USING nowhere AS s ON t.sku = s.sku WHEN MATCHED THEN DELETE")
+    with pytest.raises(flightsql.Error, match="absent"):
+        change(conn, "MERGE INTO absent AS t USING present AS s ON t.sku = s.sku WHEN MATCHED THEN DELETE")
+    with pytest.raises(flightsql.Error, match="absent"):
+        change(conn, "ALTER TABLE absent ADD COLUMN x INT")
+    with pytest.raises(flightsql.Error, match="reading files or URLs by path"):
+        change(conn, "MERGE INTO present AS t USING 'x.parquet' AS s ON t.sku = s.sku WHEN MATCHED THEN DELETE")

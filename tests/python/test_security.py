@@ -270,6 +270,8 @@ def test_roles_decide_what_each_user_may_do(secured):
         cur.execute("DELETE FROM copied WHERE n = 3")
         assert cur.fetchall() == [(1,)]
         cur.execute("CREATE VIEW small AS SELECT n FROM facts WHERE n < 3")
+        cur.execute("SELECT operation, committed_by FROM table_history('copied') ORDER BY version")
+        assert cur.fetchall() == [("create", "walt"), ("delete", "walt")]
         with pytest.raises(flightsql.ProgrammingError, match="dropping table .*copied.* needs the admin role"):
             cur.execute("DROP TABLE copied")
         with pytest.raises(flightsql.ProgrammingError, match="altering table .*copied.* needs the admin role"):

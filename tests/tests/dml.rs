@@ -165,3 +165,71 @@ async fn what_is_refused_says_why() {
     }
     assert_eq!(one(&mut client, "SELECT count(*) FROM t").await, "10");
 }
+
+#[tokio::test]
+async fn merge_alter_views_and_time_travel_through_the_rust_client() {
+    let server = TestServer::start();
+    let mut client = server.client().await;
+    table(&mut client, "t", &[(0, 10)]).await;
+    table(&mut client, "s", &[(5, 15)]).await;
+    let merged = client
+        .update(
+            "MERGE INTO t USING s ON t.id = s.id \
+             WHEN MATCHED THEN UPDATE SET tag = 'both' \
+             WHEN NOT MATCHED THEN INSERT (id, tag) VALUES (s.id, 'new')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(merged, 10);
+    assert_eq!(
+        one(
+            &mut client,
+            "SELECT tag, count(*) FROM t GROUP BY tag ORDER BY tag"
+        )
+        .await,
+        "both|5,new|5,t0|2,t1|1,t2|1,t3|1"
+    );
+    assert_eq!(
+        client
+            .update("ALTER TABLE t ADD COLUMN score DOUBLE DEFAULT 1.5")
+            .await
+            .unwrap(),
+        0
+    );
+    client
+        .update("ALTER TABLE t RENAME COLUMN tag TO label")
+        .await
+        .unwrap();
+    assert_eq!(
+        one(&mut client, "SELECT label, score FROM t WHERE id = 0").await,
+        "t0|1.5"
+    );
+    assert_eq!(
+        one(&mut client, "SELECT count(*) FROM t VERSION AS OF 1").await,
+        "10"
+    );
+    client
+        .update("CREATE VIEW fresh AS SELECT id FROM t WHERE label = 'new'")
+        .await
+        .unwrap();
+    assert_eq!(one(&mut client, "SELECT count(*) FROM fresh").await, "5");
+    let info = client
+        .flight_sql()
+        .get_tables(arrow_flight::sql::CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: None,
+            table_name_filter_pattern: None,
+            table_types: vec!["VIEW".into()],
+            include_schema: false,
+        })
+        .await
+        .unwrap();
+    let views = client.fetch(info).await.unwrap();
+    assert_eq!(rows(&views), vec!["lakehouse|public|fresh|VIEW"]);
+    let err = client
+        .update("ALTER TABLE t DROP COLUMN nope")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
+    assert!(err.to_string().contains("has no column"), "{err}");
+}

@@ -3,7 +3,8 @@
 //! an unauthenticated client can send nothing bigger than its headers,
 //! holds no request permit and no query slot, and gets its refusal at
 //! once. The caller's [`Identity`] rides on to the service in the
-//! request's extensions. Failed password logins are throttled per client
+//! request's extensions, and the call is served acting as its user, so
+//! that the versions it commits name who made them. Failed password logins are throttled per client
 //! address and per user name (see `lakehouse_core::auth`).
 
 use std::convert::Infallible;
@@ -17,6 +18,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::status::ToStatus;
 use lakehouse_core::auth::{Authenticator, Identity};
+use lakehouse_core::catalog::acting_as;
 
 /// Wraps the Flight service so that every call is authenticated first.
 #[derive(Debug, Clone)]
@@ -79,8 +81,9 @@ where
                 .map(|v| v.as_bytes().to_vec());
             match auth.authenticate_from(client, header.as_deref()).await {
                 Ok(identity) => {
+                    let user = identity.name.clone();
                     request.extensions_mut().insert::<Identity>(identity);
-                    inner.call(request).await
+                    acting_as(user, inner.call(request)).await
                 }
                 Err(refused) => Ok(refused.to_status().into_http()),
             }

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use arrow::datatypes::{DataType, Field, Schema};
 use chrono::Utc;
 
-use super::{Catalog, Manifest, Operation, TableKind, TableRef};
+use super::{Catalog, Manifest, Operation, TableKind, TableRef, author};
 use crate::error::{Error, Result};
 
 /// Field metadata: the column's earlier names, as old files hold it.
@@ -82,6 +82,7 @@ impl Catalog {
                 operation: Operation::Alter,
                 committed_at: Utc::now(),
                 idempotency_key: None,
+                user: author(),
                 rows_added: 0,
                 rows_removed: 0,
                 schema: std::sync::Arc::new(altered(current)?),

@@ -125,6 +125,10 @@ pub struct Manifest {
     pub committed_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// The user whose request made the version; none for the server's own
+    /// work (compaction, index upkeep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub rows_added: u64,
     /// Rows a `delete` removed; rows an `update` (or `merge`) changed or
     /// removed.
@@ -190,6 +194,8 @@ pub struct VersionSummary {
     pub total_rows: u64,
     pub bytes: u64,
     pub idempotency_key: Option<String>,
+    /// The manifest's `user`.
+    pub committed_by: Option<String>,
 }
 
 impl From<&Manifest> for VersionSummary {
@@ -203,6 +209,7 @@ impl From<&Manifest> for VersionSummary {
             total_rows: m.total_rows(),
             bytes: m.total_bytes(),
             idempotency_key: m.idempotency_key.clone(),
+            committed_by: m.user.clone(),
         }
     }
 }
@@ -253,6 +260,7 @@ mod tests {
             operation: Operation::Append,
             committed_at: Utc::now(),
             idempotency_key: Some("k1".into()),
+            user: Some("ada".into()),
             rows_added: 10,
             rows_removed: 0,
             schema: schema.clone(),

@@ -15,6 +15,7 @@
 //! encoding.
 
 mod activity;
+mod author;
 mod columns;
 mod commit;
 mod compat;
@@ -36,6 +37,7 @@ use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
 
 pub use activity::{Activity, LEASE_AFTER, LEASE_EXPIRY, Reading, Uploading};
+pub use author::{acting_as, author};
 pub use columns::{ColumnChange, ColumnNames, default_text, file_names};
 pub use commit::{Commit, Committed, LanceWrite, WriteMode, delete_uncommitted};
 pub use compat::{evolve_schema, schema_differences, table_schema_for, types_compatible};

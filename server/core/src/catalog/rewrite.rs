@@ -10,7 +10,7 @@
 //! no longer stand for anything current and the commit is refused as a
 //! conflict the client can retry.
 
-use super::{Catalog, DataFile, Manifest, Operation, TableRef};
+use super::{Catalog, DataFile, Manifest, Operation, TableRef, author};
 use crate::error::{Error, Result};
 use chrono::Utc;
 
@@ -40,6 +40,7 @@ impl Catalog {
                 operation: rewrite.operation,
                 committed_at: Utc::now(),
                 idempotency_key: None,
+                user: author(),
                 rows_added: rewrite.rows_added,
                 rows_removed: rewrite.rows_removed,
                 files: swap_files(table, current, rewrite)?,
@@ -117,6 +118,7 @@ mod tests {
             operation: Operation::Append,
             committed_at: Utc::now(),
             idempotency_key: None,
+            user: None,
             rows_added: 0,
             rows_removed: 0,
             schema: Arc::new(Schema::empty()),

@@ -136,7 +136,7 @@ impl Action for TableHistory {
     }
 
     fn result(&self) -> &str {
-        "JSON array of {version, committed_at, operation, rows_added, rows_removed, total_rows, bytes, idempotency_key}"
+        "JSON array of {version, committed_at, operation, rows_added, rows_removed, total_rows, bytes, idempotency_key, committed_by}"
     }
 
     fn access(&self) -> Access {

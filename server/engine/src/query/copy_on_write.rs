@@ -13,9 +13,10 @@
 //! writer rewrote one of the same files first (a delete, an update, a
 //! compaction), the statement runs again on the newest version, a few
 //! times, as long as the table's columns did not change meanwhile; then
-//! the conflict is the client's to retry (`lakehouse_core::catalog::Rewrite`). Merge-on-read (deletion
-//! vectors) would make small deletes cheaper by writing no rows at all; it
-//! is not done, so a delete of one row rewrites its whole file.
+//! the conflict is the client's to retry (`lakehouse_core::catalog::Rewrite`).
+//! Merge-on-read (deletion vectors) would make small deletes cheaper by
+//! writing no rows at all; it is not done, so a delete of one row rewrites
+//! its whole file.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ use lakehouse_core::catalog::{
 };
 
 /// Runs of one statement before a conflict goes back to the client.
-const MAX_ATTEMPTS: usize = 5;
+pub(super) const MAX_ATTEMPTS: usize = 5;
 
 impl QueryEngine {
     /// Applies `change` to the Parquet table version `planned` (again on the

@@ -66,6 +66,7 @@ pub fn history_batch(history: &[VersionSummary]) -> Result<RecordBatch> {
         Field::new("total_rows", DataType::Int64, false),
         Field::new("bytes", DataType::Int64, false),
         Field::new("idempotency_key", DataType::Utf8, true),
+        Field::new("committed_by", DataType::Utf8, true),
     ]));
     let int = |f: fn(&VersionSummary) -> u64| -> ArrayRef {
         Arc::new(Int64Array::from_iter_values(
@@ -89,6 +90,9 @@ pub fn history_batch(history: &[VersionSummary]) -> Result<RecordBatch> {
         int(|v| v.bytes),
         Arc::new(StringArray::from_iter(
             history.iter().map(|v| v.idempotency_key.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter(
+            history.iter().map(|v| v.committed_by.as_deref()),
         )),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)

@@ -43,6 +43,7 @@ use tracing::info;
 
 use super::QueryEngine;
 use super::carried::{Carried, carry};
+use super::copy_on_write::MAX_ATTEMPTS;
 use super::provider::{FILE_COLUMN, Nullability, ParquetTable};
 use super::statement::table_ref;
 use crate::error::{CoreError, Error, Result};
@@ -50,8 +51,6 @@ use lakehouse_core::catalog::{
     CATALOG_NAME, DataFile, Manifest, Operation, Rewrite, TableKind, TableRef, delete_uncommitted,
 };
 
-/// Runs of one statement before a conflict goes back to the client.
-const MAX_ATTEMPTS: usize = 5;
 /// The catalog and schema the statement's own tables are under.
 const WORK: &str = "lakehouse_merge.run";
 /// The column the rewrite query tells each row's acting clause in.

@@ -257,20 +257,16 @@ impl QueryEngine {
             .sql_to_statement(&sql, &dialect)
             .map_err(|e| Error::invalid(format!("SQL parse error: {}", e.strip_backtrace())))?;
         refuse_dangerous(&statement)?;
-        if let DFStatement::Statement(inner) = &statement
-            && let SqlStatement::AlterTable(alter) = inner.as_ref()
-        {
-            let normalize = state.config_options().sql_parser.enable_ident_normalization;
-            return alter::alter_plan(alter, normalize);
-        }
-        if let DFStatement::Statement(inner) = &statement
-            && let SqlStatement::Merge(merge) = inner.as_ref()
-        {
-            let normalize = state.config_options().sql_parser.enable_ident_normalization;
-            return merge::merge_plan(merge, normalize);
-        }
         number_question_marks(&mut statement);
         self.check_references(&state, &statement)?;
+        let normalize = state.config_options().sql_parser.enable_ident_normalization;
+        if let DFStatement::Statement(inner) = &statement {
+            match inner.as_ref() {
+                SqlStatement::AlterTable(alter) => return alter::alter_plan(alter, normalize),
+                SqlStatement::Merge(merge) => return merge::merge_plan(merge, normalize),
+                _ => {}
+            }
+        }
         let state = if is_insert(&statement) {
             SessionStateBuilder::new_from_existing(state)
                 .with_catalog_list(self.insert_catalogs.clone())

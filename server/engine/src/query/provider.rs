@@ -473,6 +473,7 @@ mod tests {
             operation: Operation::Create,
             committed_at: Utc::now(),
             idempotency_key: None,
+            user: None,
             rows_added: 0,
             rows_removed: 0,
             schema: Arc::new(Schema::new(vec![
