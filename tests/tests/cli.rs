@@ -117,14 +117,14 @@ async fn put_sql_and_history_from_the_command_line() {
     let lines: Vec<&str> = history.lines().collect();
     assert_eq!(
         lines[0],
-        "version,committed_at,operation,rows_added,total_rows,bytes,idempotency_key"
+        "version,committed_at,operation,rows_added,rows_removed,total_rows,bytes,idempotency_key,committed_by"
     );
     assert!(
-        lines[1].starts_with("1,") && lines[1].contains(",create,2,2,"),
+        lines[1].starts_with("1,") && lines[1].contains(",create,2,0,2,"),
         "{history}"
     );
     assert!(
-        lines[2].starts_with("2,") && lines[2].contains(",append,1,3,"),
+        lines[2].starts_with("2,") && lines[2].contains(",append,1,0,3,"),
         "{history}"
     );
 

@@ -217,7 +217,15 @@ async fn updates_commit_to_the_catalog() {
         vec!["7"]
     );
 
-    let err = client.update("DELETE FROM people").await.unwrap_err();
+    assert_eq!(client.update("DELETE FROM people").await.unwrap(), 1);
+    assert_eq!(
+        rows(&client.query("SELECT count(*) FROM people").await.unwrap()),
+        vec!["0"]
+    );
+    let err = client
+        .update("CREATE TEMPORARY VIEW v AS SELECT 1")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(Code::Unimplemented), "{err}");
 }
 
