@@ -67,12 +67,16 @@ def lakehouse_version() -> str:
     return subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
 
 
-def generated(reports: dict, previous: dict) -> str:
+def generated(reports: dict, previous: dict, previous_versions: dict) -> str:
     """The generated part of the page: this run's workloads, and the tables
-    of workloads not run this time kept from the page as they were."""
+    of workloads not run this time kept from the page as they were (with
+    the versions the page named for them)."""
     first = next(iter(reports.values()))
     machine = first["machine"]
-    versions = {"lakehouse": lakehouse_version()}
+    versions = dict(previous_versions)
+    own = lakehouse_version()
+    if own != "?" or "lakehouse" not in versions:
+        versions["lakehouse"] = own
     for r in reports.values():
         versions.update(r["versions"])
     # `lakehouse --version` answers "lakehouse 0.1.0".
@@ -108,9 +112,19 @@ def previous_sections(page: str) -> dict:
     return titles
 
 
+def versions_named(page: str) -> dict:
+    """The versions the page's generated part names (`Versions: a 1, b 2.`)."""
+    found = re.search(r"Versions: (.*?)\. Figures", page)
+    if not found:
+        return {}
+    return dict(item.split(" ", 1) for item in found.group(1).split(", ") if " " in item)
+
+
 def write_docs(reports: dict, docs: pathlib.Path) -> None:
     page = docs.read_text()
-    block = generated(reports, previous_sections(page))
+    kept = previous_sections(page)
+    previous_versions = versions_named(page) if set(kept) - set(reports) else {}
+    block = generated(reports, kept, previous_versions)
     if BEGIN in page and END in page:
         page = page[:page.index(BEGIN)] + block + page[page.index(END) + len(END):]
     else:
