@@ -400,3 +400,17 @@ def test_statements_name_what_is_missing(conn):
         change(conn, "ALTER TABLE absent ADD COLUMN x INT")
     with pytest.raises(flightsql.Error, match="reading files or URLs by path"):
         change(conn, "MERGE INTO present AS t USING 'x.parquet' AS s ON t.sku = s.sku WHEN MATCHED THEN DELETE")
+
+
+def test_an_hnsw_index_follows_deletes_and_updates(server, conn):
+    ingest(conn, "graphed", vectors(0, 300))
+    client = flight.connect(server.uri)
+    body = {"table": "graphed", "column": "emb", "index_type": "hnsw"}
+    list(client.do_action(flight.Action("create_index", json.dumps(body).encode())))
+    nearest = "SELECT id FROM knn('graphed', 'emb', [0.0, 0.0, 1.0], 3) ORDER BY _distance"
+    assert rows(conn, nearest) == [(0,), (1,), (2,)]
+    assert change(conn, "DELETE FROM graphed WHERE id < 2") == 2
+    assert rows(conn, nearest) == [(2,), (4,), (3,)]
+    assert change(conn, "UPDATE graphed SET emb = [1000.0, 0.0, 1.0] WHERE id = 2") == 1
+    assert rows(conn, nearest) == [(4,), (3,), (5,)]
+    assert rows(conn, "SELECT id FROM knn('graphed', 'emb', [1000.0, 0.0, 1.0], 1)") == [(2,)]

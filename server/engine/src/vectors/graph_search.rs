@@ -83,6 +83,7 @@ pub async fn search(
             .distance_metric(super::search::distance_type(graph.meta.metric))
             .project(&[&graph.meta.column])
             .map_err(invalid)?
+            .disable_scoring_autoprojection()
             .with_row_address();
         if let Some(filter) = request.filter {
             scan.filter_expr(filter);
