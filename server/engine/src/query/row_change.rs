@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{TableProvider, provider_as_source, source_as_provider};
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableScan, when};
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, LogicalPlanBuilder, TableScan, TableSource, when,
+};
 
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{Operation, TableRef};
@@ -74,6 +76,26 @@ impl RowChange {
             predicate,
             values,
             scan,
+        })
+    }
+
+    /// A delete of every row of the table `target` (named `name` in the
+    /// statement): `TRUNCATE`, which DataFusion plans without a scan.
+    pub fn every_row(
+        table: TableRef,
+        name: &TableReference,
+        target: &Arc<dyn TableSource>,
+    ) -> Result<Self> {
+        Ok(Self {
+            table,
+            operation: Operation::Delete,
+            predicate: None,
+            values: Vec::new(),
+            scan: Scan {
+                name: name.clone(),
+                alias: None,
+                provider: source_as_provider(target).map_err(Error::from_datafusion)?,
+            },
         })
     }
 
