@@ -372,6 +372,12 @@ def test_merge_refuses_a_target_row_matched_twice(conn):
     with pytest.raises(flightsql.Error, match="NOT MATCHED BY SOURCE"):
         change(conn, "MERGE INTO once AS t USING twice AS s ON t.sku = s.sku "
                      "WHEN NOT MATCHED BY SOURCE THEN DELETE")
+    with pytest.raises(flightsql.Error, match="gives 2 values for 1 columns"):
+        change(conn, "MERGE INTO once AS t USING twice AS s ON t.sku = s.sku + 100 "
+                     "WHEN NOT MATCHED THEN INSERT (sku) VALUES (s.sku, 1)")
+    with pytest.raises(flightsql.Error, match="no column \"nope\" to insert into"):
+        change(conn, "MERGE INTO once AS t USING twice AS s ON t.sku = s.sku + 100 "
+                     "WHEN NOT MATCHED THEN INSERT (nope) VALUES (s.sku)")
     assert rows(conn, "SELECT count(*), sum(qty) FROM once") == [(5, 50)]
 
 

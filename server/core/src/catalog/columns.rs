@@ -29,14 +29,15 @@ pub const DEFAULT_KEY: &str = "lakehouse.default";
 /// Schema metadata: names of dropped columns old files may still hold.
 pub const DROPPED_KEY: &str = "lakehouse.dropped_columns";
 
-/// One change to a table's columns.
+/// One change to a table's columns, its types as `T`: SQL text as written
+/// (`ColumnChange<String>`), then Arrow types once resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
-pub enum ColumnChange {
-    /// A new nullable column; old rows read `default` (text in the type),
-    /// or null without one.
+pub enum ColumnChange<T = DataType> {
+    /// A new nullable column; old rows read `default` (an expression as
+    /// written, then its value as text in the type), or null without one.
     Add {
         name: String,
-        data_type: DataType,
+        data_type: T,
         default: Option<String>,
         if_not_exists: bool,
     },
@@ -51,7 +52,7 @@ pub enum ColumnChange {
     /// A wider type for the same values.
     Widen {
         name: String,
-        data_type: DataType,
+        data_type: T,
     },
 }
 

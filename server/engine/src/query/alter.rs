@@ -22,28 +22,8 @@ use super::statement::table_ref;
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{ColumnChange, TableRef};
 
-/// One change as written, types and defaults still SQL text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
-pub enum WrittenChange {
-    Add {
-        name: String,
-        data_type: String,
-        default: Option<String>,
-        if_not_exists: bool,
-    },
-    Drop {
-        name: String,
-        if_exists: bool,
-    },
-    Rename {
-        from: String,
-        to: String,
-    },
-    SetType {
-        name: String,
-        data_type: String,
-    },
-}
+/// One change as written: types and defaults are still SQL text.
+pub type WrittenChange = ColumnChange<String>;
 
 /// An `ALTER TABLE` statement as planned.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
@@ -90,7 +70,7 @@ pub fn alter_plan(alter: &SqlAlterTable, normalize: bool) -> Result<LogicalPlan>
                         other => return Err(unsupported(format!("column option {other}"))),
                     }
                 }
-                changes.push(WrittenChange::Add {
+                changes.push(ColumnChange::Add {
                     name: ident(&column_def.name),
                     data_type: column_def.data_type.to_string(),
                     default,
@@ -101,14 +81,14 @@ pub fn alter_plan(alter: &SqlAlterTable, normalize: bool) -> Result<LogicalPlan>
                 column_names,
                 if_exists,
                 ..
-            } => changes.extend(column_names.iter().map(|name| WrittenChange::Drop {
+            } => changes.extend(column_names.iter().map(|name| ColumnChange::Drop {
                 name: ident(name),
                 if_exists: *if_exists,
             })),
             AlterTableOperation::RenameColumn {
                 old_column_name,
                 new_column_name,
-            } => changes.push(WrittenChange::Rename {
+            } => changes.push(ColumnChange::Rename {
                 from: ident(old_column_name),
                 to: ident(new_column_name),
             }),
@@ -120,7 +100,7 @@ pub fn alter_plan(alter: &SqlAlterTable, normalize: bool) -> Result<LogicalPlan>
                         using: None,
                         ..
                     },
-            } => changes.push(WrittenChange::SetType {
+            } => changes.push(ColumnChange::Widen {
                 name: ident(column_name),
                 data_type: data_type.to_string(),
             }),
@@ -140,7 +120,7 @@ pub async fn resolve(ctx: &SessionContext, changes: &[WrittenChange]) -> Result<
     let mut resolved = Vec::with_capacity(changes.len());
     for change in changes {
         resolved.push(match change {
-            WrittenChange::Add {
+            ColumnChange::Add {
                 name,
                 data_type,
                 default,
@@ -157,15 +137,15 @@ pub async fn resolve(ctx: &SessionContext, changes: &[WrittenChange]) -> Result<
                     if_not_exists: *if_not_exists,
                 }
             }
-            WrittenChange::Drop { name, if_exists } => ColumnChange::Drop {
+            ColumnChange::Drop { name, if_exists } => ColumnChange::Drop {
                 name: name.clone(),
                 if_exists: *if_exists,
             },
-            WrittenChange::Rename { from, to } => ColumnChange::Rename {
+            ColumnChange::Rename { from, to } => ColumnChange::Rename {
                 from: from.clone(),
                 to: to.clone(),
             },
-            WrittenChange::SetType { name, data_type } => ColumnChange::Widen {
+            ColumnChange::Widen { name, data_type } => ColumnChange::Widen {
                 name: name.clone(),
                 data_type: sql_type(ctx, data_type).await?,
             },

@@ -32,7 +32,7 @@ pub fn rewrite_as_of(
     sql: &str,
     resolve: impl Fn(&TableRef, AsOf) -> Result<u64>,
 ) -> Result<Cow<'_, str>> {
-    if !sql.to_ascii_uppercase().contains("OF") {
+    if !has_word_of(sql) {
         return Ok(Cow::Borrowed(sql));
     }
     let Ok(mut tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
@@ -58,6 +58,21 @@ pub fn rewrite_as_of(
         return Ok(Cow::Borrowed(sql));
     }
     Ok(Cow::Owned(tokens.iter().map(Token::to_string).collect()))
+}
+
+/// Whether `sql` has the word `OF` anywhere (in any case): every statement
+/// is planned through here, and most (a knn() call with a vector literal
+/// among them) need no second tokenizing.
+fn has_word_of(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    let word = |i: usize| {
+        bytes
+            .get(i)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    bytes.windows(2).enumerate().any(|(i, pair)| {
+        pair.eq_ignore_ascii_case(b"of") && (i == 0 || !word(i - 1)) && !word(i + 2)
+    })
 }
 
 /// One clause found: the table name's parts, the token span from the name's
@@ -265,6 +280,18 @@ mod tests {
         ] {
             assert_eq!(rewrite(sql).unwrap(), sql);
         }
+    }
+
+    #[test]
+    fn only_statements_with_the_word_of_are_tokenized() {
+        assert!(has_word_of("select * from t version as of 3"));
+        assert!(has_word_of(
+            "SELECT * FROM t FOR SYSTEM_TIME AS\nOF '2026-01-01'"
+        ));
+        assert!(!has_word_of("SELECT offset, profile FROM t OFFSET 3"));
+        assert!(!has_word_of(
+            "SELECT id FROM knn('t', 'emb', [0.1, 0.2], 10)"
+        ));
     }
 
     #[test]

@@ -29,11 +29,11 @@ pub struct FileColumns {
 }
 
 impl FileColumns {
-    /// The adapter a version with schema `schema` needs, if any (none when
-    /// no column was renamed, dropped or given a default).
-    pub fn of(schema: &Schema) -> Option<Self> {
+    /// The adapter a version with schema `schema` and column defaults
+    /// `defaults` ([`column_defaults`]) needs, if any (none when no column
+    /// was renamed, dropped or given a default).
+    pub fn of(schema: &Schema, defaults: HashMap<String, ScalarValue>) -> Option<Self> {
         let names = ColumnNames::of(schema);
-        let defaults = column_defaults(schema);
         (!names.is_identity() || !defaults.is_empty()).then_some(Self { names, defaults })
     }
 }

@@ -80,8 +80,43 @@ struct MatchedClause {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 struct InsertClause {
     condition: Option<String>,
-    /// Column -> value.
-    values: Vec<(String, String)>,
+    /// The columns named; none: every column, in the table's order.
+    columns: Vec<String>,
+    values: Vec<String>,
+}
+
+impl InsertClause {
+    /// The value this clause gives the table's column `column` (at
+    /// `position`), if it gives one.
+    fn value_for(&self, position: usize, column: &str) -> Option<&str> {
+        if self.columns.is_empty() {
+            return self.values.get(position).map(String::as_str);
+        }
+        let named = self.columns.iter().position(|c| c == column)?;
+        self.values.get(named).map(String::as_str)
+    }
+
+    /// Refuses values that do not fit the table's `columns`.
+    fn check(&self, table: &TableRef, columns: &[String]) -> Result<()> {
+        let expected = if self.columns.is_empty() {
+            columns.len()
+        } else {
+            self.columns.len()
+        };
+        if self.values.len() != expected {
+            return Err(Error::invalid(format!(
+                "WHEN NOT MATCHED THEN INSERT in MERGE INTO {table} gives {} values for {expected} \
+                 columns; name the columns or give one value per column",
+                self.values.len()
+            )));
+        }
+        match self.columns.iter().find(|c| !columns.contains(c)) {
+            Some(unknown) => Err(Error::invalid(format!(
+                "table {table} has no column {unknown:?} to insert into"
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Carried for MergeSpec {
@@ -186,8 +221,11 @@ pub fn merge_plan(merge: &Merge, normalize: bool) -> Result<LogicalPlan> {
                     .iter()
                     .map(column)
                     .collect::<Result<Vec<_>>>()?;
-                let values = row.content.iter().map(ToString::to_string).collect();
-                inserts.push((condition, columns, values));
+                inserts.push(InsertClause {
+                    condition,
+                    columns,
+                    values: row.content.iter().map(ToString::to_string).collect(),
+                });
             }
             (MergeClauseKind::NotMatchedBySource, _) => {
                 return Err(unsupported("WHEN NOT MATCHED BY SOURCE"));
@@ -200,46 +238,15 @@ pub fn merge_plan(merge: &Merge, normalize: bool) -> Result<LogicalPlan> {
             }
         }
     }
-    let spec = MergeSpec {
+    Ok(carry(MergeSpec {
         table,
         target_alias,
         source: source.to_string(),
         source_alias,
         on: merge.on.to_string(),
         matched,
-        inserts: Vec::new(),
-    };
-    let inserts = inserts
-        .into_iter()
-        .map(|(condition, columns, values)| spec.insert_clause(condition, columns, values))
-        .collect::<Result<_>>()?;
-    Ok(carry(MergeSpec { inserts, ..spec }))
-}
-
-impl MergeSpec {
-    /// An insert clause with its values by column (all columns, in the
-    /// table's order, when the statement names none; checked at run).
-    fn insert_clause(
-        &self,
-        condition: Option<String>,
-        columns: Vec<String>,
-        values: Vec<String>,
-    ) -> Result<InsertClause> {
-        if !columns.is_empty() && columns.len() != values.len() {
-            return Err(Error::invalid(format!(
-                "WHEN NOT MATCHED THEN INSERT in MERGE INTO {} names {} columns but gives {} values",
-                self.table,
-                columns.len(),
-                values.len()
-            )));
-        }
-        let values = if columns.is_empty() {
-            values.into_iter().map(|v| (String::new(), v)).collect()
-        } else {
-            columns.into_iter().zip(values).collect()
-        };
-        Ok(InsertClause { condition, values })
-    }
+        inserts,
+    }))
 }
 
 /// A column name as a quoted SQL identifier.
@@ -339,54 +346,26 @@ impl Queries<'_> {
                 .clone()
                 .unwrap_or_else(|| "TRUE".to_string())
         };
-        let positional =
-            |clause: &InsertClause| clause.values.first().is_some_and(|(c, _)| c.is_empty());
-        let given = |column: &String| {
-            self.spec
-                .inserts
-                .iter()
-                .any(|clause| positional(clause) || clause.values.iter().any(|(c, _)| c == column))
-        };
+        for clause in &self.spec.inserts {
+            clause.check(&self.spec.table, &self.columns)?;
+        }
         let mut select = Vec::new();
         for (position, column) in self.columns.iter().enumerate() {
-            if !given(column) {
+            let given = self
+                .spec
+                .inserts
+                .iter()
+                .any(|clause| clause.value_for(position, column).is_some());
+            if !given {
                 continue;
             }
             let mut case = String::from("CASE");
             for clause in &self.spec.inserts {
-                let value = if positional(clause) {
-                    if clause.values.len() != self.columns.len() {
-                        return Err(Error::invalid(format!(
-                            "WHEN NOT MATCHED THEN INSERT VALUES in MERGE INTO {} gives {} values for {} columns; \
-                             name the columns or give one value per column",
-                            self.spec.table,
-                            clause.values.len(),
-                            self.columns.len()
-                        )));
-                    }
-                    clause.values[position].1.clone()
-                } else {
-                    match clause.values.iter().find(|(c, _)| c == column) {
-                        Some((_, value)) => value.clone(),
-                        None => "NULL".to_string(),
-                    }
-                };
+                let value = clause.value_for(position, column).unwrap_or("NULL");
                 case.push_str(&format!(" WHEN {} THEN ({value})", when(clause)));
             }
             case.push_str(&format!(" END AS {}", quoted(column)));
             select.push(case);
-        }
-        for clause in &self.spec.inserts {
-            if let Some((unknown, _)) = clause
-                .values
-                .iter()
-                .find(|(c, _)| !c.is_empty() && !self.columns.contains(c))
-            {
-                return Err(Error::invalid(format!(
-                    "table {} has no column {unknown:?} to insert into",
-                    self.spec.table
-                )));
-            }
         }
         let any = self
             .spec

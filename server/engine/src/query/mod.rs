@@ -57,7 +57,7 @@ use lakehouse_core::storage::{STORE_URL, Storage};
 use lakehouse_core::types::classic_schema;
 use provider::{LakehouseCatalog, Nullability, ParquetTable};
 use statement::{
-    classify, looks_like_path, number_question_marks, refuse_dangerous, versioned_table_ref,
+    catalog_references, classify, number_question_marks, refuse_dangerous, versioned_table_ref,
 };
 use views::ViewPlanner;
 
@@ -300,20 +300,8 @@ impl QueryEngine {
             },
             _ => None,
         };
-        for reference in state.resolve_table_references(statement)? {
-            let name = reference.table();
-            if looks_like_path(name) {
-                return Err(Error::Refused(format!(
-                    "reading files or URLs by path ({name:?}) is disabled: load data into a table \
-                     with bulk ingest and query it by name"
-                )));
-            }
-            let is_function =
-                reference.schema().is_none() && state.table_functions().contains_key(name);
-            if is_function
-                || reference.schema() == Some("information_schema")
-                || Some(&reference) == created.as_ref()
-            {
+        for reference in catalog_references(state, statement)? {
+            if Some(&reference) == created.as_ref() {
                 continue;
             }
             match versioned_table_ref(&reference)? {

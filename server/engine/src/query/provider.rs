@@ -185,6 +185,9 @@ pub struct ParquetTable {
     file_column: bool,
     /// How old files' columns are read, after `ALTER TABLE`.
     file_columns: Option<Arc<FileColumns>>,
+    /// Per column (by name), the names earlier files record its
+    /// statistics under (after a rename).
+    earlier_names: HashMap<String, Vec<String>>,
     /// Column defaults, for rows inserted without them.
     defaults: HashMap<String, Expr>,
 }
@@ -197,16 +200,25 @@ pub const FILE_COLUMN: &str = "__lakehouse_file";
 impl ParquetTable {
     pub fn new(manifest: Arc<Manifest>, nullability: Nullability) -> Self {
         let schema = Arc::new(scan_schema(&manifest, nullability));
-        let file_columns = FileColumns::of(&manifest.schema).map(Arc::new);
-        let defaults = column_defaults(&manifest.schema)
-            .into_iter()
-            .map(|(name, value)| (name, Expr::Literal(value, None)))
+        let values = column_defaults(&manifest.schema);
+        let defaults = values
+            .iter()
+            .map(|(name, value)| (name.clone(), Expr::Literal(value.clone(), None)))
+            .collect();
+        let file_columns = FileColumns::of(&manifest.schema, values).map(Arc::new);
+        let earlier_names = manifest
+            .schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), file_names(f)))
+            .filter(|(_, earlier)| !earlier.is_empty())
             .collect();
         Self {
             manifest,
             schema,
             file_column: false,
             file_columns,
+            earlier_names,
             defaults,
         }
     }
@@ -266,17 +278,10 @@ impl ParquetTable {
                     .primitive_width()
                     .map_or(Precision::Absent, |w| Precision::Exact(w * rows));
                 let unknown = ColumnStatistics::new_unknown().with_byte_size(width);
-                let earlier = self
-                    .manifest
-                    .schema
-                    .field_with_name(field.name())
-                    .map(file_names)
-                    .unwrap_or_default();
-                let Some(stats) = file
-                    .columns
-                    .iter()
-                    .find(|c| &c.name == field.name() || earlier.contains(&c.name))
-                else {
+                let earlier = self.earlier_names.get(field.name());
+                let Some(stats) = file.columns.iter().find(|c| {
+                    &c.name == field.name() || earlier.is_some_and(|e| e.contains(&c.name))
+                }) else {
                     return unknown;
                 };
                 let bound = |text: &Option<String>| {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{TableProvider, provider_as_source, source_as_provider};
 use datafusion::logical_expr::{
-    Expr, LogicalPlan, LogicalPlanBuilder, TableScan, TableSource, when,
+    Expr, LogicalPlan, LogicalPlanBuilder, TableScan, TableSource, lit, when,
 };
 
 use crate::error::{Error, Result};
@@ -156,10 +156,8 @@ impl RowChange {
     /// The rows of a table scan (`scan`) a delete keeps: those the
     /// predicate is not true for (false or null).
     pub fn kept(&self, scan: LogicalPlanBuilder) -> Result<LogicalPlanBuilder> {
-        match &self.predicate {
-            Some(predicate) => Ok(scan.filter(Expr::IsNotTrue(Box::new(predicate.clone())))?),
-            None => Ok(scan.filter(datafusion::prelude::lit(false))?),
-        }
+        let predicate = self.predicate.clone().unwrap_or_else(|| lit(true));
+        Ok(scan.filter(Expr::IsNotTrue(Box::new(predicate)))?)
     }
 
     /// The name columns are qualified by: the alias, else the table name.

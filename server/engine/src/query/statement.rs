@@ -8,6 +8,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::common::TableReference;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, WriteOp};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -124,8 +125,33 @@ pub fn number_question_marks(statement: &mut DFStatement) {
 }
 
 /// True for names that can only mean a file or URL, never a catalog table.
-pub fn looks_like_path(name: &str) -> bool {
+fn looks_like_path(name: &str) -> bool {
     name.contains(['/', '\\', ':', '.', '*'])
+}
+
+/// The catalog tables and views a statement names (table functions and
+/// `information_schema` aside); a name that can only be a file or URL is
+/// refused with the reason.
+pub fn catalog_references(
+    state: &SessionState,
+    statement: &DFStatement,
+) -> Result<Vec<TableReference>> {
+    let mut found = Vec::new();
+    for reference in state.resolve_table_references(statement)? {
+        let name = reference.table();
+        if looks_like_path(name) {
+            return Err(Error::Refused(format!(
+                "reading files or URLs by path ({name:?}) is disabled: load data into a table \
+                 with bulk ingest and query it by name"
+            )));
+        }
+        let is_function =
+            reference.schema().is_none() && state.table_functions().contains_key(name);
+        if !is_function && reference.schema() != Some("information_schema") {
+            found.push(reference);
+        }
+    }
+    Ok(found)
 }
 
 /// Resolves a DataFusion table reference to a catalog table.
@@ -152,18 +178,16 @@ fn check_catalog(reference: &TableReference) -> Result<()> {
 
 /// Sorts a plan into a query or an update, refusing what is not allowed.
 pub fn classify(plan: LogicalPlan) -> Result<Planned> {
+    if let Some(merge) = carried::<MergeSpec>(&plan) {
+        return Ok(Planned::Update(Update::Merge(merge.clone())));
+    }
+    if let Some(alter) = carried::<AlterTable>(&plan) {
+        return Ok(Planned::Update(Update::AlterTable(alter.clone())));
+    }
     match plan {
         LogicalPlan::Ddl(ddl) => classify_ddl(ddl).map(Planned::Update),
         LogicalPlan::Dml(dml) => classify_dml(dml).map(Planned::Update),
         LogicalPlan::Copy(_) => Err(Error::Refused("COPY ... TO is disabled".into())),
-        plan if carried::<MergeSpec>(&plan).is_some() => {
-            let merge = carried::<MergeSpec>(&plan).expect("checked above");
-            Ok(Planned::Update(Update::Merge(merge.clone())))
-        }
-        plan if carried::<AlterTable>(&plan).is_some() => {
-            let alter = carried::<AlterTable>(&plan).expect("checked above");
-            Ok(Planned::Update(Update::AlterTable(alter.clone())))
-        }
         LogicalPlan::Statement(statement) => Err(Error::NotSupported(format!(
             "{} statements are not supported",
             statement.name()

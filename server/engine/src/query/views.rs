@@ -21,7 +21,7 @@ use datafusion::prelude::{SessionContext, col};
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
-use super::statement::versioned_table_ref;
+use super::statement::{catalog_references, versioned_table_ref};
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{TableRef, View};
 
@@ -105,18 +105,11 @@ pub fn view_query(definition: &str) -> Result<(String, Vec<String>)> {
 }
 
 /// The catalog tables and views a statement names (versions named or
-/// not), table functions and `information_schema` aside.
+/// not).
 pub fn tables_named(state: &SessionState, statement: &DFStatement) -> Result<Vec<TableRef>> {
     let mut found = BTreeSet::new();
-    for reference in state.resolve_table_references(statement)? {
-        let is_function =
-            reference.schema().is_none() && state.table_functions().contains_key(reference.table());
-        if is_function || reference.schema() == Some("information_schema") {
-            continue;
-        }
-        if let Ok((table, _)) = versioned_table_ref(&reference) {
-            found.insert(table);
-        }
+    for reference in catalog_references(state, statement)? {
+        found.insert(versioned_table_ref(&reference)?.0);
     }
     Ok(found.into_iter().collect())
 }
