@@ -308,8 +308,8 @@ def test_alter_table_refuses_what_old_files_would_confuse(conn):
             cur.execute("ALTER TABLE careful RENAME COLUMN nope TO other")
         with pytest.raises(flightsql.Error, match="already has a column \"id\""):
             cur.execute("ALTER TABLE careful RENAME COLUMN name TO id")
-        with pytest.raises(flightsql.Error, match="RENAME TO"):
-            cur.execute("ALTER TABLE careful RENAME TO careless")
+        with pytest.raises(flightsql.Error, match="rename in a statement of its own"):
+            cur.execute("ALTER TABLE careful RENAME TO careless, ADD COLUMN x INT")
         with pytest.raises(flightsql.Error, match="not a constant"):
             cur.execute("ALTER TABLE careful ADD COLUMN n INT DEFAULT 'abc'")
         cur.execute("ALTER TABLE careful DROP COLUMN IF EXISTS score")
@@ -319,6 +319,80 @@ def test_alter_table_refuses_what_old_files_would_confuse(conn):
     with conn.cursor() as cur:
         with pytest.raises(flightsql.Error, match="vector \\(Lance\\) table"):
             cur.execute("ALTER TABLE vec_alter ADD COLUMN extra INT")
+
+
+def action(server, name: str, body: dict):
+    client = flight.connect(server.uri)
+    (result,) = client.do_action(flight.Action(name, json.dumps(body).encode()))
+    return json.loads(result.body.to_pybytes())
+
+
+def parquet_files(server, table: str):
+    return sorted(p.name for p in (server.storage / "data" / "public" / table).glob("*.parquet"))
+
+
+def test_rename_to_moves_no_file_keeps_history_and_frees_the_old_name(server, conn):
+    ingest(conn, "before", small(0, 5))
+    ingest(conn, "before", small(5, 5))
+    files = parquet_files(server, "before")
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE before RENAME TO after")
+    assert rows(conn, "SELECT count(*), max(id) FROM after") == [(10, 9)]
+    # No file was copied or moved: the new name reads the old name's files.
+    assert parquet_files(server, "before") == files and parquet_files(server, "after") == []
+    with pytest.raises(flightsql.Error, match="before"):
+        rows(conn, "SELECT * FROM before")
+    assert rows(conn, "SELECT version, operation, total_rows FROM table_history('after')") == [(1, "rename", 10)]
+    # The old name's versions stay readable by time travel.
+    assert rows(conn, 'SELECT count(*) FROM "before@v1"') == [(5,)]
+    # The renamed table takes writes and row changes as any other.
+    ingest(conn, "after", small(10, 2))
+    assert change(conn, "DELETE FROM after WHERE id < 3") == 3
+    # Vacuuming the old name keeps what the new name still reads.
+    action(server, "vacuum", {"table": "before", "retain_hours": 0, "min_file_age_secs": 0})
+    assert rows(conn, "SELECT count(*), min(id), max(id) FROM after") == [(9, 3, 11)]
+    # A new table of the old name is a table of its own.
+    ingest(conn, "before", small(100, 1))
+    assert rows(conn, "SELECT id FROM before") == [(100,)]
+    for table in ("before", "after"):
+        action(server, "vacuum", {"table": table, "retain_hours": 0, "min_file_age_secs": 0})
+    assert rows(conn, "SELECT count(*) FROM after") == [(9,)]
+    assert rows(conn, "SELECT id FROM before") == [(100,)]
+    # Into another schema; onto a taken name; of a missing table.
+    with conn.cursor() as cur:
+        cur.execute("CREATE SCHEMA archive")
+        cur.execute("ALTER TABLE after RENAME TO archive.kept")
+        with pytest.raises(flightsql.Error, match="already exists"):
+            cur.execute("ALTER TABLE archive.kept RENAME TO public.before")
+        with pytest.raises(flightsql.Error, match="after"):
+            cur.execute("ALTER TABLE after RENAME TO again")
+    assert rows(conn, "SELECT count(*) FROM archive.kept") == [(9,)]
+    # An unqualified new name stays in the table's schema.
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE archive.kept RENAME TO stored")
+    assert rows(conn, "SELECT count(*) FROM archive.stored") == [(9,)]
+
+
+def test_rename_to_of_a_vector_table_keeps_its_hnsw_index(server, conn):
+    ingest(conn, "vec_old", vectors(0, 200))
+    action(server, "create_index", {"table": "vec_old", "column": "emb", "index_type": "hnsw"})
+    nearest = "SELECT id FROM knn('{}', 'emb', [0.0, 0.0, 1.0], 3) ORDER BY _distance"
+    expected = rows(conn, nearest.format("vec_old"))
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE vec_old RENAME TO vec_new")
+    assert rows(conn, nearest.format("vec_new")) == expected
+    listed = action(server, "list_indexes", {"table": "vec_new"})
+    assert [(i["name"], i["index_type"]) for i in listed] == [("emb_idx", "hnsw")]
+    with pytest.raises(flightsql.Error, match="vec_old"):
+        rows(conn, nearest.format("vec_old"))
+    # Appends and deletes land on the same dataset; a new vec_old is its own.
+    ingest(conn, "vec_new", vectors(200, 10))
+    assert change(conn, "DELETE FROM vec_new WHERE id < 2") == 2
+    assert rows(conn, "SELECT count(*) FROM vec_new") == [(208,)]
+    ingest(conn, "vec_old", vectors(1000, 4))
+    assert rows(conn, "SELECT count(*), min(id) FROM vec_old") == [(4, 1000)]
+    assert rows(conn, "SELECT count(*) FROM vec_new") == [(208,)]
+    assert rows(conn, 'SELECT count(*) FROM "vec_new@v1"') == [(200,)]
 
 
 def test_a_prepared_update_runs_once_per_parameter_row(conn):

@@ -233,4 +233,21 @@ async fn merge_alter_views_and_time_travel_through_the_rust_client() {
         .unwrap_err();
     assert_eq!(err.code(), Some(Code::InvalidArgument), "{err}");
     assert!(err.to_string().contains("has no column"), "{err}");
+    // RENAME TO: refused while a view reads the table, or onto a taken name.
+    let err = client
+        .update("ALTER TABLE t RENAME TO t2")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
+    assert!(err.to_string().contains("view public.fresh"), "{err}");
+    client.update("DROP VIEW fresh").await.unwrap();
+    let err = client
+        .update("ALTER TABLE t RENAME TO s")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::AlreadyExists), "{err}");
+    client.update("ALTER TABLE t RENAME TO t2").await.unwrap();
+    assert_eq!(one(&mut client, "SELECT count(*) FROM t2").await, "15");
+    let err = client.query("SELECT * FROM t").await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::NotFound), "{err}");
 }

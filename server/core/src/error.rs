@@ -69,6 +69,12 @@ pub enum Error {
         newest: u64,
     },
 
+    /// A table that views read cannot be renamed: they would read nothing.
+    #[error(
+        "table {table} is read by {views}: drop or replace them (CREATE OR REPLACE VIEW) first, then rename the table"
+    )]
+    ReadByViews { table: TableRef, views: String },
+
     /// No credentials, or ones that do not check out.
     #[error("{0}")]
     Unauthenticated(String),

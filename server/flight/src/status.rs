@@ -74,7 +74,8 @@ fn core_code(e: &CoreError) -> Code {
         }
         CoreError::SchemaConflict { .. }
         | CoreError::CommitConflict { .. }
-        | CoreError::BaseMoved { .. } => Code::FailedPrecondition,
+        | CoreError::BaseMoved { .. }
+        | CoreError::ReadByViews { .. } => Code::FailedPrecondition,
         CoreError::Unauthenticated(_) | CoreError::LoginsThrottled { .. } => Code::Unauthenticated,
         CoreError::PermissionDenied(_) => Code::PermissionDenied,
         CoreError::Storage { .. } if e.is_storage_full() => Code::ResourceExhausted,

@@ -44,7 +44,7 @@ pub struct Commit {
     pub mode: WriteMode,
     /// Schema of the written files.
     pub schema: SchemaRef,
-    /// Files already written under [`data_prefix`].
+    /// Files already written under [`data_prefix`] of `storage`.
     pub files: Vec<DataFile>,
     /// For a Lance table: the dataset version written, which the new
     /// version reads (`files` is then empty).
@@ -52,6 +52,10 @@ pub struct Commit {
     pub idempotency_key: Option<String>,
     /// An append may add columns and leave some out (read as null).
     pub evolve: bool,
+    /// Where a created table's files were written:
+    /// [`Catalog::storage_for`] of it (none: its own name). Appends and
+    /// overwrites keep the table's.
+    pub storage: Option<TableRef>,
 }
 
 /// A write to a Lance table's dataset, to commit.
@@ -296,6 +300,10 @@ impl Catalog {
             schema,
             files,
             lance: commit.lance.map(|w| w.data),
+            storage: match live {
+                Some(m) => m.storage.clone(),
+                None => commit.storage.clone().filter(|s| s != table),
+            },
         })
     }
 
@@ -385,6 +393,7 @@ impl Catalog {
                 schema: current.schema.clone(),
                 files: Vec::new(),
                 lance: None,
+                storage: current.storage.clone(),
             };
             match self.put_manifest(&tombstone).await {
                 Ok(()) => {
@@ -405,7 +414,7 @@ impl Catalog {
 
     /// Writes a version's manifest if no other writer took its number;
     /// counts commits, rows added and conflicts for `/metrics`.
-    async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
+    pub(super) async fn put_manifest(&self, manifest: &Manifest) -> Result<()> {
         if let Some(damage) = self.state.read().blocking_damage(&manifest.table) {
             return Err(damage);
         }

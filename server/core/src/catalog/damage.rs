@@ -303,6 +303,7 @@ mod tests {
             lance: None,
             idempotency_key: None,
             evolve: false,
+            storage: None,
         }
     }
 

@@ -71,6 +71,9 @@ pub enum Operation {
     /// Columns were added, dropped, renamed or widened (`ALTER TABLE`);
     /// no data file changed.
     Alter,
+    /// The table was renamed to this name (`ALTER TABLE ... RENAME TO`);
+    /// it keeps the files and schema of the old name's last version.
+    Rename,
 }
 
 impl Operation {
@@ -86,6 +89,7 @@ impl Operation {
             Operation::Update => "update",
             Operation::Merge => "merge",
             Operation::Alter => "alter",
+            Operation::Rename => "rename",
         }
     }
 }
@@ -140,6 +144,12 @@ pub struct Manifest {
     /// Set on Lance tables' versions (which list no files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lance: Option<LanceData>,
+    /// The name the table's files are stored under, when it is not the
+    /// table's own: a renamed table keeps its old name's, and a table
+    /// created under a name whose files a renamed table still holds gets
+    /// a fresh one (see [`Manifest::storage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<TableRef>,
 }
 
 impl Manifest {
@@ -149,6 +159,12 @@ impl Manifest {
 
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum::<u64>() + self.lance.map_or(0, |l| l.bytes)
+    }
+
+    /// The name the table's data files (or Lance dataset) are stored
+    /// under: [`crate::catalog::data_prefix`] of it.
+    pub fn storage(&self) -> &TableRef {
+        self.storage.as_ref().unwrap_or(&self.table)
     }
 
     pub fn is_dropped(&self) -> bool {
@@ -276,6 +292,7 @@ mod tests {
                 }],
             }],
             lance: None,
+            storage: None,
         };
         let back = Manifest::from_json("m", &manifest.to_json()).unwrap();
         assert_eq!(back.schema, schema);

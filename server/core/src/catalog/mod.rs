@@ -23,6 +23,7 @@ mod damage;
 mod load;
 mod manifest;
 mod names;
+mod rename;
 mod rewrite;
 mod vacuum;
 mod views;
@@ -216,6 +217,24 @@ impl Catalog {
         }
     }
 
+    /// The name `table`'s files are written under: a live table's own
+    /// storage; for a new table its name, unless another table (one
+    /// renamed from it) still holds files there, then a fresh name.
+    pub fn storage_for(&self, table: &TableRef) -> TableRef {
+        let state = self.state.read();
+        if let Some(live) = state.tables.get(table).and_then(TableState::live) {
+            return live.storage().clone();
+        }
+        if state.sharing(table, table).is_empty() {
+            return table.clone();
+        }
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        TableRef {
+            schema: table.schema.clone(),
+            table: format!("{}-{}", table.table, &fresh[..8]),
+        }
+    }
+
     pub fn table_exists(&self, table: &TableRef) -> bool {
         self.table(table).is_ok()
     }
@@ -311,6 +330,18 @@ impl Catalog {
     }
 }
 
+impl State {
+    /// The tables other than `except` whose files are stored under
+    /// `storage` (renamed from it, or the name a table was renamed from).
+    fn sharing(&self, storage: &TableRef, except: &TableRef) -> Vec<TableRef> {
+        self.tables
+            .iter()
+            .filter(|(name, t)| *name != except && t.latest.storage() == storage)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
 fn insert_manifest(state: &mut State, manifest: Manifest) {
     match state.tables.get_mut(&manifest.table) {
         Some(existing) => existing.apply(manifest),
@@ -356,6 +387,7 @@ mod tests {
             lance: None,
             idempotency_key: key.map(str::to_string),
             evolve: false,
+            storage: None,
         }
     }
 

@@ -124,6 +124,7 @@ mod tests {
             schema: Arc::new(Schema::empty()),
             files,
             lance: None,
+            storage: None,
         }
     }
 

@@ -55,8 +55,9 @@ pub struct VacuumReport {
 
 impl Catalog {
     /// Removes versions committed before `options.retain` ago (never the
-    /// newest), then every data file under the table's prefix that no
-    /// remaining version references and that is older than
+    /// newest), then every data file under the table's storage prefix that
+    /// no remaining version (nor any version of a table sharing it)
+    /// references and that is older than
     /// `options.min_file_age` (so uploads still in flight are left alone).
     pub async fn vacuum(&self, table: &TableRef, options: &VacuumOptions) -> Result<VacuumReport> {
         let lock = self.commit_lock(table);
@@ -93,9 +94,29 @@ impl Catalog {
             )
         };
 
+        // Files under the table's storage that another table shares (the
+        // other name of a rename) stay while any of its versions needs them.
+        let (storage, sharing) = {
+            let state = self.state.read();
+            let storage = state.tables[table].latest.storage().clone();
+            let sharing = state.sharing(&storage, table);
+            let sharing: Vec<(TableRef, Vec<u64>)> = sharing
+                .into_iter()
+                .map(|other| {
+                    let versions = state.tables[&other].versions.keys().copied().collect();
+                    (other, versions)
+                })
+                .collect();
+            (storage, sharing)
+        };
         let mut referenced = std::collections::HashSet::new();
-        for version in retained {
-            let manifest = self.read_manifest(manifest_path(table, version)).await?;
+        let mut needed: Vec<(TableRef, u64)> =
+            retained.into_iter().map(|v| (table.clone(), v)).collect();
+        for (other, versions) in &sharing {
+            needed.extend(versions.iter().map(|v| (other.clone(), *v)));
+        }
+        for (owner, version) in needed {
+            let manifest = self.read_manifest(manifest_path(&owner, version)).await?;
             referenced.extend(manifest.files.into_iter().map(|f| f.path));
         }
         for version in &expired {
@@ -111,17 +132,18 @@ impl Catalog {
             }
         }
 
-        let uploads = [
-            self.activity.oldest_upload(table),
-            oldest_leased_upload(self.store.as_ref(), table).await?,
-        ];
+        let mut uploads = Vec::new();
+        for writer in std::iter::once(table).chain(sharing.iter().map(|(other, _)| other)) {
+            uploads.push(self.activity.oldest_upload(writer));
+            uploads.push(oldest_leased_upload(self.store.as_ref(), writer).await?);
+        }
         let file_cutoff = match uploads.into_iter().flatten().min() {
             Some(started) => file_cutoff.min(started - CLOCK_SLACK),
             None => file_cutoff,
         };
         let unreferenced: Vec<object_store::ObjectMeta> = self
             .store
-            .list(Some(&data_prefix(table)))
+            .list(Some(&data_prefix(&storage)))
             .try_filter(|meta| {
                 futures::future::ready(
                     !referenced.contains(meta.location.as_ref())
@@ -155,7 +177,7 @@ impl Catalog {
         }
         if let Some(dir) = &self.local_dir {
             let cutoff = std::time::SystemTime::from(file_cutoff);
-            let parts_dir = dir.join(data_prefix(table).as_ref());
+            let parts_dir = dir.join(data_prefix(&storage).as_ref());
             let (files, bytes) = remove_abandoned_parts(&parts_dir, cutoff)
                 .await
                 .map_err(|e| {
@@ -225,6 +247,7 @@ mod tests {
                 lance: None,
                 idempotency_key: None,
                 evolve: false,
+                storage: None,
             })
             .await
             .unwrap();

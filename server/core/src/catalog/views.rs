@@ -88,6 +88,17 @@ impl Catalog {
             .cloned()
     }
 
+    /// The live views whose query names `table`.
+    pub fn views_reading(&self, table: &TableRef) -> Vec<TableRef> {
+        self.state
+            .read()
+            .views
+            .values()
+            .filter(|v| !v.dropped && v.reads.contains(table))
+            .map(|v| v.view.clone())
+            .collect()
+    }
+
     /// The live views of `schema`, by name.
     pub fn views_in(&self, schema: &str) -> Vec<Arc<View>> {
         self.state

@@ -188,7 +188,7 @@ impl Ingest {
     /// The files of `manifest` worth merging: written under the table's
     /// data prefix and holding fewer rows than one row group.
     fn small_files<'m>(&self, manifest: &'m Manifest) -> Vec<&'m DataFile> {
-        let prefix = format!("{}/", data_prefix(&manifest.table));
+        let prefix = format!("{}/", data_prefix(manifest.storage()));
         manifest
             .files
             .iter()
@@ -207,7 +207,7 @@ impl Ingest {
         let store = self.catalog.store().clone();
         let mut writer = ParquetFiles::new(
             store.clone(),
-            data_prefix(table),
+            data_prefix(manifest.storage()),
             manifest.schema.clone(),
             self.layout.clone(),
         );

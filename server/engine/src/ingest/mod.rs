@@ -147,8 +147,9 @@ impl Ingest {
                 .await;
         }
         let _uploading = self.catalog.uploading(&request.table);
+        let storage = self.catalog.storage_for(&request.table);
         let files = self
-            .write_files(&request.table, table_schema.clone(), batches)
+            .write_files(&storage, table_schema.clone(), batches)
             .await?;
 
         let written = files.clone();
@@ -162,6 +163,7 @@ impl Ingest {
                 lance: None,
                 idempotency_key: request.idempotency_key,
                 evolve: request.evolve,
+                storage: Some(storage),
             })
             .await;
         match committed {
@@ -177,12 +179,13 @@ impl Ingest {
         }
     }
 
-    /// Writes `batches` as new Parquet files of `table` (in
-    /// `table_schema`, the batches aligned to it) under its data prefix,
-    /// not yet committed: on failure nothing written is left behind.
+    /// Writes `batches` as new Parquet files (in `table_schema`, the
+    /// batches aligned to it) under the data prefix of `storage` (a
+    /// table's [`Catalog::storage_for`]), not yet committed: on failure
+    /// nothing written is left behind.
     pub(crate) async fn write_files<S>(
         &self,
-        table: &TableRef,
+        storage: &TableRef,
         table_schema: SchemaRef,
         batches: S,
     ) -> Result<Vec<DataFile>>
@@ -191,7 +194,7 @@ impl Ingest {
     {
         let mut files = ParquetFiles::new(
             self.catalog.store().clone(),
-            data_prefix(table),
+            data_prefix(storage),
             table_schema.clone(),
             self.layout.clone(),
         );

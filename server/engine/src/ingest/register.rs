@@ -51,10 +51,11 @@ impl Ingest {
             .table(table)
             .map(|m| m.files.iter().map(|f| f.path.clone()).collect())
             .unwrap_or_default();
+        let storage = self.catalog.storage_for(table);
         let mut seen = HashSet::new();
         let mut new_paths = Vec::new();
         for path in paths {
-            let path = checked_path(table, path)?;
+            let path = checked_path(&storage, path)?;
             if !known.contains(&path) && seen.insert(path.clone()) {
                 new_paths.push(path);
             }
@@ -97,6 +98,7 @@ impl Ingest {
                 lance: None,
                 idempotency_key: None,
                 evolve: false,
+                storage: Some(storage),
             })
             .await?;
         info!(table = %table, version = committed.version, files = new_paths.len(), rows = committed.rows, "registered Parquet files");
@@ -137,8 +139,8 @@ impl Ingest {
 
 /// A path inside the store, outside the server's own objects and other
 /// tables' data (which their vacuum would delete, or their reads count
-/// twice).
-fn checked_path(table: &TableRef, path: &str) -> Result<String> {
+/// twice); `storage` is the table's [`lakehouse_core::catalog::Catalog::storage_for`].
+fn checked_path(storage: &TableRef, path: &str) -> Result<String> {
     let trimmed = path.trim_start_matches("./");
     let bad = |why: &str| Err(Error::invalid(format!("path {path:?} {why}")));
     if trimmed.is_empty() || trimmed.starts_with('/') || trimmed.contains("://") {
@@ -157,7 +159,7 @@ fn checked_path(table: &TableRef, path: &str) -> Result<String> {
         return bad("is inside the server's own catalog objects");
     }
     if let ["data", schema, name, _, ..] = trimmed.split('/').collect::<Vec<_>>().as_slice()
-        && (*schema != table.schema || *name != table.table)
+        && (*schema != storage.schema || *name != storage.table)
     {
         return bad(&format!(
             "is in the data directory of table {schema}.{name}; register a copy outside data/ instead"

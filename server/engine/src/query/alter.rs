@@ -7,7 +7,8 @@
 //! [COLUMN] [IF EXISTS] c`, `RENAME COLUMN a TO b`, `ALTER [COLUMN] c [SET
 //! DATA] TYPE t` (widening only), several at once, as one version. SQL type
 //! names and defaults are resolved by DataFusion itself (`CAST(... AS t)`),
-//! so every type name it knows works.
+//! so every type name it knows works. `RENAME TO` renames the table (see
+//! `lakehouse_core::catalog::Catalog::rename_table`), on its own.
 
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -15,6 +16,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable as SqlAlterTable, AlterTableOperation, ColumnOption,
+    RenameTableNameKind,
 };
 
 use super::carried::{Carried, carry};
@@ -29,7 +31,16 @@ pub type WrittenChange = ColumnChange<String>;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 pub struct AlterTable {
     pub table: TableRef,
-    pub changes: Vec<WrittenChange>,
+    pub action: AlterAction,
+}
+
+/// What an `ALTER TABLE` does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub enum AlterAction {
+    /// Column changes, applied together as one version.
+    Columns(Vec<WrittenChange>),
+    /// `RENAME TO`: the table's new name.
+    RenameTo(TableRef),
 }
 
 impl Carried for AlterTable {
@@ -104,15 +115,35 @@ pub fn alter_plan(alter: &SqlAlterTable, normalize: bool) -> Result<LogicalPlan>
                 name: ident(column_name),
                 data_type: data_type.to_string(),
             }),
-            AlterTableOperation::RenameTable { .. } => {
-                return Err(Error::NotSupported(format!(
-                    "ALTER TABLE {table} RENAME TO: not yet; CREATE TABLE new_name AS SELECT * FROM {table}, then DROP TABLE {table}"
-                )));
+            AlterTableOperation::RenameTable {
+                table_name: RenameTableNameKind::To(name) | RenameTableNameKind::As(name),
+            } => {
+                if alter.operations.len() > 1 {
+                    return Err(Error::NotSupported(format!(
+                        "ALTER TABLE {table} RENAME TO with other changes: rename in a statement of its own"
+                    )));
+                }
+                let reference = datafusion::sql::planner::object_name_to_table_reference(
+                    name.clone(),
+                    normalize,
+                )?;
+                let mut to = table_ref(&reference)?;
+                // An unqualified new name stays in the table's schema.
+                if reference.schema().is_none() {
+                    to.schema = table.schema.clone();
+                }
+                return Ok(carry(AlterTable {
+                    table,
+                    action: AlterAction::RenameTo(to),
+                }));
             }
             other => return Err(unsupported(other.to_string())),
         }
     }
-    Ok(carry(AlterTable { table, changes }))
+    Ok(carry(AlterTable {
+        table,
+        action: AlterAction::Columns(changes),
+    }))
 }
 
 /// The changes with their SQL types and defaults resolved.

@@ -220,7 +220,7 @@ impl QueryEngine {
         let stream = self.execute_query(plan).await?;
         self.ingest
             .write_files(
-                &change.table,
+                &self.catalog.storage_for(&change.table),
                 planned.schema.clone(),
                 stream.map_err(Error::from_datafusion),
             )

@@ -505,7 +505,11 @@ impl QueryEngine {
             .map_err(Error::from_datafusion);
         let written = self
             .ingest
-            .write_files(table, planned.schema.clone(), batches)
+            .write_files(
+                &self.catalog.storage_for(table),
+                planned.schema.clone(),
+                batches,
+            )
             .await?;
         let (updated, deleted, inserted) = (
             updated.load(AtomicOrdering::Relaxed),

@@ -462,8 +462,19 @@ impl QueryEngine {
             }
             Update::Merge(spec) => self.merge(&spec).await,
             Update::AlterTable(alter) => {
-                let changes = alter::resolve(&self.ctx, &alter.changes).await?;
-                self.catalog.commit_alter(&alter.table, &changes).await?;
+                match &alter.action {
+                    alter::AlterAction::Columns(changes) => {
+                        let changes = alter::resolve(&self.ctx, changes).await?;
+                        self.catalog.commit_alter(&alter.table, &changes).await?;
+                    }
+                    alter::AlterAction::RenameTo(to) => {
+                        if self.catalog.table(&alter.table)?.lance.is_some() {
+                            self.vectors.rename(&self.catalog, &alter.table, to).await?;
+                        } else {
+                            self.catalog.rename_table(&alter.table, to).await?;
+                        }
+                    }
+                }
                 Ok(0)
             }
             Update::CreateView {

@@ -135,15 +135,15 @@ impl SchemaProvider for LakehouseSchema {
                 None => Ok(None),
             };
         };
-        let Some(pinned) = manifest.lance else {
+        if manifest.lance.is_none() {
             return Ok(Some(Arc::new(ParquetTable::new(
                 manifest,
                 self.nullability,
             ))));
-        };
+        }
         let dataset = self
             .vectors
-            .open(&table, &pinned)
+            .open(&manifest)
             .await
             .map_err(|e| e.into_datafusion())?;
         Ok(Some(Arc::new(LanceTableProvider::new(
@@ -488,6 +488,7 @@ mod tests {
             ])),
             files,
             lance: None,
+            storage: None,
         }
     }
 

@@ -107,10 +107,9 @@ impl VectorTables {
         if listed.is_empty() {
             return Ok(());
         }
-        let pinned = super::indexes::vector_manifest(catalog, table)?
-            .lance
-            .expect("a vector table pins a dataset version");
-        let dataset = &self.open(table, &pinned).await?;
+        let dataset = &self
+            .open(super::indexes::vector_manifest(catalog, table)?.as_ref())
+            .await?;
         for meta in listed.iter() {
             let Some(graph) = self.graphs.load(table, meta).await? else {
                 continue;

@@ -544,6 +544,50 @@ impl Graphs {
         Ok(!files.is_empty())
     }
 
+    /// Moves every stored graph of table `from` to table `to` (renamed),
+    /// resident ones included.
+    pub async fn rename(&self, from: &TableRef, to: &TableRef) -> Result<()> {
+        let source = graphs_prefix(from);
+        let files: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&source))
+            .try_collect()
+            .await
+            .map_err(storage_error(format!("listing the graphs of {from}")))?;
+        let target = graphs_prefix(to);
+        for file in &files {
+            let Some(relative) = file.location.prefix_match(&source) else {
+                continue;
+            };
+            let moved = relative.fold(target.clone(), |path, part| path.join(part));
+            self.store
+                .copy(&file.location, &moved)
+                .await
+                .map_err(storage_error(format!(
+                    "copying graph file {} to {moved}",
+                    file.location
+                )))?;
+        }
+        for file in &files {
+            self.remove(&file.location).await?;
+        }
+        let mut state = self.state.lock();
+        state.listed.remove(from);
+        state.listed.remove(to);
+        let moved: Vec<_> = state
+            .resident
+            .keys()
+            .filter(|(table, _)| table == from)
+            .cloned()
+            .collect();
+        for key in moved {
+            if let Some(graph) = state.resident.remove(&key) {
+                state.resident.insert((to.clone(), key.1), graph);
+            }
+        }
+        Ok(())
+    }
+
     /// Removes every graph of a table (its dataset was replaced).
     pub async fn drop_all(&self, table: &TableRef) -> Result<()> {
         for meta in self.list(table).await?.iter() {

@@ -58,8 +58,7 @@ impl VectorTables {
         if request.index_type == IndexKind::Hnsw {
             // A graph is not a Lance commit: it reads the pinned version.
             let dims = vector_dimensions(&table, "hnsw", &request.column, field.data_type())?;
-            let pinned = live.lance.expect("a vector table pins a dataset version");
-            let dataset = self.open(&table, &pinned).await?;
+            let dataset = self.open(&live).await?;
             return self
                 .create_graph(&table, &live, &dataset, dims, request)
                 .await;
@@ -155,10 +154,7 @@ impl VectorTables {
     pub async fn list_indexes(&self, catalog: &Catalog, table: &str) -> Result<Vec<IndexInfo>> {
         let table = TableRef::parse(table)?;
         let manifest = vector_manifest(catalog, &table)?;
-        let pinned = manifest
-            .lance
-            .expect("a vector table pins a dataset version");
-        let dataset = self.open(&table, &pinned).await?;
+        let dataset = self.open(&manifest).await?;
         let indexes = dataset
             .load_indices()
             .await
@@ -231,11 +227,8 @@ impl VectorTables {
     async fn fold(&self, catalog: &Catalog, table: &TableRef) -> Result<Option<u64>> {
         let lock = self.lock(table);
         let _serialised = lock.lock().await;
-        let pinned = vector_manifest(catalog, table)?
-            .lance
-            .expect("a vector table pins a dataset version");
         let indexes = self
-            .open(table, &pinned)
+            .open(vector_manifest(catalog, table)?.as_ref())
             .await?
             .load_indices()
             .await

@@ -119,12 +119,11 @@ impl VectorTables {
         catalog: &Catalog,
         table: &TableRef,
     ) -> Result<(Arc<Manifest>, Dataset)> {
-        let uri = self.uri(table)?;
         for attempt in 1..=MAX_ATTEMPTS {
             // The catalog first: the dataset version a catalog version pins
             // was committed before it, so `latest` is never older.
             let live = catalog.table(table)?;
-            let latest = self.latest(table, &uri).await?;
+            let latest = self.latest(table, &self.uri(live.storage())?).await?;
             let pin = pinned(table, &live)?;
             if latest.version().version == pin.version {
                 return Ok((live, latest));
@@ -204,6 +203,7 @@ impl VectorTables {
                     lance: Some(LanceWrite { data, rows_added }),
                     idempotency_key: request.idempotency_key.map(str::to_string),
                     evolve: false,
+                    storage: None,
                 };
                 Ok(catalog.commit_on(commit, live.version).await?)
             }

@@ -150,12 +150,14 @@ impl VectorTables {
         Ok(())
     }
 
-    fn uri(&self, table: &TableRef) -> Result<String> {
+    /// Where the dataset stored under `storage` (a table's
+    /// [`Manifest::storage`]) is.
+    fn uri(&self, storage: &TableRef) -> Result<String> {
         let root = self
             .root
             .as_ref()
             .map_err(|e| Error::NotSupported(e.clone()))?;
-        Ok(format!("{root}/{}/{}", table.schema, table.table))
+        Ok(format!("{root}/{}/{}", storage.schema, storage.table))
     }
 
     fn lock(&self, table: &TableRef) -> Arc<tokio::sync::Mutex<()>> {
@@ -172,18 +174,39 @@ impl VectorTables {
     }
 
     /// The dataset as a catalog version pins it (opened once, then kept).
-    pub async fn open(&self, table: &TableRef, pinned: &LanceData) -> Result<Dataset> {
-        if let Some(dataset) = self.opened.get(table, pinned.version) {
+    pub async fn open(&self, manifest: &Manifest) -> Result<Dataset> {
+        let table = &manifest.table;
+        let pinned = manifest.lance.ok_or_else(|| {
+            Error::internal(format!("vector table {table} pins no dataset version"))
+        })?;
+        let storage = manifest.storage();
+        if let Some(dataset) = self.opened.get(storage, pinned.version) {
             return Ok(dataset);
         }
-        let dataset = DatasetBuilder::from_uri(self.uri(table)?)
+        let dataset = DatasetBuilder::from_uri(self.uri(storage)?)
             .with_session(self.session.clone())
             .with_version(pinned.version)
             .load()
             .await
             .map_err(|e| lance_error(table, "opening", e))?;
-        self.opened.insert(table, pinned.version, dataset.clone());
+        self.opened.insert(storage, pinned.version, dataset.clone());
         Ok(dataset)
+    }
+
+    /// Renames vector table `from` to `to` in the catalog (the dataset
+    /// stays where it is: the new name's versions say where), then moves
+    /// its hnsw graphs to the new name. A graph that could not be moved is
+    /// logged and left out; rebuilding it (`create_index`) restores it.
+    pub async fn rename(&self, catalog: &Catalog, from: &TableRef, to: &TableRef) -> Result<u64> {
+        let lock = self.lock(from);
+        let _serialised = lock.lock().await;
+        let _no_extension = self.extending.lock().await;
+        let version = catalog.rename_table(from, to).await?;
+        if let Err(e) = self.graphs.rename(from, to).await {
+            tracing::warn!(table = %to, renamed_from = %from, error = %e,
+                "could not move the hnsw indexes of a renamed table; knn uses its Lance indexes until they are built again");
+        }
+        Ok(version)
     }
 
     /// Writes `batches` (in `schema`, the table's) into the table's dataset
@@ -223,7 +246,8 @@ impl VectorTables {
             let live = live.expect("an appended table is live");
             return self.append(catalog, request, live, batches).await;
         }
-        let uri = self.uri(table)?;
+        let storage = catalog.storage_for(table);
+        let uri = self.uri(&storage)?;
         let mode = if self.exists(&uri).await {
             // A dataset left by a dropped table or an uncommitted create.
             LanceMode::Overwrite
@@ -255,6 +279,7 @@ impl VectorTables {
                 }),
                 idempotency_key: request.idempotency_key.map(str::to_string),
                 evolve: false,
+                storage: Some(storage),
             })
             .await?;
         // The graphs of the rows replaced hold none of the new ones.
@@ -273,10 +298,7 @@ impl VectorTables {
         batches: SendableRecordBatchStream,
     ) -> Result<Committed> {
         let table = request.table;
-        let pinned = live
-            .lance
-            .expect("an appended Lance table has a pinned version");
-        let base = self.open(table, &pinned).await?;
+        let base = self.open(&live).await?;
         let params = WriteParams {
             mode: LanceMode::Append,
             session: Some(self.session.clone()),

@@ -23,7 +23,7 @@ use tracing::info;
 
 use super::VectorTables;
 use super::landing::{Change, Pin};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use lakehouse_core::catalog::{Catalog, Manifest, Operation, TableRef};
 
 impl VectorTables {
@@ -46,10 +46,7 @@ impl VectorTables {
         let lock = self.lock(table);
         let _serialised = lock.lock().await;
         let base = catalog.table(table)?;
-        let pinned = base.lance.ok_or_else(|| {
-            Error::internal(format!("vector table {table} pins no dataset version"))
-        })?;
-        let dataset = self.open(table, &pinned).await?;
+        let dataset = self.open(&base).await?;
         let (lance_operation, rows) = make(base.clone(), dataset).await?;
         if rows == 0 {
             info!(table = %table, operation = operation.as_str(), "no row matched; nothing changed");

@@ -105,8 +105,7 @@ impl Searcher {
             .graph_for(&table, &request.column, request.options.metric)
             .await?
         {
-            let pinned = manifest.lance.expect("checked to be a vector table");
-            let dataset = self.tables.open(&table, &pinned).await?;
+            let dataset = self.tables.open(&manifest).await?;
             return Ok(vec![
                 super::graph_search::search(&table, &dataset, &graph, request, addresses).await?,
             ]);
@@ -165,8 +164,7 @@ impl Searcher {
         configure: impl FnOnce(&mut Scanner) -> lance::Result<()>,
     ) -> Result<Vec<RecordBatch>, Error> {
         let (table, manifest) = self.vector_table(table)?;
-        let pinned = manifest.lance.expect("checked to be a vector table");
-        let dataset = self.tables.open(&table, &pinned).await?;
+        let dataset = self.tables.open(&manifest).await?;
         let invalid = |e: lance::Error| {
             Error::invalid(format!("{function} over {table}: {}", lance_message(&e)))
         };
@@ -213,7 +211,8 @@ pub fn for_extension(e: Error) -> ExtensionError {
         Error::Core(
             CoreError::SchemaConflict { .. }
             | CoreError::CommitConflict { .. }
-            | CoreError::BaseMoved { .. },
+            | CoreError::BaseMoved { .. }
+            | CoreError::ReadByViews { .. },
         ) => ExtensionError::FailedPrecondition(message),
         Error::ResourceExhausted(_) => ExtensionError::ResourceExhausted(message),
         Error::Extension(inner) => inner,
