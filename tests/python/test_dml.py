@@ -315,10 +315,78 @@ def test_alter_table_refuses_what_old_files_would_confuse(conn):
         cur.execute("ALTER TABLE careful DROP COLUMN IF EXISTS score")
         cur.execute("ALTER TABLE careful ADD COLUMN IF NOT EXISTS name VARCHAR")
     assert rows(conn, "SELECT max(version) FROM table_history('careful')") == [(2,)]
-    ingest(conn, "vec_alter", vectors(0, 3))
+
+
+def test_alter_table_on_a_vector_table(server, conn):
+    ingest(conn, "vec_cols", vectors(0, 50))
+    action(server, "create_index", {"table": "vec_cols", "column": "emb", "index_type": "hnsw"})
+    nearest = "SELECT id FROM knn('vec_cols', 'emb', [0.0, 0.0, 1.0], 3) ORDER BY _distance"
+    expected = rows(conn, nearest)
     with conn.cursor() as cur:
-        with pytest.raises(flightsql.Error, match="vector \\(Lance\\) table"):
-            cur.execute("ALTER TABLE vec_alter ADD COLUMN extra INT")
+        cur.execute("ALTER TABLE vec_cols ADD COLUMN region VARCHAR DEFAULT 'eu', ADD COLUMN note VARCHAR")
+        cur.execute("ALTER TABLE vec_cols RENAME COLUMN label TO tag")
+        cur.execute("ALTER TABLE vec_cols DROP COLUMN note")
+        cur.execute("ALTER TABLE vec_cols ADD COLUMN n INT DEFAULT 7")
+        cur.execute("ALTER TABLE vec_cols ALTER COLUMN n TYPE BIGINT")
+        cur.execute("SELECT * FROM vec_cols WHERE id = 3")
+        table = cur.fetch_arrow_table()
+    assert table.schema.names == ["id", "tag", "emb", "region", "n"]
+    assert table.schema.field("n").type == pa.int64()
+    assert table.select(["id", "tag", "region", "n"]).to_pylist() == [
+        {"id": 3, "tag": "v3", "region": "eu", "n": 7}]
+    assert rows(conn, "SELECT count(*) FROM vec_cols WHERE region = 'eu' AND n = 7") == [(50,)]
+    # The vector column and its index are untouched.
+    assert rows(conn, nearest) == expected
+    listed = action(server, "list_indexes", {"table": "vec_cols"})
+    assert [(i["name"], i["index_type"]) for i in listed] == [("emb_idx", "hnsw")]
+    # Rows written later get the default; the old columns back in time.
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO vec_cols (id, tag, emb) VALUES (1000, 'new', [1.0, 2.0, 3.0])")
+    assert rows(conn, "SELECT tag, region, n FROM vec_cols WHERE id = 1000") == [("new", "eu", 7)]
+    assert rows(conn, "SELECT label FROM vec_cols VERSION AS OF 1 WHERE id = 3") == [("v3",)]
+    ops = rows(conn, "SELECT operation FROM table_history('vec_cols') ORDER BY version")
+    assert [op for (op,) in ops].count("alter") == 5
+    with conn.cursor() as cur:
+        with pytest.raises(flightsql.Error, match="has no column \"nope\""):
+            cur.execute("ALTER TABLE vec_cols DROP COLUMN nope")
+        with pytest.raises(flightsql.Error, match="can only be widened"):
+            cur.execute("ALTER TABLE vec_cols ALTER COLUMN n TYPE SMALLINT")
+
+
+def test_merge_into_a_vector_table_changes_only_the_rows_it_acts_on(conn):
+    ingest(conn, "vec_merge", vectors(0, 100))
+    source = pa.table({
+        "id": pa.array([5, 6, 7, 500, 501], pa.int64()),
+        "label": ["a", "b", "c", "new1", "new2"],
+        "emb": pa.array([[5.0, 1.0, 1.0], [6.0, 2.0, 1.0], [7.0, 3.0, 1.0],
+                         [-50.0, 0.0, 1.0], [-60.0, 0.0, 1.0]], pa.list_(pa.float32(), 3)),
+    })
+    ingest(conn, "vec_source", source)
+    merged = change(conn, """
+        MERGE INTO vec_merge AS t USING vec_source AS s ON t.id = s.id
+        WHEN MATCHED AND s.label = 'c' THEN DELETE
+        WHEN MATCHED THEN UPDATE SET label = s.label
+        WHEN NOT MATCHED THEN INSERT (id, label, emb) VALUES (s.id, s.label, s.emb)""")
+    assert merged == 5
+    assert rows(conn, "SELECT count(*) FROM vec_merge") == [(101,)]
+    assert rows(conn, "SELECT id, label FROM vec_merge WHERE id IN (4, 5, 6, 7, 500, 501) ORDER BY id") == [
+        (4, "v4"), (5, "a"), (6, "b"), (500, "new1"), (501, "new2")]
+    # Inserted rows are found by search at once.
+    assert rows(conn, "SELECT id FROM knn('vec_merge', 'emb', [-55.0, 0.0, 1.0], 2) ORDER BY _distance") in (
+        [(500,), (501,)], [(501,), (500,)])
+    history = rows(conn, "SELECT operation, rows_added, rows_removed, total_rows "
+                         "FROM table_history('vec_merge') ORDER BY version")
+    assert history[-1] == ("merge", 2, 3, 101)
+    assert rows(conn, 'SELECT count(*) FROM "vec_merge@v1"') == [(100,)]
+    # Matching nothing and inserting nothing makes no version.
+    assert change(conn, "MERGE INTO vec_merge AS t USING vec_source AS s ON t.id = s.id + 10000 "
+                        "WHEN MATCHED THEN DELETE") == 0
+    assert rows(conn, "SELECT max(version) FROM table_history('vec_merge')") == [(2,)]
+    # A target row matched twice is refused, as on Parquet tables.
+    ingest(conn, "vec_source", source.slice(0, 1))
+    with pytest.raises(flightsql.Error, match="more than one source row"):
+        change(conn, "MERGE INTO vec_merge AS t USING vec_source AS s ON t.id = s.id "
+                     "WHEN MATCHED THEN UPDATE SET label = 'twice'")
 
 
 def action(server, name: str, body: dict):

@@ -13,6 +13,11 @@
 //! given to a column (added or renamed): readers could not tell the two
 //! apart. Widening a column's type (int32 to int64, float32 to float64, a
 //! wider decimal) reads old files with a cast.
+//!
+//! A vector table's columns are changed by Lance itself (fields renamed and
+//! dropped by id, an added column's values written), so its schema keeps no
+//! earlier names ([`alter_stored_schema`]); the engine makes the Lance
+//! change and [`Catalog::commit_lance_alter`] pins it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -78,20 +83,74 @@ impl Catalog {
             return Ok(current.version);
         }
         self.commit_derived(table, |current| {
+            Ok(altered_version(current, altered(current)?))
+        })
+        .await
+    }
+}
+
+/// The `alter` version after `current` with columns `schema`.
+fn altered_version(current: &Manifest, schema: Schema) -> Manifest {
+    Manifest {
+        version: current.version + 1,
+        operation: Operation::Alter,
+        committed_at: Utc::now(),
+        idempotency_key: None,
+        user: author(),
+        rows_added: 0,
+        rows_removed: 0,
+        schema: std::sync::Arc::new(schema),
+        ..current.clone()
+    }
+}
+
+impl Catalog {
+    /// Commits, as the version right after `base`, the vector table's
+    /// `changes` made in its dataset (now at `data`);
+    /// [`Error::BaseMoved`] when another version came first.
+    pub async fn commit_lance_alter(
+        &self,
+        table: &TableRef,
+        changes: &[ColumnChange],
+        data: super::LanceData,
+        base: u64,
+    ) -> Result<u64> {
+        self.commit_derived(table, |current| {
+            super::commit::check_base(table, Some(base), Some(current))?;
+            let schema = alter_stored_schema(table, &current.schema, changes)?;
             Ok(Manifest {
-                version: current.version + 1,
-                operation: Operation::Alter,
-                committed_at: Utc::now(),
-                idempotency_key: None,
-                user: author(),
-                rows_added: 0,
-                rows_removed: 0,
-                schema: std::sync::Arc::new(altered(current)?),
-                ..current.clone()
+                lance: Some(data),
+                ..altered_version(current, schema)
             })
         })
         .await
     }
+}
+
+/// `schema` after `changes`, for a table whose storage renames and drops
+/// columns itself (a vector table): no earlier names are kept, defaults
+/// are (for rows written later without the column).
+pub fn alter_stored_schema(
+    table: &TableRef,
+    schema: &Schema,
+    changes: &[ColumnChange],
+) -> Result<Schema> {
+    let mut altered = schema.clone();
+    for change in changes {
+        altered = alter_schema(table, &altered, change)?;
+    }
+    let fields: Vec<Field> = altered
+        .fields()
+        .iter()
+        .map(|field| {
+            let mut metadata = field.metadata().clone();
+            metadata.remove(FILE_NAMES_KEY);
+            field.as_ref().clone().with_metadata(metadata)
+        })
+        .collect();
+    let mut metadata = altered.metadata().clone();
+    metadata.remove(DROPPED_KEY);
+    Ok(Schema::new_with_metadata(fields, metadata))
 }
 
 /// How the columns of a table's data files map to its columns now.

@@ -58,6 +58,21 @@ pub struct Commit {
     pub storage: Option<TableRef>,
 }
 
+/// The rows a change to existing rows adds (a `MERGE`'s inserts) and
+/// removes or rewrites (deleted, updated), as history shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    pub added: u64,
+    pub removed: u64,
+}
+
+impl RowCounts {
+    /// The rows the statement affected, as its answer counts them.
+    pub fn affected(&self) -> u64 {
+        self.added + self.removed
+    }
+}
+
 /// A write to a Lance table's dataset, to commit.
 #[derive(Debug, Clone, Copy)]
 pub struct LanceWrite {
@@ -308,16 +323,15 @@ impl Catalog {
     }
 
     /// Commits, as the version right after `base`, a version of a live
-    /// vector table that reads dataset version `data` and adds no rows (an
-    /// index was built, dropped or extended; rows were deleted or updated,
-    /// `rows_removed` of them); [`Error::BaseMoved`] when another version
-    /// came first.
+    /// vector table that reads dataset version `data` (an index was built,
+    /// dropped or extended: no rows; rows were deleted, updated or merged:
+    /// `rows`); [`Error::BaseMoved`] when another version came first.
     pub async fn commit_lance_version(
         &self,
         table: &TableRef,
         data: LanceData,
         operation: Operation,
-        rows_removed: u64,
+        rows: RowCounts,
         base: u64,
     ) -> Result<u64> {
         self.commit_derived(table, |current| {
@@ -328,8 +342,8 @@ impl Catalog {
                 committed_at: Utc::now(),
                 idempotency_key: None,
                 user: author(),
-                rows_added: 0,
-                rows_removed,
+                rows_added: rows.added,
+                rows_removed: rows.removed,
                 lance: Some(data),
                 ..current.clone()
             })
@@ -443,7 +457,11 @@ impl Catalog {
 
 /// [`Error::BaseMoved`] when a commit that must follow `base` would follow
 /// another version.
-fn check_base(table: &TableRef, base: Option<u64>, previous: Option<&Manifest>) -> Result<()> {
+pub(super) fn check_base(
+    table: &TableRef,
+    base: Option<u64>,
+    previous: Option<&Manifest>,
+) -> Result<()> {
     match (base, previous) {
         (Some(base), Some(previous)) if previous.version != base => Err(Error::BaseMoved {
             table: table.clone(),

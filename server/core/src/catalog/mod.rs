@@ -39,8 +39,8 @@ use parking_lot::{Mutex, RwLock};
 
 pub use activity::{Activity, LEASE_AFTER, LEASE_EXPIRY, Reading, Uploading};
 pub use author::{acting_as, author};
-pub use columns::{ColumnChange, ColumnNames, default_text, file_names};
-pub use commit::{Commit, Committed, LanceWrite, WriteMode, delete_uncommitted};
+pub use columns::{ColumnChange, ColumnNames, alter_stored_schema, default_text, file_names};
+pub use commit::{Commit, Committed, LanceWrite, RowCounts, WriteMode, delete_uncommitted};
 pub use compat::{evolve_schema, schema_differences, table_schema_for, types_compatible};
 pub use damage::{Damage, Repaired};
 pub use manifest::{

@@ -369,7 +369,7 @@ fn missing_column(field: &Field, rows: usize) -> Result<ArrayRef> {
 /// Orders `batch`'s columns as the table's; a column the batch lacks
 /// (possible only when the schema evolves, or after `ALTER TABLE ... ADD`)
 /// is filled with its default, else nulls.
-fn align(batch: &RecordBatch, table_schema: &SchemaRef) -> Result<RecordBatch> {
+pub(crate) fn align(batch: &RecordBatch, table_schema: &SchemaRef) -> Result<RecordBatch> {
     let (fields, columns): (Vec<_>, Vec<_>) = table_schema
         .fields()
         .iter()

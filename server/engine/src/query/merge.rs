@@ -52,9 +52,9 @@ use lakehouse_core::catalog::{
 };
 
 /// The catalog and schema the statement's own tables are under.
-const WORK: &str = "lakehouse_merge.run";
+pub(super) const WORK: &str = "lakehouse_merge.run";
 /// The column the rewrite query tells each row's acting clause in.
-const ACTION_COLUMN: &str = "__lakehouse_action";
+pub(super) const ACTION_COLUMN: &str = "__lakehouse_action";
 
 /// A `MERGE` statement, its parts as SQL text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
@@ -66,19 +66,19 @@ pub struct MergeSpec {
     source: String,
     source_alias: String,
     on: String,
-    matched: Vec<MatchedClause>,
-    inserts: Vec<InsertClause>,
+    pub(super) matched: Vec<MatchedClause>,
+    pub(super) inserts: Vec<InsertClause>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
-struct MatchedClause {
+pub(super) struct MatchedClause {
     condition: Option<String>,
     /// Column -> new value; `None` deletes the row.
     update: Option<Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
-struct InsertClause {
+pub(super) struct InsertClause {
     condition: Option<String>,
     /// The columns named; none: every column, in the table's order.
     columns: Vec<String>,
@@ -116,6 +116,18 @@ impl InsertClause {
             ))),
             None => Ok(()),
         }
+    }
+}
+
+impl MergeSpec {
+    /// The matched clauses (1-based, as the action column numbers them)
+    /// that delete.
+    pub(super) fn delete_clauses(&self) -> Vec<i64> {
+        (1..)
+            .zip(&self.matched)
+            .filter(|(_, c)| c.update.is_none())
+            .map(|(k, _)| k)
+            .collect()
     }
 }
 
@@ -255,9 +267,9 @@ fn quoted(name: &str) -> String {
 }
 
 /// The generated queries, for the table's columns.
-struct Queries<'a> {
-    spec: &'a MergeSpec,
-    columns: Vec<String>,
+pub(super) struct Queries<'a> {
+    pub(super) spec: &'a MergeSpec,
+    pub(super) columns: Vec<String>,
 }
 
 impl Queries<'_> {
@@ -281,12 +293,11 @@ impl Queries<'_> {
         )
     }
 
-    /// How many target rows of the affected files the source matches more
-    /// than once.
-    fn ambiguous_rows(&self) -> String {
+    /// How many target rows the source matches more than once, of the
+    /// rows `keyed` gives, each with a distinct `__lakehouse_row`.
+    pub(super) fn ambiguous_rows(&self, keyed: &str) -> String {
         format!(
-            "SELECT count(*) AS n FROM (SELECT {t}.__lakehouse_row FROM \
-             (SELECT *, row_number() OVER () AS __lakehouse_row FROM {WORK}.affected) AS {t} \
+            "SELECT count(*) AS n FROM (SELECT {t}.__lakehouse_row FROM ({keyed}) AS {t} \
              JOIN {s} ON {on} GROUP BY 1 HAVING count(*) > 1)",
             t = self.spec.target_alias,
             s = self.source_relation(),
@@ -297,6 +308,18 @@ impl Queries<'_> {
     /// Every row of the affected files as the matched clauses leave it,
     /// with the acting clause (1-based, 0 for none) in [`ACTION_COLUMN`].
     fn rewritten(&self) -> Result<String> {
+        self.rewritten_from(&format!("{WORK}.affected"), "LEFT JOIN", &[])
+    }
+
+    /// The rows of `target` as the matched clauses leave them, joined to
+    /// the source by `join`, with the acting clause in [`ACTION_COLUMN`]
+    /// and the target's `extra` columns after.
+    pub(super) fn rewritten_from(
+        &self,
+        target: &str,
+        join: &str,
+        extra: &[&str],
+    ) -> Result<String> {
         let s = &self.spec.source_alias;
         let hit = format!("{s}.__lakehouse_hit IS NOT NULL");
         let when = |clause: &MatchedClause| match &clause.condition {
@@ -326,9 +349,10 @@ impl Queries<'_> {
             action.push_str(&format!(" WHEN {} THEN {}", when(clause), k + 1));
         }
         select.push(format!("{action} ELSE 0 END AS {ACTION_COLUMN}"));
+        select.extend(extra.iter().map(|c| self.target_column(c)));
         let source = self.spec.source.clone();
         Ok(format!(
-            "SELECT {} FROM {WORK}.affected AS {t} LEFT JOIN \
+            "SELECT {} FROM {target} AS {t} {join} \
              (SELECT *, TRUE AS __lakehouse_hit FROM {source} AS {s}) AS {s} ON {on}",
             select.join(", "),
             t = self.spec.target_alias,
@@ -339,7 +363,7 @@ impl Queries<'_> {
     /// The source rows no target row matches, as the not-matched clauses
     /// insert them. A column no clause gives is left out (written as its
     /// default, else null); one some clauses give is null in the others.
-    fn inserted(&self) -> Result<String> {
+    pub(super) fn inserted(&self) -> Result<String> {
         let when = |clause: &InsertClause| {
             clause
                 .condition
@@ -392,10 +416,7 @@ impl QueryEngine {
         loop {
             let planned = self.catalog.table(&spec.table)?;
             if planned.kind != TableKind::Parquet {
-                return Err(Error::NotSupported(format!(
-                    "MERGE INTO vector (Lance) table {}: not yet; use DELETE and INSERT",
-                    spec.table
-                )));
+                return self.merge_rows(spec).await;
             }
             match self.merge_on(spec, &planned).await {
                 Err(Error::Core(CoreError::CommitConflict { .. })) if attempt < MAX_ATTEMPTS => {
@@ -448,23 +469,10 @@ impl QueryEngine {
             Nullability::OfTheVersion,
         ));
         if !affected.is_empty() {
-            let ambiguous = self
-                .collect_work(
-                    &queries.ambiguous_rows(),
-                    target.clone(),
-                    only_affected.clone(),
-                )
+            let keyed =
+                format!("SELECT *, row_number() OVER () AS __lakehouse_row FROM {WORK}.affected");
+            self.refuse_ambiguous(&queries, &keyed, target.clone(), only_affected.clone())
                 .await?;
-            let rows = ambiguous
-                .first()
-                .map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0));
-            if rows > 0 {
-                return Err(Error::invalid(format!(
-                    "MERGE INTO {table}: {rows} target row(s) match more than one source row, so \
-                     which change applies is undefined; make the ON condition match at most one \
-                     source row per target row"
-                )));
-            }
         }
         let updated = Arc::new(AtomicU64::new(0));
         let deleted = Arc::new(AtomicU64::new(0));
@@ -474,14 +482,9 @@ impl QueryEngine {
             let rewritten = self
                 .work_stream(&queries.rewritten()?, target.clone(), only_affected.clone())
                 .await?;
-            let deletes: Vec<i64> = (1..)
-                .zip(&spec.matched)
-                .filter(|(_, c)| c.update.is_none())
-                .map(|(k, _)| k)
-                .collect();
             streams.push(acting_rows(
                 rewritten,
-                deletes,
+                spec.delete_clauses(),
                 updated.clone(),
                 deleted.clone(),
             ));
@@ -544,9 +547,35 @@ impl QueryEngine {
         Ok(changed)
     }
 
+    /// Refuses the statement when a target row of `keyed` (see
+    /// [`Queries::ambiguous_rows`]) matches more than one source row.
+    pub(super) async fn refuse_ambiguous(
+        &self,
+        queries: &Queries<'_>,
+        keyed: &str,
+        target: Arc<dyn TableProvider>,
+        affected: Arc<dyn TableProvider>,
+    ) -> Result<()> {
+        let ambiguous = self
+            .collect_work(&queries.ambiguous_rows(keyed), target, affected)
+            .await?;
+        let rows = ambiguous
+            .first()
+            .map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0));
+        if rows > 0 {
+            return Err(Error::invalid(format!(
+                "MERGE INTO {}: {rows} target row(s) match more than one source row, so which \
+                 change applies is undefined; make the ON condition match at most one source row \
+                 per target row",
+                queries.spec.table
+            )));
+        }
+        Ok(())
+    }
+
     /// Plans `sql` in a session that also sees `target` and `affected`
     /// under [`WORK`], and starts it.
-    async fn work_stream(
+    pub(super) async fn work_stream(
         &self,
         sql: &str,
         target: Arc<dyn TableProvider>,

@@ -14,9 +14,11 @@ mod file_columns;
 mod history;
 mod memory;
 mod merge;
+mod merge_rows;
 mod provider;
 mod row_change;
 mod statement;
+mod vector_defaults;
 mod vector_rows;
 mod views;
 
@@ -465,7 +467,13 @@ impl QueryEngine {
                 match &alter.action {
                     alter::AlterAction::Columns(changes) => {
                         let changes = alter::resolve(&self.ctx, changes).await?;
-                        self.catalog.commit_alter(&alter.table, &changes).await?;
+                        if self.catalog.table(&alter.table)?.lance.is_some() {
+                            self.vectors
+                                .alter_columns(&self.catalog, &alter.table, &changes)
+                                .await?;
+                        } else {
+                            self.catalog.commit_alter(&alter.table, &changes).await?;
+                        }
                     }
                     alter::AlterAction::RenameTo(to) => {
                         if self.catalog.table(&alter.table)?.lance.is_some() {

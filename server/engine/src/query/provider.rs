@@ -32,6 +32,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use lance::datafusion::LanceTableProvider;
 
 use super::file_columns::{FileColumns, column_defaults};
+use super::vector_defaults::WithDefaults;
 use super::views::ViewPlanner;
 use crate::vectors::VectorTables;
 use lakehouse_core::catalog::{Catalog, DataFile, Manifest, TableRef, file_names, split_version};
@@ -146,11 +147,11 @@ impl SchemaProvider for LakehouseSchema {
             .open(&manifest)
             .await
             .map_err(|e| e.into_datafusion())?;
-        Ok(Some(Arc::new(LanceTableProvider::new(
-            Arc::new(dataset),
-            false,
-            false,
-        ))))
+        let lance = Arc::new(LanceTableProvider::new(Arc::new(dataset), false, false));
+        Ok(Some(WithDefaults::wrap(
+            lance,
+            literal_defaults(&manifest.schema),
+        )))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -192,6 +193,15 @@ pub struct ParquetTable {
     defaults: HashMap<String, Expr>,
 }
 
+/// The defaults of a version's columns, as DataFusion asks a provider for
+/// them.
+fn literal_defaults(schema: &Schema) -> HashMap<String, Expr> {
+    column_defaults(schema)
+        .into_iter()
+        .map(|(name, value)| (name, Expr::Literal(value, None)))
+        .collect()
+}
+
 /// A column a scan can add after the table's: the position of the row's
 /// file in the manifest's list (which files a `DELETE` or `UPDATE` must
 /// rewrite).
@@ -201,10 +211,7 @@ impl ParquetTable {
     pub fn new(manifest: Arc<Manifest>, nullability: Nullability) -> Self {
         let schema = Arc::new(scan_schema(&manifest, nullability));
         let values = column_defaults(&manifest.schema);
-        let defaults = values
-            .iter()
-            .map(|(name, value)| (name.clone(), Expr::Literal(value.clone(), None)))
-            .collect();
+        let defaults = literal_defaults(&manifest.schema);
         let file_columns = FileColumns::of(&manifest.schema, values).map(Arc::new);
         let earlier_names = manifest
             .schema

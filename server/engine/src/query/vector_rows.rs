@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::lit;
 use lance::Dataset;
@@ -17,11 +18,12 @@ use lance::datafusion::LanceTableProvider;
 use lance::dataset::transaction::{Operation as LanceOperation, UpdateMode};
 use lance::dataset::write::delete::DeleteBuilder;
 use lance::dataset::{InsertBuilder, WriteMode as LanceMode, WriteParams};
+use lance::table::format::Fragment;
 
 use super::QueryEngine;
 use super::row_change::RowChange;
 use crate::error::{Error, Result};
-use lakehouse_core::catalog::Operation;
+use lakehouse_core::catalog::{Operation, RowCounts, TableRef};
 
 impl QueryEngine {
     /// Applies `change` to a vector table; returns the rows deleted or
@@ -39,7 +41,7 @@ impl QueryEngine {
         &self,
         change: &RowChange,
         dataset: Dataset,
-    ) -> Result<(LanceOperation, u64)> {
+    ) -> Result<(LanceOperation, RowCounts)> {
         let table = &change.table;
         let lance_error = |what: &str, e: lance::Error| {
             Error::invalid(format!("{what} vector table {table}: {e}"))
@@ -72,25 +74,12 @@ impl QueryEngine {
                     .as_ref()
                     .map_or_else(|| "true".to_string(), |p| p.to_string()),
             };
-            return Ok((operation, deleted.num_deleted_rows));
+            return Ok((operation, removed(deleted.num_deleted_rows)));
         }
         let provider = Arc::new(LanceTableProvider::new(dataset.clone(), false, false));
         let plan = change.changed(change.scan_of(provider)?)?.build()?;
         let rows = self.execute_query(plan).await?;
-        let params = WriteParams {
-            mode: LanceMode::Append,
-            ..WriteParams::default()
-        };
-        let appended = InsertBuilder::new(dataset)
-            .with_params(&params)
-            .execute_uncommitted_stream(rows)
-            .await
-            .map_err(|e| lance_error("writing the updated rows of", e))?;
-        let LanceOperation::Append { fragments } = appended.operation else {
-            return Err(Error::internal(format!(
-                "Lance prepared the updated rows of {table} as another operation than an append"
-            )));
-        };
+        let fragments = new_fragments(table, dataset, rows, "the updated rows").await?;
         let written: u64 = fragments
             .iter()
             .map(|f| f.physical_rows.unwrap_or(0) as u64)
@@ -101,18 +90,61 @@ impl QueryEngine {
                 deleted.num_deleted_rows
             )));
         }
-        let operation = LanceOperation::Update {
-            removed_fragment_ids: deleted_fragment_ids,
-            updated_fragments,
-            new_fragments: fragments,
-            fields_modified: Vec::new(),
-            compacted_sstables: Vec::new(),
-            fields_for_preserving_frag_bitmap: Vec::new(),
-            update_mode: Some(UpdateMode::RewriteRows),
-            inserted_rows_filter: None,
-            updated_fragment_offsets: None,
-        };
-        Ok((operation, written))
+        let operation = rewrite_rows(deleted_fragment_ids, updated_fragments, fragments);
+        Ok((operation, removed(written)))
+    }
+}
+
+/// Writes `rows` (`what`, for messages) as new fragments of `dataset`, not
+/// committed.
+pub(super) async fn new_fragments(
+    table: &TableRef,
+    dataset: Arc<Dataset>,
+    rows: SendableRecordBatchStream,
+    what: &str,
+) -> Result<Vec<Fragment>> {
+    let params = WriteParams {
+        mode: LanceMode::Append,
+        ..WriteParams::default()
+    };
+    let appended = InsertBuilder::new(dataset)
+        .with_params(&params)
+        .execute_uncommitted_stream(rows)
+        .await
+        .map_err(|e| Error::invalid(format!("writing {what} of vector table {table}: {e}")))?;
+    match appended.operation {
+        LanceOperation::Append { fragments } => Ok(fragments),
+        _ => Err(Error::internal(format!(
+            "Lance prepared {what} of {table} as another operation than an append"
+        ))),
+    }
+}
+
+/// Lance's transaction rewriting rows: fragments `removed` whole, fragments
+/// `updated` with rows marked deleted, and `new` ones holding the rows
+/// written again (and any added).
+pub(super) fn rewrite_rows(
+    removed: Vec<u64>,
+    updated: Vec<Fragment>,
+    new: Vec<Fragment>,
+) -> LanceOperation {
+    LanceOperation::Update {
+        removed_fragment_ids: removed,
+        updated_fragments: updated,
+        new_fragments: new,
+        fields_modified: Vec::new(),
+        compacted_sstables: Vec::new(),
+        fields_for_preserving_frag_bitmap: Vec::new(),
+        update_mode: Some(UpdateMode::RewriteRows),
+        inserted_rows_filter: None,
+        updated_fragment_offsets: None,
+    }
+}
+
+fn removed(rows: u64) -> RowCounts {
+    RowCounts {
+        added: 0,
+        removed: rows,
     }
 }
 

@@ -27,7 +27,7 @@ use tracing::{debug, info};
 use super::{VectorTables, WriteRequest, describe, lance_error};
 use crate::error::{CoreError, Error, Result};
 use lakehouse_core::catalog::{
-    Catalog, Commit, Committed, LanceData, LanceWrite, Manifest, Operation, TableRef,
+    Catalog, Commit, Committed, LanceData, LanceWrite, Manifest, Operation, RowCounts, TableRef,
 };
 
 /// Attempts at landing one change before giving up with a conflict.
@@ -54,9 +54,12 @@ pub(super) enum Pin<'a> {
     Rows(WriteRequest<'a>),
     /// An index was built, dropped or extended: an `index` version.
     Index,
-    /// Rows were deleted or updated: a `delete` or `update` version of
-    /// `rows` rows.
-    Rewrite { operation: Operation, rows: u64 },
+    /// Rows were deleted, updated or merged: a `delete`, `update` or
+    /// `merge` version.
+    Rewrite {
+        operation: Operation,
+        rows: RowCounts,
+    },
 }
 
 impl VectorTables {
@@ -210,14 +213,14 @@ impl VectorTables {
             Pin::Index | Pin::Rewrite { .. } => {
                 let (operation, rows) = match change.pin {
                     Pin::Rewrite { operation, rows } => (operation, rows),
-                    _ => (Operation::Index, 0),
+                    _ => (Operation::Index, RowCounts::default()),
                 };
                 let version = catalog
                     .commit_lance_version(table, data, operation, rows, live.version)
                     .await?;
                 Ok(Committed {
                     version,
-                    rows,
+                    rows: rows.affected(),
                     deduplicated: false,
                 })
             }

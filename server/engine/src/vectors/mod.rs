@@ -12,6 +12,7 @@
 //! on the same storage. One Lance session with bounded caches serves every
 //! table.
 
+mod columns;
 mod graph_indexes;
 mod graph_search;
 mod graphs;

@@ -24,13 +24,13 @@ use tracing::info;
 use super::VectorTables;
 use super::landing::{Change, Pin};
 use crate::error::Result;
-use lakehouse_core::catalog::{Catalog, Manifest, Operation, TableRef};
+use lakehouse_core::catalog::{Catalog, Manifest, Operation, RowCounts, TableRef};
 
 impl VectorTables {
-    /// Makes the `delete` or `update` that `make` prepares on the table's
-    /// live version (its manifest and pinned dataset), as Lance's
+    /// Makes the `delete`, `update` or `merge` that `make` prepares on the
+    /// table's live version (its manifest and pinned dataset), as Lance's
     /// operation and the rows it changes; lands it unless no row changed.
-    /// Returns the rows changed.
+    /// Returns the rows affected.
     pub(crate) async fn change_rows<F, Fut>(
         &self,
         catalog: &Catalog,
@@ -40,7 +40,7 @@ impl VectorTables {
     ) -> Result<u64>
     where
         F: FnOnce(Arc<Manifest>, Dataset) -> Fut,
-        Fut: Future<Output = Result<(LanceOperation, u64)>>,
+        Fut: Future<Output = Result<(LanceOperation, RowCounts)>>,
     {
         let started = Instant::now();
         let lock = self.lock(table);
@@ -48,7 +48,7 @@ impl VectorTables {
         let base = catalog.table(table)?;
         let dataset = self.open(&base).await?;
         let (lance_operation, rows) = make(base.clone(), dataset).await?;
-        if rows == 0 {
+        if rows.affected() == 0 {
             info!(table = %table, operation = operation.as_str(), "no row matched; nothing changed");
             return Ok(0);
         }
@@ -59,8 +59,9 @@ impl VectorTables {
             pin: Pin::Rewrite { operation, rows },
         };
         let (committed, _) = self.land(catalog, table, change).await?;
-        info!(table = %table, version = committed.version, operation = operation.as_str(), rows,
+        info!(table = %table, version = committed.version, operation = operation.as_str(),
+            rows_added = rows.added, rows_removed = rows.removed,
             seconds = started.elapsed().as_secs_f64(), "rows changed");
-        Ok(rows)
+        Ok(rows.affected())
     }
 }
