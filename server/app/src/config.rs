@@ -13,6 +13,7 @@ use lakehouse_core::auth::AuthConfig;
 use lakehouse_engine::ingest::FileLayout;
 use lakehouse_engine::query::QueryOptions;
 use lakehouse_flight::{Limits, PreparedLimits};
+use lakehouse_serving::ServingLimits;
 
 pub use crate::settings::{LogFormat, Settings};
 
@@ -201,24 +202,26 @@ impl ServerConfig {
                 .map(std::time::Duration::from_secs),
             storage_timeout: secs(s.storage_timeout_secs, "storage_timeout_secs")?,
             limits: Limits {
+                serving: ServingLimits {
+                    max_concurrent_requests: given(
+                        nonzero("max_concurrent_requests", s.max_concurrent_requests)?,
+                        "max_concurrent_requests",
+                    )?,
+                    max_running_queries: given(
+                        nonzero("max_running_queries", s.max_running_queries)?,
+                        "max_running_queries",
+                    )?,
+                    query_timeout: secs(s.query_timeout_secs, "query_timeout_secs")?,
+                    max_result_rows: nonzero("max_result_rows", s.max_result_rows)?,
+                    max_requests_per_user: given(
+                        nonzero("max_requests_per_user", s.max_requests_per_user)?,
+                        "max_requests_per_user",
+                    )?,
+                },
                 max_upload_bytes: given(
                     nonzero("max_upload_mb", s.max_upload_mb)?,
                     "max_upload_mb",
                 )? << 20,
-                max_concurrent_requests: given(
-                    nonzero("max_concurrent_requests", s.max_concurrent_requests)?,
-                    "max_concurrent_requests",
-                )?,
-                max_running_queries: given(
-                    nonzero("max_running_queries", s.max_running_queries)?,
-                    "max_running_queries",
-                )?,
-                query_timeout: secs(s.query_timeout_secs, "query_timeout_secs")?,
-                max_result_rows: nonzero("max_result_rows", s.max_result_rows)?,
-                max_requests_per_user: given(
-                    nonzero("max_requests_per_user", s.max_requests_per_user)?,
-                    "max_requests_per_user",
-                )?,
                 prepared: PreparedLimits {
                     max_per_user: given(
                         nonzero("max_prepared_per_user", s.max_prepared_per_user)?,

@@ -32,6 +32,7 @@ use lakehouse_extension::{EmbeddingService, Host};
 use lakehouse_flight::Limits;
 use lakehouse_flight::{FlightSql, Gate, LakehouseFlightService};
 use lakehouse_http::{self, Probes};
+use lakehouse_serving::Serving;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -267,8 +268,16 @@ impl Server {
         let gate = auth.clone().map(Gate::new);
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let catalog_handle = catalog.clone();
-        let service = FlightSql::new(Arc::new(engine), catalog, ingest, actions, &config.limits)
-            .into_service(auth, &config.limits);
+        let serving = Serving::new(&config.limits.serving, protected);
+        let service = FlightSql::new(
+            Arc::new(engine),
+            catalog,
+            ingest,
+            actions,
+            &config.limits,
+            serving,
+        )
+        .into_service(auth, &config.limits);
         let listener =
             TcpListener::bind(&config.listen)
                 .await

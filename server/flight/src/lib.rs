@@ -22,7 +22,6 @@ mod sql_info;
 mod status;
 mod tickets;
 mod upload_watch;
-mod user_requests;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -55,7 +54,7 @@ pub use gate::Gate;
 pub use service::LakehouseFlightService;
 pub use upload_watch::watch as watch_upload;
 
-use access::{caller, check_update};
+use access::caller;
 use lakehouse_core::auth::{Authenticator, Identity};
 use lakehouse_core::catalog::{CATALOG_NAME, Catalog};
 use lakehouse_core::metrics::metrics;
@@ -64,6 +63,8 @@ use lakehouse_engine::actions::Actions;
 use lakehouse_engine::error::{Error, Result};
 use lakehouse_engine::ingest::Ingest;
 use lakehouse_engine::query::{Planned, QueryEngine};
+use lakehouse_serving::access::check_update;
+use lakehouse_serving::{Serving, ServingLimits};
 use planned::PlannedQueries;
 pub use prepared::PreparedLimits;
 use prepared::{PreparedStatement, PreparedStatements};
@@ -72,19 +73,13 @@ use sql_info::{SQL_INFO, XDBC_TYPE_INFO};
 use status::{IntoStatus, ToStatus};
 use tickets::{KEY_SCHEMA, PRIMARY_KEY_SCHEMA, StatementTicket, TABLE_TYPES};
 
-/// Request limits enforced at the Flight boundary; the memory limits live
-/// in `lakehouse_engine::query::QueryOptions`.
+/// Request limits: those every protocol applies ([`ServingLimits`]) and
+/// the Flight boundary's own; the memory limits live in
+/// `lakehouse_engine::query::QueryOptions`.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    pub serving: ServingLimits,
     pub max_upload_bytes: u64,
-    pub max_concurrent_requests: usize,
-    /// Statements whose results run at once; more wait.
-    pub max_running_queries: usize,
-    pub query_timeout: std::time::Duration,
-    pub max_result_rows: Option<u64>,
-    /// Requests one user may have in flight at once (not applied when
-    /// authentication is off: then everyone is the same anonymous user).
-    pub max_requests_per_user: usize,
     pub prepared: PreparedLimits,
     /// How long a result waits for its client to take the next message
     /// before the query is stopped.
@@ -103,21 +98,22 @@ pub struct FlightSql {
     actions: Arc<Actions>,
     prepared: PreparedStatements,
     planned: PlannedQueries,
-    /// Query slots and timeout for every path that plans or runs SQL.
+    /// Query slots, timeout and row limit for every path that plans or
+    /// runs SQL, shared with the other protocols.
     admission: Admission,
-    /// Rows one result may have; `None` for no limit.
-    max_result_rows: Option<u64>,
 }
 
 impl FlightSql {
-    /// The protocol over these parts, within `limits` (prepared statements,
-    /// query slots and timeout, result rows).
+    /// The protocol over these parts, within `limits` (prepared
+    /// statements) and the server's shared `serving` (query slots and
+    /// timeout, result rows, request permits).
     pub fn new(
         engine: Arc<QueryEngine>,
         catalog: Arc<Catalog>,
         ingest: Ingest,
         actions: Arc<Actions>,
         limits: &Limits,
+        serving: Serving,
     ) -> Self {
         Self {
             engine,
@@ -126,8 +122,7 @@ impl FlightSql {
             actions,
             prepared: PreparedStatements::new(limits.prepared),
             planned: PlannedQueries::default(),
-            admission: Admission::new(limits.max_running_queries, limits.query_timeout),
-            max_result_rows: limits.max_result_rows,
+            admission: Admission::new(serving),
         }
     }
 
@@ -217,10 +212,10 @@ impl FlightSql {
     ) -> Result<DoGetStream> {
         let schema = self.engine.output_schema(&plan);
         let batches = self.engine.execute_query(plan).await?;
-        let batches = limit_rows(
-            batches.map_err(Error::from_datafusion),
-            self.max_result_rows,
-        );
+        let batches = self
+            .admission
+            .serving()
+            .limit_rows(batches.map_err(Error::from_datafusion));
         Ok(encode(schema, batches))
     }
 
@@ -261,7 +256,7 @@ impl FlightSql {
             })
             .map_ok(|stream| stream.map_err(Error::from_datafusion))
             .try_flatten();
-        Ok(encode(schema, limit_rows(batches, self.max_result_rows)))
+        Ok(encode(schema, self.admission.serving().limit_rows(batches)))
     }
 
     async fn run_prepared_update(
@@ -295,25 +290,6 @@ impl FlightSql {
         }
         Ok(total as i64)
     }
-}
-
-/// Passes `batches` through until more than `max_rows` rows have gone by,
-/// then fails the result with `ResourceExhausted`.
-fn limit_rows<S>(batches: S, max_rows: Option<u64>) -> impl Stream<Item = Result<RecordBatch>>
-where
-    S: Stream<Item = Result<RecordBatch>> + Send + 'static,
-{
-    let mut sent = 0u64;
-    batches.and_then(move |batch| {
-        sent += batch.num_rows() as u64;
-        let over = max_rows.filter(|max| sent > *max);
-        futures::future::ready(match over {
-            Some(max) => Err(Error::ResourceExhausted(format!(
-                "the result has more than {max} rows (max_result_rows); add a LIMIT or narrow the query"
-            ))),
-            None => Ok(batch),
-        })
-    })
 }
 
 /// Encodes a stream of batches as Flight data with `schema`.

@@ -28,7 +28,6 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Response, Status, Streaming};
 
-use super::access::check_update;
 use super::tickets::ingest_mode;
 use super::upload_watch::UploadWatch;
 use super::{FlightSql, check_catalog};
@@ -39,6 +38,7 @@ use lakehouse_core::types::arrow_bytes;
 use lakehouse_engine::error::{Error, Result};
 use lakehouse_engine::ingest::{CsvOptions, EmbedSpec, IngestRequest};
 use lakehouse_engine::query::Planned;
+use lakehouse_serving::access::check_update;
 
 /// The `app_metadata` of a message that abandons its upload, for clients
 /// that cannot cancel a call (pyarrow's DoPut writer can only finish it).

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use prost::Message;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -31,11 +31,11 @@ use super::query_slots::{Admission, timed_out};
 use super::result_pump::pumped;
 use super::status::{IntoStatus, ToStatus, code_name};
 use super::upload_watch::UploadWatch;
-use super::user_requests::{UserPermit, UserRequests};
 use crate::Limits;
 use lakehouse_core::auth::{Authenticator, Identity};
 use lakehouse_core::metrics::{QueryGuard, metrics};
 use lakehouse_engine::error::Error;
+use lakehouse_serving::requests::RequestPermit;
 
 type Inner = FlightSql;
 
@@ -45,12 +45,8 @@ pub struct LakehouseFlightService {
     inner: Arc<FlightSql>,
     /// `None` when authentication is off: every call is anonymous admin.
     auth: Option<Arc<Authenticator>>,
-    /// One permit per request being served.
-    requests: Arc<Semaphore>,
-    max_requests: usize,
-    /// Requests each user has in flight.
-    user_requests: Arc<UserRequests>,
-    /// Where statements wait their turn to run, and for how long they may.
+    /// Request permits, and where statements wait their turn to run and
+    /// for how long they may (shared with the other protocols).
     admission: Admission,
     result_write_timeout: Duration,
 }
@@ -59,9 +55,6 @@ impl LakehouseFlightService {
     pub fn new(inner: Arc<FlightSql>, auth: Option<Arc<Authenticator>>, limits: &Limits) -> Self {
         Self {
             auth,
-            requests: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
-            max_requests: limits.max_concurrent_requests,
-            user_requests: UserRequests::new(limits.max_requests_per_user),
             admission: inner.admission().clone(),
             inner,
             result_write_timeout: limits.result_write_timeout,
@@ -71,13 +64,7 @@ impl LakehouseFlightService {
     /// A permit to serve one more request, or `ResourceExhausted` when the
     /// server already serves its limit.
     fn permit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.requests.clone().try_acquire_owned().map_err(|_| {
-            Error::ResourceExhausted(format!(
-                "the server is serving its limit of {} requests (max_concurrent_requests); retry shortly",
-                self.max_requests
-            ))
-            .to_status()
-        })
+        self.admission.serving().server_permit().into_status()
     }
 
     /// Runs a planning call (which may also run a statement that writes)
@@ -95,8 +82,10 @@ impl LakehouseFlightService {
     /// [`crate::Gate`] found, or without a gate in front, from its
     /// credentials) and takes its permits: one of the server's and, when
     /// authentication is on, one of the caller's own.
-    async fn admit<T>(&self, mut request: Request<T>) -> Result<(Request<T>, Permits), Status> {
-        let server = self.permit()?;
+    async fn admit<T>(
+        &self,
+        mut request: Request<T>,
+    ) -> Result<(Request<T>, RequestPermit), Status> {
         let identity = match request.extensions().get::<Identity>() {
             Some(identity) => identity.clone(),
             None => {
@@ -105,17 +94,12 @@ impl LakehouseFlightService {
                 identity
             }
         };
-        let user = match self.auth {
-            Some(_) => Some(self.user_requests.acquire(&identity.name).into_status()?),
-            None => None,
-        };
-        Ok((
-            request,
-            Permits {
-                _server: server,
-                _user: user,
-            },
-        ))
+        let permit = self
+            .admission
+            .serving()
+            .admit(&identity.name)
+            .into_status()?;
+        Ok((request, permit))
     }
 
     async fn identify(&self, metadata: &MetadataMap) -> Result<Identity, Status> {
@@ -127,13 +111,6 @@ impl LakehouseFlightService {
                 .into_status()?),
         }
     }
-}
-
-/// What one request holds while it is served.
-#[derive(Debug)]
-struct Permits {
-    _server: OwnedSemaphorePermit,
-    _user: Option<UserPermit>,
 }
 
 /// Decodes a Flight SQL command, refusing bytes that are not a protobuf
@@ -173,7 +150,7 @@ fn observe<T>(rpc: &'static str, result: Result<T, Status>) -> Result<T, Status>
 
 /// The request permit and, for a statement, its query slot: held until the
 /// result stream ends.
-type Held = (Permits, Option<OwnedSemaphorePermit>);
+type Held = (RequestPermit, Option<OwnedSemaphorePermit>);
 
 /// A DoGet result stream that counts the bytes it sends, the query while it
 /// runs, and the call's status when it ends (or `Cancelled` when the client
@@ -383,12 +360,7 @@ impl FlightService for LakehouseFlightService {
                 "the ticket is not a Flight SQL ticket",
             )?;
             let slot = if runs_statement(&ticket) {
-                Some(
-                    self.admission
-                        .slots()
-                        .acquire(deadline, self.admission.timeout())
-                        .await?,
-                )
+                Some(self.admission.acquire(deadline).await?)
             } else {
                 None
             };
