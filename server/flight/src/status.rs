@@ -1,108 +1,26 @@
-//! The one mapping from the engine's [`Error`] (and the core's within it)
-//! to gRPC status.
-//!
-//! The code says what the caller can do (fix the request, create the table,
-//! retry, give up); the message names what is concerned. Faults that are
-//! ours are logged at error level with a request id that the message
-//! carries, so an operator can find the log line a user reports.
+//! The engine's [`Error`] (and the core's within it) as gRPC status: the
+//! kinds of `lakehouse_serving::errors`, each with its code.
 
-use arrow::error::ArrowError;
-use datafusion::error::DataFusionError;
 use tonic::{Code, Status};
-use tracing::{debug, error};
 
-use lakehouse_extension::ExtensionError;
+use lakehouse_engine::error::Error;
+use lakehouse_serving::errors::{ErrorKind, Refusal};
 
-use lakehouse_engine::error::{CoreError, Error};
-
-fn arrow_code(e: &ArrowError) -> Code {
-    match e {
-        ArrowError::MemoryError(_) => Code::ResourceExhausted,
-        ArrowError::NotYetImplemented(_) => Code::Unimplemented,
-        ArrowError::IoError(..) | ArrowError::ExternalError(_) | ArrowError::CDataInterface(_) => {
-            Code::Internal
-        }
-        _ => Code::InvalidArgument,
-    }
-}
-
-fn datafusion_code(e: &DataFusionError) -> Code {
-    match e {
-        DataFusionError::SQL(..)
-        | DataFusionError::Plan(_)
-        | DataFusionError::SchemaError(..)
-        | DataFusionError::Execution(_)
-        | DataFusionError::Configuration(_) => Code::InvalidArgument,
-        DataFusionError::NotImplemented(_) => Code::Unimplemented,
-        DataFusionError::ResourcesExhausted(_) => Code::ResourceExhausted,
-        DataFusionError::ArrowError(inner, _) => arrow_code(inner),
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
-            datafusion_code(inner)
-        }
-        DataFusionError::Shared(inner) => datafusion_code(inner),
-        DataFusionError::Collection(errors) => {
-            errors.first().map_or(Code::Internal, datafusion_code)
-        }
-        _ => Code::Internal,
-    }
-}
-
-fn extension_code(e: &ExtensionError) -> Code {
-    match e {
-        ExtensionError::InvalidArgument(_) => Code::InvalidArgument,
-        ExtensionError::NotFound(_) => Code::NotFound,
-        ExtensionError::AlreadyExists(_) => Code::AlreadyExists,
-        ExtensionError::FailedPrecondition(_) | ExtensionError::Conflict(_) => {
-            Code::FailedPrecondition
-        }
-        ExtensionError::ResourceExhausted(_) => Code::ResourceExhausted,
-        ExtensionError::Unavailable(_) => Code::Unavailable,
-        ExtensionError::Internal(_) | ExtensionError::Host(_) => Code::Internal,
-    }
-}
-
-fn core_code(e: &CoreError) -> Code {
-    match e {
-        CoreError::InvalidArgument(_) => Code::InvalidArgument,
-        CoreError::TableNotFound(_)
-        | CoreError::SchemaNotFound(_)
-        | CoreError::VersionNotFound { .. }
-        | CoreError::ViewNotFound(_)
-        | CoreError::FileNotFound(_) => Code::NotFound,
-        CoreError::TableExists(_) | CoreError::SchemaExists(_) | CoreError::ViewExists(_) => {
-            Code::AlreadyExists
-        }
-        CoreError::SchemaConflict { .. }
-        | CoreError::CommitConflict { .. }
-        | CoreError::BaseMoved { .. }
-        | CoreError::ReadByViews { .. } => Code::FailedPrecondition,
-        CoreError::Unauthenticated(_) | CoreError::LoginsThrottled { .. } => Code::Unauthenticated,
-        CoreError::PermissionDenied(_) => Code::PermissionDenied,
-        CoreError::Storage { .. } if e.is_storage_full() => Code::ResourceExhausted,
-        CoreError::Storage { .. } | CoreError::Internal(_) => Code::Internal,
-        CoreError::CorruptCatalog { .. } => Code::DataLoss,
-        CoreError::Arrow(inner) => arrow_code(inner),
-    }
-}
-
-fn code(e: &Error) -> Code {
-    match e {
-        Error::Core(inner) => core_code(inner),
-        Error::Refused(_) | Error::BadCsv { .. } => Code::InvalidArgument,
-        Error::NotSupported(_) => Code::Unimplemented,
-        Error::HandleNotFound(_) => Code::NotFound,
-        Error::ResourceExhausted(_) => Code::ResourceExhausted,
-        Error::Cancelled(_) => Code::Cancelled,
-        Error::Parquet(_) => Code::Internal,
-        Error::DataFusion(inner) => datafusion_code(inner),
-        Error::Extension(inner) => extension_code(inner),
-    }
-}
-
-fn message(e: &Error) -> String {
-    match e {
-        Error::DataFusion(inner) => inner.strip_backtrace().to_string(),
-        other => other.to_string(),
+/// The gRPC code of each kind of error.
+fn code(kind: ErrorKind) -> Code {
+    match kind {
+        ErrorKind::InvalidArgument => Code::InvalidArgument,
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
+        ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+        ErrorKind::Unauthenticated => Code::Unauthenticated,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::Unimplemented => Code::Unimplemented,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Cancelled => Code::Cancelled,
+        ErrorKind::Internal => Code::Internal,
+        ErrorKind::DataLoss => Code::DataLoss,
     }
 }
 
@@ -119,29 +37,12 @@ impl<E: Into<Error>> ToStatus for E {
 }
 
 fn status_of(e: Error) -> Status {
-    let code = code(&e);
-    let text = message(&e);
-    if let Error::Core(CoreError::LoginsThrottled {
-        retry_after_secs, ..
-    }) = &e
-    {
-        let mut status = Status::new(code, text);
-        status
-            .metadata_mut()
-            .insert("retry-after", (*retry_after_secs).into());
-        return status;
+    let refusal = Refusal::of(&e);
+    let mut status = Status::new(code(refusal.kind), refusal.message);
+    if let Some(secs) = refusal.retry_after_secs {
+        status.metadata_mut().insert("retry-after", secs.into());
     }
-    match code {
-        Code::Internal | Code::DataLoss => {
-            let request_id = uuid::Uuid::new_v4();
-            error!(%request_id, error = %text, "request failed");
-            Status::new(code, format!("{text} (request id {request_id})"))
-        }
-        _ => {
-            debug!(?code, error = %text, "request refused");
-            Status::new(code, text)
-        }
-    }
+    status
 }
 
 /// An engine (or core) result as the result a Flight call answers, so
@@ -184,90 +85,34 @@ pub fn code_name(code: Code) -> &'static str {
 mod tests {
     use super::*;
     use lakehouse_core::catalog::TableRef;
+    use lakehouse_engine::error::CoreError;
 
     #[test]
-    fn each_kind_gets_its_code() {
-        let t = TableRef::new(None, "trips").unwrap();
-        let cases = [
-            (Error::invalid("bad"), Code::InvalidArgument),
-            (CoreError::TableNotFound(t.clone()).into(), Code::NotFound),
-            (
-                CoreError::TableExists(t.clone()).into(),
-                Code::AlreadyExists,
-            ),
-            (
-                CoreError::SchemaConflict {
-                    table: t.clone(),
-                    differences: "x".into(),
-                }
-                .into(),
-                Code::FailedPrecondition,
-            ),
-            (
-                Error::ResourceExhausted("limit".into()),
-                Code::ResourceExhausted,
-            ),
-            (
-                CoreError::Unauthenticated("who".into()).into(),
-                Code::Unauthenticated,
-            ),
-            (
-                CoreError::PermissionDenied("no".into()).into(),
-                Code::PermissionDenied,
-            ),
-            (
-                Error::DataFusion(DataFusionError::Plan("no".into())),
-                Code::InvalidArgument,
-            ),
-            (
-                Error::DataFusion(DataFusionError::Context(
-                    "ctx".into(),
-                    Box::new(DataFusionError::ResourcesExhausted("mem".into())),
-                )),
-                Code::ResourceExhausted,
-            ),
-            (Error::internal("bug"), Code::Internal),
-        ];
-        for (error, expected) in cases {
-            assert_eq!(error.to_status().code(), expected);
-        }
-    }
-
-    #[test]
-    fn a_full_disk_is_a_limit_not_a_fault() {
-        let full = CoreError::storage(
-            "writing manifest _catalog/tables/public/t/00000000000000000002.json",
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(std::io::Error::from(std::io::ErrorKind::StorageFull)),
-            },
-        );
-        let status = full.to_status();
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        assert!(
-            status.message().contains("public/t/"),
-            "{}",
-            status.message()
-        );
-        let broken = CoreError::storage(
-            "writing manifest",
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
-            },
-        );
-        assert_eq!(broken.to_status().code(), Code::Internal);
-    }
-
-    #[test]
-    fn messages_name_the_table_and_internal_ones_carry_a_request_id() {
+    fn kinds_get_their_codes_and_messages_name_what_is_concerned() {
         let status = CoreError::TableNotFound(TableRef::new(None, "trips").unwrap()).to_status();
+        assert_eq!(status.code(), Code::NotFound);
         assert_eq!(status.message(), "table public.trips does not exist");
+        assert_eq!(
+            Error::invalid("bad").to_status().code(),
+            Code::InvalidArgument
+        );
         let status = Error::internal("bug").to_status();
+        assert_eq!(status.code(), Code::Internal);
         assert!(
             status.message().contains("request id"),
             "{}",
             status.message()
         );
+    }
+
+    #[test]
+    fn a_throttled_login_says_when_to_retry() {
+        let status = CoreError::LoginsThrottled {
+            who: "for user \"ada\"".into(),
+            retry_after_secs: 4,
+        }
+        .to_status();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(status.metadata().get("retry-after").unwrap(), "4");
     }
 }

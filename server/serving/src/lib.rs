@@ -5,12 +5,15 @@
 //! - [`requests`]: permits for requests in flight, per server and per user;
 //! - [`query_slots`]: how many statements run at once, the rest waiting;
 //! - [`access`]: whether a caller's role allows a statement;
-//! - [`limit_rows`]: the row limit of a result.
+//! - [`limit_rows`]: the row limit of a result;
+//! - [`errors`]: what each error means to the caller, for each protocol to
+//!   turn into its codes.
 //!
 //! It knows nothing of gRPC or HTTP: each protocol maps the engine's
 //! errors to its own status codes.
 
 pub mod access;
+pub mod errors;
 pub mod query_slots;
 pub mod requests;
 
