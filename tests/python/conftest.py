@@ -6,6 +6,7 @@ at the end. The binary is $LAKEHOUSE_BIN, else the debug build in the
 default target directory.
 """
 
+import hashlib
 import os
 import pathlib
 import queue
@@ -14,6 +15,11 @@ import threading
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
+
+# The users, roles and token secret of the secured servers.
+PASSWORDS = {"rita": "pw-rita", "walt": "pw-walt", "ada": "pw-ada"}
+ROLES = {"rita": "reader", "walt": "writer", "ada": "admin"}
+SECRET = "test-secret-that-is-at-least-32-characters"
 
 READY_PREFIX = "lakehouse listening on "
 HTTP_PREFIX = "lakehouse http on "
@@ -94,3 +100,32 @@ def server(tmp_path):
 def conn(server):
     with server.connect() as c:
         yield c
+
+
+def lakehouse(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(server_binary()), *args], input=stdin, capture_output=True, text=True, check=True
+    )
+
+
+@pytest.fixture(scope="module")
+def auth_config(tmp_path_factory):
+    """A config file with a reader, a writer, an admin and an API token."""
+    entries = [
+        lakehouse("user", "add", name, "--role", ROLES[name], "--password-stdin", stdin=PASSWORDS[name] + "\n").stdout
+        for name in PASSWORDS
+    ]
+    made = lakehouse("token", "add", "etl", "--role", "writer")
+    token = made.stderr.rsplit(": ", 1)[1].strip()
+    assert hashlib.sha256(token.encode()).hexdigest() in made.stdout
+    path = tmp_path_factory.mktemp("auth") / "lakehouse.toml"
+    path.write_text("\n".join(entries + [made.stdout]))
+    return path, token
+
+
+def secured_server(storage, config, *extra, **kwargs):
+    os.environ["LAKEHOUSE_TOKEN_SECRET"] = SECRET
+    try:
+        return Server(storage, "--config", str(config), *extra, **kwargs)
+    finally:
+        del os.environ["LAKEHOUSE_TOKEN_SECRET"]

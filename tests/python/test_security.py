@@ -21,43 +21,11 @@ import pyarrow.flight as flight
 import pytest
 import trustme
 
-from conftest import Server, server_binary
+from conftest import PASSWORDS, SECRET, Server, secured_server, server_binary
 from flight_commands import command, field, statement_query
 
-PASSWORDS = {"rita": "pw-rita", "walt": "pw-walt", "ada": "pw-ada"}
-ROLES = {"rita": "reader", "walt": "writer", "ada": "admin"}
-SECRET = "test-secret-that-is-at-least-32-characters"
 # Failed logins allowed before a wait (server/core/src/auth/throttle.rs).
 FREE_FAILURES = 5
-
-
-def lakehouse(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(server_binary()), *args], input=stdin, capture_output=True, text=True, check=True
-    )
-
-
-@pytest.fixture(scope="module")
-def auth_config(tmp_path_factory):
-    """A config file with a reader, a writer, an admin and an API token."""
-    entries = [
-        lakehouse("user", "add", name, "--role", ROLES[name], "--password-stdin", stdin=PASSWORDS[name] + "\n").stdout
-        for name in PASSWORDS
-    ]
-    made = lakehouse("token", "add", "etl", "--role", "writer")
-    token = made.stderr.rsplit(": ", 1)[1].strip()
-    assert hashlib.sha256(token.encode()).hexdigest() in made.stdout
-    path = tmp_path_factory.mktemp("auth") / "lakehouse.toml"
-    path.write_text("\n".join(entries + [made.stdout]))
-    return path, token
-
-
-def secured_server(storage, config, *extra, **kwargs):
-    os.environ["LAKEHOUSE_TOKEN_SECRET"] = SECRET
-    try:
-        return Server(storage, "--config", str(config), *extra, **kwargs)
-    finally:
-        del os.environ["LAKEHOUSE_TOKEN_SECRET"]
 
 
 @pytest.fixture

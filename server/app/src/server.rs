@@ -31,7 +31,7 @@ use lakehouse_extension::Registry;
 use lakehouse_extension::{EmbeddingService, Host};
 use lakehouse_flight::Limits;
 use lakehouse_flight::{FlightSql, Gate, LakehouseFlightService};
-use lakehouse_http::{self, Probes};
+use lakehouse_http::{self, Api, Probes};
 use lakehouse_serving::Serving;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +88,8 @@ const MAX_FRAME_BYTES: u32 = 1024 * 1024;
 /// A server that is bound and loaded, ready to serve.
 pub struct Server {
     listener: TcpListener,
-    /// The HTTP probes' listener, unless turned off.
-    http: Option<(TcpListener, Probes)>,
+    /// The HTTP port's listener (probes and API), unless turned off.
+    http: Option<(TcpListener, Probes, Arc<Api>)>,
     service: LakehouseFlightService,
     /// Authenticates every call before its body is read, when
     /// authentication is on.
@@ -269,15 +269,15 @@ impl Server {
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let catalog_handle = catalog.clone();
         let serving = Serving::new(&config.limits.serving, protected);
-        let service = FlightSql::new(
-            Arc::new(engine),
-            catalog,
-            ingest,
-            actions,
-            &config.limits,
-            serving,
-        )
-        .into_service(auth, &config.limits);
+        let engine = Arc::new(engine);
+        let api = Arc::new(Api {
+            engine: engine.clone(),
+            catalog: catalog.clone(),
+            auth: auth.clone(),
+            serving: serving.clone(),
+        });
+        let service = FlightSql::new(engine, catalog, ingest, actions, &config.limits, serving)
+            .into_service(auth, &config.limits);
         let listener =
             TcpListener::bind(&config.listen)
                 .await
@@ -308,7 +308,7 @@ impl Server {
                     ServeError::Bind {
                         address: http_address.clone(),
                         hint: if source.kind() == std::io::ErrorKind::AddrInUse {
-                            " (the HTTP probes' port; choose another with --http-listen, or turn it off)"
+                            " (the HTTP port; choose another with --http-listen, or turn it off)"
                         } else {
                             ""
                         },
@@ -316,7 +316,7 @@ impl Server {
                     }
                 })?;
                 let probes = Probes::new(storage.store.clone(), storage.location.clone());
-                Some((http_listener, probes))
+                Some((http_listener, probes, api))
             }
         };
         info!(storage = %storage.location, tls = tls.is_some(), authentication = protected, "storage opened");
@@ -338,11 +338,12 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Where `/health`, `/ready` and `/metrics` answer, unless turned off.
+    /// Where the probes (`/health`, `/ready`, `/metrics`) and the API
+    /// (`/v1/...`) answer, unless turned off.
     pub fn http_addr(&self) -> Option<std::io::Result<SocketAddr>> {
         self.http
             .as_ref()
-            .map(|(listener, _)| listener.local_addr())
+            .map(|(listener, ..)| listener.local_addr())
     }
 
     /// Serves until `shutdown` completes, then drains in-flight requests for
@@ -356,14 +357,14 @@ impl Server {
         // The probes answer until the Flight server has drained, so that
         // `/ready` can say "stopping" meanwhile.
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-        let probes = self.http.map(|(listener, probes)| {
+        let probes = self.http.map(|(listener, probes, api)| {
             let served = probes.clone();
             tokio::spawn(async move {
                 let drained = async move {
                     let _ = drained_rx.await;
                 };
-                if let Err(e) = lakehouse_http::serve(listener, served, drained).await {
-                    warn!(error = %e, "the HTTP probes stopped");
+                if let Err(e) = lakehouse_http::serve(listener, served, Some(api), drained).await {
+                    warn!(error = %e, "the HTTP port stopped");
                 }
             });
             probes

@@ -21,6 +21,8 @@ const LATENCY_BUCKETS: [f64; 14] = [
 pub struct Metrics {
     /// (RPC, gRPC code name) -> calls.
     requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// (HTTP API route, status) -> requests.
+    http_requests: Mutex<BTreeMap<(String, u16), u64>>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     rows_in: AtomicU64,
@@ -47,6 +49,7 @@ impl Metrics {
     const fn new() -> Self {
         Self {
             requests: Mutex::new(BTreeMap::new()),
+            http_requests: Mutex::new(BTreeMap::new()),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             rows_in: AtomicU64::new(0),
@@ -60,6 +63,16 @@ impl Metrics {
             fsyncs: AtomicU64::new(0),
             fsync_micros: AtomicU64::new(0),
         }
+    }
+
+    /// One HTTP API request to `route` (as routed, e.g.
+    /// `/v1/tables/{name}`) answered with `status`.
+    pub fn http_request(&self, route: &str, status: u16) {
+        *self
+            .http_requests
+            .lock()
+            .entry((route.to_string(), status))
+            .or_default() += 1;
     }
 
     /// One finished call of `rpc` with the gRPC status `code` (its
@@ -138,6 +151,16 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "lakehouse_requests_total{{rpc=\"{rpc}\",code=\"{code}\"}} {count}"
+            );
+        }
+        out.push_str(
+            "# HELP lakehouse_http_requests_total HTTP API requests answered, by route and status.\n",
+        );
+        out.push_str("# TYPE lakehouse_http_requests_total counter\n");
+        for ((route, status), count) in self.http_requests.lock().iter() {
+            let _ = writeln!(
+                out,
+                "lakehouse_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
             );
         }
         let counters = [
@@ -258,6 +281,7 @@ mod tests {
         m.request("DoGet", "OK");
         m.request("DoGet", "OK");
         m.request("DoPut", "PERMISSION_DENIED");
+        m.http_request("/v1/sql", 400);
         m.bytes_out(10);
         m.fsynced(Duration::from_millis(1500));
         m.query_finished(Duration::from_millis(3));
@@ -271,6 +295,10 @@ mod tests {
             text.contains("lakehouse_requests_total{rpc=\"DoPut\",code=\"PERMISSION_DENIED\"} 1\n")
         );
         assert!(text.contains("lakehouse_sent_bytes_total 10\n"));
+        assert!(
+            text.contains("lakehouse_http_requests_total{route=\"/v1/sql\",status=\"400\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("lakehouse_fsyncs_total 1\n"), "{text}");
         assert!(
             text.contains("lakehouse_fsync_seconds_total 1.5\n"),

@@ -1,0 +1,182 @@
+"""The HTTP JSON API (`/v1/...`) from a plain HTTP client (requests): every
+answer format of /v1/sql, the catalog routes, problem documents for bad
+input, and the same credentials, roles and limits as Flight SQL."""
+
+import base64
+import io
+import json
+
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from conftest import PASSWORDS, Server, secured_server
+
+PROBLEM = "application/problem+json"
+
+
+def url(server, path: str) -> str:
+    return f"http://{server.http_address}{path}"
+
+
+def sql(server, statement: str, *, params=None, auth=None, headers=None, query: str = "", **body):
+    payload = {"sql": statement, **body}
+    if params is not None:
+        payload["params"] = params
+    return requests.post(url(server, "/v1/sql" + query), json=payload, auth=auth, headers=headers, timeout=60)
+
+
+def problem(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status and body["code"] == code, body
+    return body
+
+
+def trips(server) -> None:
+    made = sql(server, "CREATE TABLE trips AS SELECT * FROM (VALUES "
+                       "(1, 'Lyon', 12.5), (2, 'Paris', NULL), (3, 'Lyon', 3.0)) AS v(id, city, km)")
+    assert made.status_code == 200 and made.json() == {"rows_affected": 3}
+
+
+def test_sql_answers_in_every_format(server):
+    trips(server)
+    query = "SELECT id, city, km FROM trips ORDER BY id"
+    answer = sql(server, query)
+    assert answer.headers["content-type"] == "application/json"
+    body = answer.json()
+    assert body["row_count"] == 3
+    assert [f["name"] for f in body["schema"]["fields"]] == ["id", "city", "km"]
+    assert body["rows"][1] == {"id": 2, "city": "Paris", "km": None}
+    ndjson = sql(server, query, format="ndjson")
+    assert ndjson.headers["content-type"] == "application/x-ndjson"
+    assert [json.loads(line)["id"] for line in ndjson.text.splitlines()] == [1, 2, 3]
+    csv = sql(server, query, headers={"accept": "text/csv"})
+    assert csv.text == "id,city,km\n1,Lyon,12.5\n2,Paris,\n3,Lyon,3.0\n"
+    arrow = sql(server, query, query="?format=arrow")
+    table = ipc.open_stream(arrow.content).read_all()
+    assert table.column("city").to_pylist() == ["Lyon", "Paris", "Lyon"]
+    parquet = sql(server, query, headers={"accept": "application/vnd.apache.parquet"})
+    assert pq.read_table(io.BytesIO(parquet.content)).num_rows == 3
+    # An empty result still has its columns.
+    empty = sql(server, "SELECT * FROM trips WHERE id < 0", format="csv")
+    assert empty.text == "id,city,km\n"
+    assert sql(server, "SELECT * FROM trips WHERE id < 0").json()["rows"] == []
+
+
+def test_parameters_and_statements_that_change_data(server):
+    trips(server)
+    assert sql(server, "SELECT count(*) AS n FROM trips WHERE city = $1 AND km > $2",
+               params=["Lyon", 5]).json()["rows"] == [{"n": 1}]
+    assert sql(server, "INSERT INTO trips VALUES ($1, $2, $3)", params=[4, "Nice", None]).json() == {
+        "rows_affected": 1}
+    assert sql(server, "DELETE FROM trips WHERE city = 'Lyon'").json() == {"rows_affected": 2}
+    assert sql(server, "SELECT count(*) AS n FROM trips").json()["rows"] == [{"n": 2}]
+    problem(sql(server, "SELECT $1", params=[[1, 2]]), 400, "INVALID_ARGUMENT")
+
+
+def test_bad_input_gets_a_problem_document(server):
+    trips(server)
+    bad_sql = problem(sql(server, "SELEC 1"), 400, "INVALID_ARGUMENT")
+    assert "SELEC" in bad_sql["detail"]
+    missing = problem(sql(server, "SELECT * FROM nowhere"), 404, "NOT_FOUND")
+    assert "nowhere" in missing["detail"]
+    problem(sql(server, "SELECT nope FROM trips"), 400, "INVALID_ARGUMENT")
+    problem(sql(server, "SELECT 1", format="xml"), 400, "INVALID_ARGUMENT")
+    malformed = requests.post(url(server, "/v1/sql"), data=b'{"sql": ', timeout=10,
+                              headers={"content-type": "application/json"})
+    problem(malformed, 400, "INVALID_ARGUMENT")
+    wrong_type = requests.post(url(server, "/v1/sql"), data=b'{"sql": "SELECT 1"}', timeout=10,
+                               headers={"content-type": "text/plain"})
+    problem(wrong_type, 415, "INVALID_ARGUMENT")
+    unknown_field = requests.post(url(server, "/v1/sql"), json={"sql": "SELECT 1", "sqll": 1}, timeout=10)
+    problem(unknown_field, 422, "INVALID_ARGUMENT")
+    huge = requests.post(url(server, "/v1/sql"), json={"sql": "SELECT 1 -- " + "x" * (5 << 20)}, timeout=30)
+    problem(huge, 413, "RESOURCE_EXHAUSTED")
+    problem(sql(server, "CREATE TABLE trips AS SELECT 1 AS a"), 409, "ALREADY_EXISTS")
+    problem(requests.get(url(server, "/v1/nothing"), timeout=10), 404, "NOT_FOUND")
+
+
+def test_catalog_routes(server):
+    trips(server)
+    assert sql(server, "INSERT INTO trips VALUES (9, 'Nice', 1.0)").status_code == 200
+    assert sql(server, "CREATE VIEW lyon AS SELECT * FROM trips WHERE city = 'Lyon'").status_code == 200
+    listed = requests.get(url(server, "/v1/tables"), timeout=10).json()["tables"]
+    assert [(t["name"], t["type"], t["rows"]) for t in listed] == [("lyon", "VIEW", None), ("trips", "TABLE", 4)]
+    detail = requests.get(url(server, "/v1/tables/public.trips"), timeout=10).json()
+    assert (detail["version"], detail["rows"], detail["versions"], detail["kind"]) == (2, 4, 2, "parquet")
+    km = next(c for c in detail["columns"] if c["name"] == "km")
+    assert km["type"] == "Float64" and km["null_count"] == 1
+    versions = requests.get(url(server, "/v1/tables/trips/versions"), timeout=10).json()
+    assert [(v["version"], v["operation"], v["rows_added"]) for v in versions["versions"]] == [
+        (1, "create", 3), (2, "append", 1)]
+    problem(requests.get(url(server, "/v1/tables/nowhere"), timeout=10), 404, "NOT_FOUND")
+    problem(requests.get(url(server, "/v1/tables/bad..name"), timeout=10), 400, "INVALID_ARGUMENT")
+
+
+def test_the_openapi_document_lists_every_route(server):
+    document = requests.get(url(server, "/v1/openapi.json"), timeout=10).json()
+    assert document["openapi"].startswith("3.1")
+    assert {"/v1/sql", "/v1/tables", "/v1/tables/{name}", "/v1/tables/{name}/versions",
+            "/v1/login"} <= set(document["paths"])
+    assert set(document["components"]["securitySchemes"]) == {"bearer", "basic"}
+
+
+def test_the_row_limit_and_metrics_apply(tmp_path):
+    server = Server(tmp_path / "data", "--max-result-rows", "5")
+    try:
+        limited = sql(server, "SELECT * FROM generate_series(1, 100) AS t(n)")
+        assert "max_result_rows" in problem(limited, 429, "RESOURCE_EXHAUSTED")["detail"]
+        assert sql(server, "SELECT * FROM generate_series(1, 5) AS t(n)").json()["row_count"] == 5
+        metrics = requests.get(url(server, "/metrics"), timeout=10).text
+        assert 'lakehouse_http_requests_total{route="/v1/sql",status="429"} 1' in metrics
+    finally:
+        server.kill()
+
+
+def test_credentials_and_roles_as_on_flight(tmp_path, auth_config):
+    config, token = auth_config
+    server = secured_server(tmp_path / "data", config)
+    try:
+        anonymous = problem(sql(server, "SELECT 1"), 401, "UNAUTHENTICATED")
+        assert "authentication required" in anonymous["detail"]
+        refused = sql(server, "SELECT 1", auth=("rita", "wrong"))
+        problem(refused, 401, "UNAUTHENTICATED")
+        assert "Bearer" in refused.headers["www-authenticate"]
+        problem(requests.get(url(server, "/v1/tables"), timeout=10), 401, "UNAUTHENTICATED")
+        # Basic credentials on each request, or a token from /v1/login.
+        walt = ("walt", PASSWORDS["walt"])
+        assert sql(server, "CREATE TABLE t AS SELECT 1 AS a", auth=walt).json() == {"rows_affected": 1}
+        logged_in = requests.post(url(server, "/v1/login"), auth=("rita", PASSWORDS["rita"]), timeout=10).json()
+        assert (logged_in["user"], logged_in["role"]) == ("rita", "reader")
+        bearer = {"authorization": f"Bearer {logged_in['token']}"}
+        assert sql(server, "SELECT a FROM t", headers=bearer).json()["rows"] == [{"a": 1}]
+        denied = problem(sql(server, "INSERT INTO t VALUES (2)", headers=bearer), 403, "PERMISSION_DENIED")
+        assert "rita" in denied["detail"] and "writer" in denied["detail"]
+        assert sql(server, "INSERT INTO t VALUES (2)", headers={"authorization": f"Bearer {token}"}).json() == {
+            "rows_affected": 1}
+        # Versions say who made them, whichever protocol.
+        versions = requests.get(url(server, "/v1/tables/t/versions"), headers=bearer, timeout=10).json()
+        assert [v["committed_by"] for v in versions["versions"]] == ["walt", "etl"]
+        # The probes stay open.
+        assert requests.get(url(server, "/health"), timeout=10).status_code == 200
+        basic = base64.b64encode(b"ada:nope").decode()
+        problem(requests.get(url(server, "/v1/tables"), headers={"authorization": f"Basic {basic}"}, timeout=10),
+                401, "UNAUTHENTICATED")
+    finally:
+        server.kill()
+
+
+def test_a_large_result_streams(server):
+    rows = 1_000_000
+    answer = requests.post(url(server, "/v1/sql"), json={
+        "sql": f"SELECT n, n * 2 AS twice FROM generate_series(1, {rows}) AS t(n)", "format": "arrow"},
+        stream=True, timeout=120)
+    assert answer.status_code == 200
+    assert "content-length" not in answer.headers
+    table = ipc.open_stream(answer.raw).read_all()
+    assert table.num_rows == rows and table.column("twice")[-1].as_py() == 2 * rows
+    assert pc.sum(table.column("n")).as_py() == rows * (rows + 1) // 2
