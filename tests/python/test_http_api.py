@@ -6,6 +6,7 @@ import base64
 import io
 import json
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -180,3 +181,82 @@ def test_a_large_result_streams(server):
     table = ipc.open_stream(answer.raw).read_all()
     assert table.num_rows == rows and table.column("twice")[-1].as_py() == 2 * rows
     assert pc.sum(table.column("n")).as_py() == rows * (rows + 1) // 2
+
+
+def ingest(server, table: str, body: bytes, content_type: str, auth=None, **query):
+    return requests.post(url(server, f"/v1/ingest/{table}"), params=query, data=body, auth=auth,
+                         headers={"content-type": content_type}, timeout=120)
+
+
+def test_ingest_csv_ndjson_arrow_and_parquet(server):
+    made = ingest(server, "people", b"id,name\n1,ann\n2,bob\n", "text/csv")
+    assert made.status_code == 200, made.text
+    assert {k: made.json()[k] for k in ("table", "version", "rows", "bytes", "deduplicated")} == {
+        "table": "public.people", "version": 1, "rows": 2, "bytes": 20, "deduplicated": False}
+    lines = b'{"id": 3, "name": "cy"}\n{"id": 4, "name": null}\n'
+    assert ingest(server, "people", lines, "application/x-ndjson", mode="append").json()["rows"] == 2
+    table = pa.table({"id": pa.array([5, 6], pa.int64()), "name": ["dee", "eve"]})
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=1)
+    assert ingest(server, "people", sink.getvalue(), "application/vnd.apache.arrow.stream").json()["rows"] == 2
+    parquet = io.BytesIO()
+    pq.write_table(pa.table({"id": pa.array([7], pa.int64()), "name": ["fay"]}), parquet)
+    assert ingest(server, "people", parquet.getvalue(), "application/vnd.apache.parquet").json()["version"] == 4
+    assert sql(server, "SELECT count(*) AS n, max(id) AS top FROM people").json()["rows"] == [{"n": 7, "top": 7}]
+    # The same key again adds nothing.
+    again = ingest(server, "people", b"id,name\n8,gus\n", "text/csv", idempotency_key="k1")
+    assert again.json()["deduplicated"] is False
+    assert ingest(server, "people", b"id,name\n8,gus\n", "text/csv", idempotency_key="k1").json()["deduplicated"]
+    # CSV options: another delimiter, null markers, a new column by evolve.
+    semi = ingest(server, "people", b"id;name;team\n9;NA;red\n", "text/csv", delimiter=";",
+                  null_values="NA", evolve="true")
+    assert semi.status_code == 200, semi.text
+    assert sql(server, "SELECT name, team FROM people WHERE id = 9").json()["rows"] == [{"name": None, "team": "red"}]
+
+
+def test_ingest_errors_name_the_line_and_column(server):
+    ingest(server, "typed", b"id,amount\n1,2.5\n", "text/csv")
+    bad = problem(ingest(server, "typed", b"id,amount\n2,3.0\n3,lots\n", "text/csv", mode="append"),
+                  400, "INVALID_ARGUMENT")
+    assert "line 3" in bad["detail"] and "amount" in bad["detail"], bad
+    problem(ingest(server, "typed", b"id,amount\n1,2\n", "text/csv", mode="create"), 409, "ALREADY_EXISTS")
+    problem(ingest(server, "missing", b"id\n1\n", "text/csv", mode="append"), 404, "NOT_FOUND")
+    problem(ingest(server, "typed", b"x", "application/pdf"), 415, "INVALID_ARGUMENT")
+    problem(ingest(server, "typed", b"not arrow", "application/vnd.apache.arrow.stream"), 400, "INVALID_ARGUMENT")
+    problem(ingest(server, "typed", b"not parquet", "application/vnd.apache.parquet"), 400, "INVALID_ARGUMENT")
+    problem(ingest(server, "typed", b'{"id": 1}\nnope\n', "application/x-ndjson", mode="append"),
+            400, "INVALID_ARGUMENT")
+    problem(ingest(server, "typed", b"id\n1\n", "text/csv", mode="sideways"), 400, "INVALID_ARGUMENT")
+    problem(ingest(server, "typed", b"{}", "application/x-ndjson", delimiter=";"), 400, "INVALID_ARGUMENT")
+    assert sql(server, "SELECT count(*) AS n FROM typed").json()["rows"] == [{"n": 1}]
+
+
+def test_an_upload_past_the_limit_is_413_and_commits_nothing(tmp_path):
+    server = Server(tmp_path / "data", "--max-upload-mb", "1")
+    try:
+        big = b"id,text\n" + b"".join(b"%d,%s\n" % (i, b"x" * 100) for i in range(20_000))
+        # Told up front by Content-Length, and found while streaming (chunked).
+        problem(ingest(server, "big", big, "text/csv"), 413, "RESOURCE_EXHAUSTED")
+        chunked = requests.post(url(server, "/v1/ingest/big"), data=iter([big[i:i + 65536] for i in range(0, len(big), 65536)]),
+                                headers={"content-type": "text/csv"}, timeout=60)
+        problem(chunked, 413, "RESOURCE_EXHAUSTED")
+        problem(sql(server, "SELECT * FROM big"), 404, "NOT_FOUND")
+    finally:
+        server.kill()
+
+
+def test_a_reader_cannot_ingest(tmp_path, auth_config):
+    config, _ = auth_config
+    server = secured_server(tmp_path / "data", config)
+    try:
+        problem(ingest(server, "t", b"a\n1\n", "text/csv"), 401, "UNAUTHENTICATED")
+        denied = problem(ingest(server, "t", b"a\n1\n", "text/csv", auth=("rita", PASSWORDS["rita"])),
+                         403, "PERMISSION_DENIED")
+        assert "table public.t" in denied["detail"]
+        made = ingest(server, "t", b"a\n1\n", "text/csv", auth=("walt", PASSWORDS["walt"]))
+        assert made.status_code == 200 and made.json()["rows"] == 1
+        versions = requests.get(url(server, "/v1/tables/t/versions"), auth=("walt", PASSWORDS["walt"]), timeout=10)
+        assert versions.json()["versions"][0]["committed_by"] == "walt"
+    finally:
+        server.kill()

@@ -275,6 +275,8 @@ impl Server {
             catalog: catalog.clone(),
             auth: auth.clone(),
             serving: serving.clone(),
+            ingest: ingest.clone(),
+            max_upload_bytes: config.limits.max_upload_bytes,
         });
         let service = FlightSql::new(engine, catalog, ingest, actions, &config.limits, serving)
             .into_service(auth, &config.limits);

@@ -17,6 +17,18 @@ pub async fn acting_as<F: Future>(user: String, work: F) -> F::Output {
     AUTHOR.scope(user, work).await
 }
 
+/// `work` acting as the current call's user, for a task spawned to do
+/// part of the call's work: task-locals do not cross `tokio::spawn`.
+pub fn on_behalf<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let user = author();
+    async move {
+        match user {
+            Some(user) => acting_as(user, work).await,
+            None => work.await,
+        }
+    }
+}
+
 /// The user the current call serves, if any.
 pub fn author() -> Option<String> {
     AUTHOR.try_with(Clone::clone).ok()

@@ -38,7 +38,7 @@ use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
 
 pub use activity::{Activity, LEASE_AFTER, LEASE_EXPIRY, Reading, Uploading};
-pub use author::{acting_as, author};
+pub use author::{acting_as, author, on_behalf};
 pub use columns::{ColumnChange, ColumnNames, alter_stored_schema, default_text, file_names};
 pub use commit::{Commit, Committed, LanceWrite, RowCounts, WriteMode, delete_uncommitted};
 pub use compat::{evolve_schema, schema_differences, table_schema_for, types_compatible};

@@ -8,6 +8,7 @@
 //! time) and counted in `/metrics` by route and status.
 
 mod caller;
+mod ingest;
 mod problem;
 mod results;
 mod sql;
@@ -32,6 +33,7 @@ pub use caller::Caller;
 use lakehouse_core::auth::Authenticator;
 use lakehouse_core::catalog::Catalog;
 use lakehouse_core::metrics::metrics;
+use lakehouse_engine::ingest::Ingest;
 use lakehouse_engine::query::QueryEngine;
 use lakehouse_serving::Serving;
 pub use problem::Problem;
@@ -47,12 +49,19 @@ pub struct Api {
     /// admin, as on Flight.
     pub auth: Option<Arc<Authenticator>>,
     pub serving: Serving,
+    pub ingest: Ingest,
+    /// Largest upload body (`max_upload_mb`), as on Flight.
+    pub max_upload_bytes: u64,
 }
 
 /// The routes under `/v1`.
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/v1/sql", post(sql::sql))
+        .route(
+            "/v1/ingest/{table}",
+            post(ingest::ingest).layer(DefaultBodyLimit::disable()),
+        )
         .route("/v1/tables", get(tables::list))
         .route("/v1/tables/{name}", get(tables::show))
         .route("/v1/tables/{name}/versions", get(tables::versions))
@@ -71,12 +80,13 @@ pub fn router(api: Arc<Api>) -> Router {
         title = "Lakehouse HTTP API",
         description = "SQL, the catalog and ingest over HTTP: the same engine, credentials, roles and limits as the Flight SQL port.",
     ),
-    paths(sql::sql, tables::list, tables::show, tables::versions, login),
+    paths(sql::sql, ingest::ingest, tables::list, tables::show, tables::versions, login),
     components(schemas(
         Problem,
         sql::SqlRequest,
         sql::Rows,
         sql::Affected,
+        ingest::Ingested,
         tables::TableList,
         tables::TableEntry,
         tables::TableDetail,
@@ -88,6 +98,7 @@ pub fn router(api: Arc<Api>) -> Router {
     modifiers(&Credentials),
     tags(
         (name = "sql", description = "Run SQL"),
+        (name = "ingest", description = "Load rows"),
         (name = "tables", description = "The catalog"),
         (name = "auth", description = "Credentials"),
     )

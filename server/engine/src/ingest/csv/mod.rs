@@ -37,7 +37,7 @@ use crate::error::{CoreError, Error, Result};
 use convert::{Misfit, NullValues, Target, Typing, convert};
 use infer::Kind;
 use lakehouse_core::catalog::{
-    Committed, TableRef, evolve_schema, schema_differences, table_schema_for,
+    Committed, TableRef, evolve_schema, on_behalf, schema_differences, table_schema_for,
 };
 use records::{Block, Splitter};
 use source::ByteSource;
@@ -404,9 +404,10 @@ impl Pass<'_> {
         let writer = {
             let ingest = ingest.clone();
             let schema = self.schema.clone();
-            tokio::spawn(
-                async move { ingest.write(request, schema, ReceiverStream::new(rx)).await },
-            )
+            // The commit names the uploading user, as the call's own would.
+            tokio::spawn(on_behalf(async move {
+                ingest.write(request, schema, ReceiverStream::new(rx)).await
+            }))
         };
         let produced = self.produce(start, source, splitter, &tx).await;
         if produced.is_err() {
