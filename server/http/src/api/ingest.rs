@@ -19,6 +19,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamDecoder;
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Api, Caller, Problem};
+use super::{Api, Caller, Problem, rejected};
 use lakehouse_core::auth::Role;
 use lakehouse_core::catalog::{TableKind, TableRef, WriteMode, acting_as};
 use lakehouse_engine::error::{Error, Result};
@@ -151,12 +152,14 @@ impl BodyFormat {
 pub async fn ingest(
     State(api): State<Arc<Api>>,
     caller: Caller,
-    Path(name): Path<String>,
-    Query(query): Query<IngestQuery>,
+    name: std::result::Result<Path<String>, PathRejection>,
+    query: std::result::Result<Query<IngestQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> std::result::Result<Json<Ingested>, Problem> {
     let started = Instant::now();
+    let Path(name) = name.map_err(rejected)?;
+    let Query(query) = query.map_err(rejected)?;
     let table = TableRef::parse(&name)?;
     caller
         .identity

@@ -19,10 +19,9 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -84,6 +83,7 @@ pub fn router(api: Arc<Api>) -> Router {
     components(schemas(
         Problem,
         sql::SqlRequest,
+        sql::SqlAnswer,
         sql::Rows,
         sql::Affected,
         ingest::Ingested,
@@ -169,15 +169,17 @@ async fn not_found() -> Problem {
     )
 }
 
-/// A JSON body the handler could not take, as a problem: malformed (400),
-/// not declared JSON (415), too large (413).
-pub fn json_problem(rejection: JsonRejection) -> Problem {
-    let status = rejection.status();
-    let code = match status.as_u16() {
-        413 => "RESOURCE_EXHAUSTED",
-        _ => "INVALID_ARGUMENT",
-    };
-    Problem::new(status, code, rejection.body_text())
+/// A request part axum could not take (a JSON body, the query string, a
+/// path segment), as a problem: too large (413), not declared JSON (415),
+/// anything else that does not parse or fit (400).
+pub fn rejected(rejection: impl IntoResponse + std::fmt::Display) -> Problem {
+    let detail = rejection.to_string();
+    let status = rejection.into_response().status();
+    match status.as_u16() {
+        413 => Problem::new(status, "RESOURCE_EXHAUSTED", detail),
+        415 => Problem::new(status, "INVALID_ARGUMENT", detail),
+        _ => Problem::bad_request(detail),
+    }
 }
 
 /// Logs (with the caller, once known) and counts each request when its

@@ -13,7 +13,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{Field, Schema};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
 use super::results::{Format, encode};
-use super::{Api, Caller, Problem, json_problem};
+use super::{Api, Caller, Problem, rejected};
 use lakehouse_core::catalog::acting_as;
 use lakehouse_core::types::cast_batch;
 use lakehouse_engine::error::{Error, Result};
@@ -74,6 +74,19 @@ pub struct Rows {
     pub error: Option<Problem>,
 }
 
+/// A statement's JSON answer: a query's rows, or what a statement that
+/// changes data affected.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SqlAnswer {
+    #[expect(
+        dead_code,
+        reason = "the shape of the JSON rows answer for the OpenAPI document; results::JsonEncoder streams it"
+    )]
+    Rows(Rows),
+    Affected(Affected),
+}
+
 /// What a statement that changes data did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Affected {
@@ -91,8 +104,7 @@ pub struct Affected {
     responses(
         (status = 200, description = "A query's rows, or what a statement that changes data affected",
             content(
-                (Rows = "application/json"),
-                (Affected = "application/json"),
+                (SqlAnswer = "application/json"),
                 (String = "application/x-ndjson"),
                 (String = "text/csv"),
                 (Vec<u8> = "application/vnd.apache.arrow.stream"),
@@ -112,11 +124,12 @@ pub struct Affected {
 pub async fn sql(
     State(api): State<Arc<Api>>,
     caller: Caller,
-    Query(query): Query<FormatQuery>,
+    query: std::result::Result<Query<FormatQuery>, QueryRejection>,
     headers: HeaderMap,
     body: std::result::Result<Json<SqlRequest>, JsonRejection>,
 ) -> std::result::Result<Response, Problem> {
-    let Json(request) = body.map_err(json_problem)?;
+    let Query(query) = query.map_err(rejected)?;
+    let Json(request) = body.map_err(rejected)?;
     let format = answer_format(query.format.as_deref(), request.format.as_deref(), &headers)?;
     let Caller { identity, permit } = caller;
     let serving = api.serving.clone();
@@ -141,9 +154,9 @@ pub async fn sql(
             )
             .await
             .unwrap_or_else(|_| Err(timed_out(timeout)))?;
-            return Ok(Json(Affected {
+            return Ok(Json(SqlAnswer::Affected(Affected {
                 rows_affected: rows,
-            })
+            }))
             .into_response());
         }
         Planned::Query(plan) => plan,

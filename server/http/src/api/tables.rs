@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{Api, Caller, Problem};
+use super::{Api, Caller, Problem, rejected};
 use lakehouse_core::catalog::{Manifest, TableRef, VersionSummary};
 
 /// A table or view in the list.
@@ -154,8 +155,9 @@ pub async fn list(State(api): State<Arc<Api>>, _caller: Caller) -> Json<TableLis
 pub async fn show(
     State(api): State<Arc<Api>>,
     _caller: Caller,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TableDetail>, Problem> {
+    let Path(name) = name.map_err(rejected)?;
     let table = TableRef::parse(&name)?;
     let manifest = api.catalog.table(&table)?;
     let history = api.catalog.history(&table)?;
@@ -194,8 +196,9 @@ pub async fn show(
 pub async fn versions(
     State(api): State<Arc<Api>>,
     _caller: Caller,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<VersionList>, Problem> {
+    let Path(name) = name.map_err(rejected)?;
     let table = TableRef::parse(&name)?;
     let history = api.catalog.history(&table)?;
     Ok(Json(VersionList {
