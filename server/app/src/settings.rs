@@ -136,7 +136,7 @@ pub struct Settings {
     /// Rows one result may have; past it the stream fails ResourceExhausted (default: no limit)
     #[arg(long, env = "LAKEHOUSE_MAX_RESULT_ROWS")]
     pub max_result_rows: Option<u64>,
-    /// Address of /health, /ready and /metrics, or "off" (default: the Flight host with the next port, or port 0 when Flight's is 0)
+    /// Address of the HTTP port (/health, /ready, /metrics and the /v1 API), or "off" (default: the Flight host with the next port, or port 0 when Flight's is 0)
     #[arg(long, env = "LAKEHOUSE_HTTP_LISTEN")]
     pub http_listen: Option<String>,
     /// Serve on a non-loopback address with no users or tokens configured
