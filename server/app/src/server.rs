@@ -168,6 +168,8 @@ pub struct Core {
     pub extensions: Extensions,
     /// Every DoAction verb, the server's own and the extensions'.
     pub actions: Arc<Actions>,
+    /// The configured embedding models.
+    pub embeddings: Arc<dyn EmbeddingService>,
 }
 
 impl Core {
@@ -209,7 +211,7 @@ impl Core {
         }
         let ingest = Ingest::new(catalog.clone(), config.layout.clone())
             .with_vectors(vectors.clone())
-            .with_embeddings(Some(models));
+            .with_embeddings(Some(models.clone()));
         let engine = QueryEngine::new(
             &storage,
             catalog.clone(),
@@ -246,6 +248,7 @@ impl Core {
             engine,
             extensions,
             actions,
+            embeddings: models,
         })
     }
 }
@@ -259,6 +262,7 @@ impl Server {
             ingest,
             engine,
             actions,
+            embeddings,
             ..
         } = Core::open(config).await?;
         let auth = Authenticator::new(&config.auth)
@@ -277,6 +281,7 @@ impl Server {
             serving: serving.clone(),
             ingest: ingest.clone(),
             max_upload_bytes: config.limits.max_upload_bytes,
+            embeddings,
         });
         let service = FlightSql::new(engine, catalog, ingest, actions, &config.limits, serving)
             .into_service(auth, &config.limits);

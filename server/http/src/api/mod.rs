@@ -13,6 +13,7 @@ mod problem;
 mod results;
 mod sql;
 mod tables;
+mod vectors;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,6 +35,7 @@ use lakehouse_core::catalog::Catalog;
 use lakehouse_core::metrics::metrics;
 use lakehouse_engine::ingest::Ingest;
 use lakehouse_engine::query::QueryEngine;
+use lakehouse_extension::EmbeddingService;
 use lakehouse_serving::Serving;
 pub use problem::Problem;
 
@@ -51,6 +53,8 @@ pub struct Api {
     pub ingest: Ingest,
     /// Largest upload body (`max_upload_mb`), as on Flight.
     pub max_upload_bytes: u64,
+    /// The embedding models `/v1/embed` and text searches use.
+    pub embeddings: Arc<dyn EmbeddingService>,
 }
 
 /// The routes under `/v1`.
@@ -61,6 +65,9 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v1/ingest/{table}",
             post(ingest::ingest).layer(DefaultBodyLimit::disable()),
         )
+        .route("/v1/embed", post(vectors::embed))
+        .route("/v1/vectors/index/{name}/add", post(vectors::add))
+        .route("/v1/vectors/index/{name}/search", post(vectors::search))
         .route("/v1/tables", get(tables::list))
         .route("/v1/tables/{name}", get(tables::show))
         .route("/v1/tables/{name}/versions", get(tables::versions))
@@ -79,7 +86,17 @@ pub fn router(api: Arc<Api>) -> Router {
         title = "Lakehouse HTTP API",
         description = "SQL, the catalog and ingest over HTTP: the same engine, credentials, roles and limits as the Flight SQL port.",
     ),
-    paths(sql::sql, ingest::ingest, tables::list, tables::show, tables::versions, login),
+    paths(
+        sql::sql,
+        ingest::ingest,
+        vectors::embed,
+        vectors::add,
+        vectors::search,
+        tables::list,
+        tables::show,
+        tables::versions,
+        login
+    ),
     components(schemas(
         Problem,
         sql::SqlRequest,
@@ -87,6 +104,13 @@ pub fn router(api: Arc<Api>) -> Router {
         sql::Rows,
         sql::Affected,
         ingest::Ingested,
+        vectors::EmbedRequest,
+        vectors::EmbedAnswer,
+        vectors::AddRequest,
+        vectors::Added,
+        vectors::SearchRequest,
+        vectors::Hits,
+        vectors::Hit,
         tables::TableList,
         tables::TableEntry,
         tables::TableDetail,
@@ -99,6 +123,7 @@ pub fn router(api: Arc<Api>) -> Router {
     tags(
         (name = "sql", description = "Run SQL"),
         (name = "ingest", description = "Load rows"),
+        (name = "vectors", description = "Embeddings and vector indexes, as the old system's routes"),
         (name = "tables", description = "The catalog"),
         (name = "auth", description = "Credentials"),
     )
