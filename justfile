@@ -72,6 +72,11 @@ bench-dml *ARGS:
     cargo build --release -p lakehouse --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/dml.py {{ARGS}}
 
+# The HTTP API's result transfer and vector search against Flight SQL
+bench-http *ARGS:
+    cargo build --release -p lakehouse --bin lakehouse
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/http.py {{ARGS}}
+
 # Every benchmark workload against its peers (release build); writes docs/performance.md. ARGS: --only WORKLOAD...
 bench *ARGS:
     cargo build --release -p lakehouse --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
