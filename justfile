@@ -75,7 +75,7 @@ bench-dml *ARGS:
 # The HTTP API's result transfer and vector search against Flight SQL
 bench-http *ARGS:
     cargo build --release -p lakehouse --bin lakehouse
-    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/http.py {{ARGS}}
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/http_api.py {{ARGS}}
 
 # Every benchmark workload against its peers (release build); writes docs/performance.md. ARGS: --only WORKLOAD...
 bench *ARGS:

@@ -6,7 +6,7 @@ starts its own servers, so one cannot warm or load another's):
 TPC-H with result transfer and server figures (`tpch.py`), ingest of
 lineitem as CSV and Arrow (`csv_ingest.py`), Arrow ingest and full scan
 (`ingest_scan.py`), vectors (`vectors.py`), embeddings (`embeddings.py`),
-the load run (`load.py`), row changes (`dml.py`) and the HTTP API (`http.py`). Each writes `<workload>.json` into one
+the load run (`load.py`), row changes (`dml.py`) and the HTTP API (`http_api.py`). Each writes `<workload>.json` into one
 results folder (bench-results/run-<time>/, not committed); this script then
 replaces the generated part of docs/performance.md (between its
 `just bench` markers) with the machine, the versions and a table per
@@ -46,7 +46,7 @@ WORKLOADS = {
                    ["--texts", "20", "--ingest-rows", "50", "--warmup", "0", "--samples", "1"]),
     "load": ("load.py", [], ["--seconds", "5", "--clients", "4", "--writers", "1"]),
     "dml": ("dml.py", [], ["--rows", "20000", "--warmup", "0", "--samples", "1"]),
-    "http": ("http.py", [], ["--rows", "20000", "--vectors", "500", "--queries", "10", "--warmup", "0",
+    "http": ("http_api.py", [], ["--rows", "20000", "--vectors", "500", "--queries", "10", "--warmup", "0",
                              "--samples", "1"]),
 }
 

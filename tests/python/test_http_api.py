@@ -99,7 +99,7 @@ def test_bad_input_gets_a_problem_document(server):
     problem(wrong_type, 415, "INVALID_ARGUMENT")
     unknown_field = requests.post(url(server, "/v1/sql"), json={"sql": "SELECT 1", "sqll": 1}, timeout=10)
     problem(unknown_field, 400, "INVALID_ARGUMENT")
-    huge = requests.post(url(server, "/v1/sql"), json={"sql": "SELECT 1 -- " + "x" * (5 << 20)}, timeout=30)
+    huge = requests.post(url(server, "/v1/sql"), json={"sql": "SELECT 1 -- " + "x" * (17 << 20)}, timeout=30)
     problem(huge, 413, "RESOURCE_EXHAUSTED")
     problem(sql(server, "CREATE TABLE trips AS SELECT 1 AS a"), 409, "ALREADY_EXISTS")
     problem(requests.get(url(server, "/v1/nothing"), timeout=10), 404, "NOT_FOUND")

@@ -40,7 +40,7 @@ use lakehouse_serving::Serving;
 pub use problem::Problem;
 
 /// Largest JSON request body the API reads.
-pub const MAX_JSON_BYTES: usize = 4 << 20;
+pub const MAX_JSON_BYTES: usize = 16 << 20;
 
 /// What the API serves from.
 pub struct Api {

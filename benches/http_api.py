@@ -41,7 +41,7 @@ from stats import summarize  # noqa: E402
 
 BATCH = 200_000
 DIMENSIONS = 384
-ADD_CHUNK = 1000
+ADD_CHUNK = 500
 
 
 def table_batches(rows: int):
@@ -147,7 +147,7 @@ def main():
     ]
     path = report.write(
         args.results, "http", "HTTP API: result transfer and vector search against Flight SQL",
-        f"`benches/http.py`: `SELECT *` of a {args.rows:,}-row table (id, k, v DOUBLE, s VARCHAR; "
+        f"`benches/http_api.py`: `SELECT *` of a {args.rows:,}-row table (id, k, v DOUBLE, s VARCHAR; "
         f"{(nbytes or 0) / 1e6:.0f} MB as Arrow) through ADBC and through `POST /v1/sql` as an Arrow IPC "
         "stream (read into pyarrow) and as JSON (the body received, not parsed), one client, localhost; "
         f"then {args.vectors:,} random unit vectors of {DIMENSIONS} dimensions added through "
