@@ -343,3 +343,12 @@ def test_vector_routes_refuse_what_does_not_fit(server):
     problem(post(server, "/v1/vectors/index/small/search", {"vector": [1.0, 0.0, 0.0], "filter": "nope = 1"}),
             400, "INVALID_ARGUMENT")
     assert post(server, "/v1/vectors/index/small/search", {"vector": [1.0, 0.0, 0.0]}).json()["hits"][0]["id"] == "a"
+
+
+def test_ndjson_of_many_batches_arrives_whole(server):
+    lines = b"".join(b'{"id": %d, "name": "n%d", "score": %d.5}\n' % (i, i, i) for i in range(20_000))
+    made = ingest(server, "many", lines, "application/x-ndjson")
+    assert made.status_code == 200, made.text
+    assert made.json()["rows"] == 20_000
+    assert sql(server, "SELECT count(*) AS n, sum(id) AS s, max(score) AS top FROM many").json()["rows"] == [
+        {"n": 20_000, "s": 199_990_000, "top": 19_999.5}]

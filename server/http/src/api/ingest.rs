@@ -448,8 +448,16 @@ async fn ndjson_batches(mut chunks: Chunks) -> Result<(SchemaRef, Batches)> {
                     if used < bytes.len() {
                         // The decoder holds a full batch: hand it out first.
                         current = Some(bytes.slice(used..));
-                        if let Some(batch) = decoder.flush().map_err(ndjson_body)? {
-                            return Ok(Some((batch, (decoder, chunks, current, ended, false))));
+                        match decoder.flush().map_err(ndjson_body)? {
+                            Some(batch) => {
+                                return Ok(Some((batch, (decoder, chunks, current, ended, false))));
+                            }
+                            None if used == 0 => {
+                                return Err(Error::internal(
+                                    "the NDJSON decoder took no bytes and held no rows",
+                                ));
+                            }
+                            None => {}
                         }
                     }
                     continue;

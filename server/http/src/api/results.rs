@@ -187,7 +187,7 @@ struct Column<'a> {
 }
 
 /// The columns of `schema`, as JSON.
-pub fn columns_json(schema: &SchemaRef) -> serde_json::Value {
+fn columns_json(schema: &SchemaRef) -> serde_json::Value {
     let columns: Vec<Column> = schema
         .fields()
         .iter()
