@@ -352,3 +352,4 @@ def test_ndjson_of_many_batches_arrives_whole(server):
     assert made.json()["rows"] == 20_000
     assert sql(server, "SELECT count(*) AS n, sum(id) AS s, max(score) AS top FROM many").json()["rows"] == [
         {"n": 20_000, "s": 199_990_000, "top": 19_999.5}]
+

@@ -36,6 +36,8 @@ use lakehouse_engine::ingest::{CsvOptions, IngestRequest};
 
 /// Lines of an NDJSON body read to infer its columns.
 const NDJSON_INFER_LINES: usize = 1000;
+/// Bytes held at most to find those lines (long lines: fewer are read).
+const NDJSON_INFER_BYTES: usize = 8 << 20;
 /// Rows per batch decoded from NDJSON.
 const NDJSON_BATCH_ROWS: usize = 8192;
 
@@ -403,17 +405,27 @@ fn arrow_body(e: arrow::error::ArrowError) -> Error {
 /// bytes arrive.
 async fn ndjson_batches(mut chunks: Chunks) -> Result<(SchemaRef, Batches)> {
     let mut head: Vec<u8> = Vec::new();
+    let mut lines_read = 0;
     let mut ended = false;
-    while head.iter().filter(|b| **b == b'\n').count() < NDJSON_INFER_LINES {
+    while lines_read < NDJSON_INFER_LINES && head.len() < NDJSON_INFER_BYTES {
         match chunks.next().await.transpose()? {
-            Some(chunk) => head.extend_from_slice(&chunk),
+            Some(chunk) => {
+                lines_read += chunk.iter().filter(|b| **b == b'\n').count();
+                head.extend_from_slice(&chunk);
+            }
             None => {
                 ended = true;
                 break;
             }
         }
     }
-    let lines = head
+    // Whole lines only: the head may end inside one, which the decoder
+    // reads on with the next chunk.
+    let complete = match head.iter().rposition(|b| *b == b'\n') {
+        Some(last) if !ended => &head[..last],
+        _ => &head[..],
+    };
+    let lines = complete
         .split(|b| *b == b'\n')
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
         .take(NDJSON_INFER_LINES);
@@ -516,4 +528,35 @@ async fn parquet_batches(mut chunks: Chunks) -> Result<(SchemaRef, Batches)> {
         Error::invalid(format!("the Parquet body cannot be read: {e}"))
     });
     Ok((schema, Box::pin(batches)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ndjson_cut_mid_line_between_chunks_is_read_whole() {
+        // Long lines: the inference's byte bound ends its head inside one.
+        let long = "x".repeat(10_000);
+        let body: Vec<u8> = (0..1000)
+            .flat_map(|i| format!("{{\"id\": {i}, \"name\": \"{long}\"}}\n").into_bytes())
+            .collect();
+        // Chunks that end inside lines, as a network delivers them.
+        let chunks: Vec<Result<Bytes>> = body
+            .chunks(65_537)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let (schema, batches) = ndjson_batches(Box::pin(futures::stream::iter(chunks)))
+            .await
+            .unwrap();
+        assert_eq!(schema.fields().len(), 2);
+        let rows: usize = batches
+            .map_ok(|b| b.num_rows())
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .iter()
+            .sum();
+        assert_eq!(rows, 1000);
+    }
 }
