@@ -13,12 +13,18 @@ default:
 
 # Build (release) and serve Flight SQL on 127.0.0.1:50051 over ./data
 run *ARGS:
+    scripts/console.sh
     cargo build --release -p lakehouse --bin lakehouse
     "$CARGO_TARGET_DIR/release/lakehouse" serve {{ARGS}}
 
 # Build the debug server binary the tests drive
 build:
+    scripts/console.sh
     cargo build -p lakehouse --bin lakehouse
+
+# Build the web console's assets (server/http/console/dist), which the server embeds
+console:
+    scripts/console.sh
 
 # Run the whole test suite: Rust unit and end-to-end tests, then Python clients
 test: build

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Lakehouse need, idempotently:
-# protoc (for Lance), the project's Python venv (.venv: pyarrow, ADBC, pytest),
-# `just` (from PyPI, into the venv) and the local embedding model, unpacked
-# into the model directory. Fast when everything is there.
+# protoc (for Lance), Node.js and npm (to build the web console), the
+# project's Python venv (.venv: pyarrow, ADBC, pytest, Playwright), `just`
+# (from PyPI, into the venv), the local embedding model, unpacked into the
+# model directory, and for tests and benchmarks (LAKEHOUSE_RECIPE test*,
+# bench*) Debian's chromium, which drives the console's browser tests.
+# Fast when everything is there.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv"
@@ -30,6 +33,18 @@ apt_install() {
 if ! command -v protoc >/dev/null 2>&1; then
   apt_install protobuf-compiler
 fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm
+fi
+
+case "${LAKEHOUSE_RECIPE:-}" in
+  test* | bench*)
+    if [ ! -x /usr/lib/chromium/chromium ] && ! command -v chromium >/dev/null 2>&1; then
+      apt_install chromium
+    fi
+    ;;
+esac
 
 if ! command -v python3 >/dev/null 2>&1; then
   apt_install python3 python3-venv

@@ -24,6 +24,21 @@ if command -v protoc >/dev/null 2>&1; then
 else
   check protoc false "not found (Lance's build needs it)" "sudo apt-get install protobuf-compiler, or ./dev test which installs it"
 fi
+if command -v npm >/dev/null 2>&1; then
+  check node true "node $(node --version 2>/dev/null), npm $(npm --version 2>/dev/null)" ""
+else
+  check node false "not found (building the web console needs Node.js and npm)" "sudo apt-get install nodejs npm, or ./dev run which installs them"
+fi
+if [ -f "$root/server/http/console/dist/index.html" ]; then
+  check console true "$root/server/http/console/dist" ""
+else
+  check console false "not built (the server then answers / with how to build it)" "scripts/console.sh (./dev build and ./dev run build it)"
+fi
+if [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1; then
+  check chromium true "$(command -v chromium || echo /usr/lib/chromium/chromium)" ""
+else
+  check chromium false "not found (the console's browser tests need it)" "sudo apt-get install chromium, or ./dev test which installs it"
+fi
 if command -v python3 >/dev/null 2>&1; then
   check python3 true "$(python3 --version 2>&1)" ""
 else

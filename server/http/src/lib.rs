@@ -1,11 +1,12 @@
-//! The HTTP port: the probes (`/health`, `/ready`, `/metrics`) and the
-//! JSON API under `/v1` (see [`api`]).
+//! The HTTP port: the probes (`/health`, `/ready`, `/metrics`), the JSON
+//! API under `/v1` (see [`api`]) and the web console at `/` that calls it.
 //!
 //! Load balancers and orchestrators probe plain HTTP, not gRPC; scripts,
 //! notebooks without Arrow, curl and web apps call the API. Both share one
 //! port beside Flight SQL.
 
 pub mod api;
+mod console;
 mod probes;
 
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use tokio::net::TcpListener;
 pub use api::Api;
 pub use probes::Probes;
 
-/// Serves the probes and, when given, the API on `listener` until
+/// Serves the probes and, when given, the API and the console on `listener` until
 /// `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -26,7 +27,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut app = probes::router(probes);
     if let Some(api) = api {
-        app = app.merge(api::router(api));
+        app = app.merge(console::router()).merge(api::router(api));
     }
     axum::serve(
         listener,
