@@ -19,6 +19,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
+import requests
 import trustme
 
 from conftest import PASSWORDS, SECRET, Server, secured_server, server_binary
@@ -381,6 +382,22 @@ def test_tls_from_pyarrow_flight_and_adbc(tmp_path, auth_config, certificates):
             flight.connect(tls_uri(server)).list_actions()
         with pytest.raises(flight.FlightUnavailableError):
             flight.connect(f"grpc://{server.address}").list_actions()
+
+        # The HTTP port serves the same certificate: the API, the console and
+        # the probes over HTTPS, nothing in plain text.
+        https = f"https://{server.http_address}"
+        verify = str(certificates["ca"])
+        login = requests.post(f"{https}/v1/login", auth=("walt", "pw-walt"), verify=verify, timeout=30)
+        assert login.status_code == 200 and login.json()["role"] == "writer"
+        bearer = {"Authorization": f"Bearer {login.json()['token']}"}
+        answer = requests.post(f"{https}/v1/sql", json={"sql": "SELECT sum(x) AS s FROM over_tls"}, headers=bearer, verify=verify, timeout=30)
+        assert answer.json()["rows"] == [{"s": 6}]
+        assert requests.get(f"{https}/health", verify=verify, timeout=30).status_code == 200
+        assert requests.get(f"{https}/", verify=verify, timeout=30).headers["content-type"].startswith("text/html")
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(f"http://{server.http_address}/health", timeout=30)
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{https}/health", timeout=30)
     finally:
         server.kill()
 
@@ -417,5 +434,18 @@ def test_client_certificates_are_verified_when_asked(tmp_path, auth_config, cert
         with adbc_tls(server, "ada", ca, **client_identity) as conn, conn.cursor() as cur:
             cur.execute("SELECT 7")
             assert cur.fetchone() == (7,)
+
+        # The HTTP port asks for client certificates too.
+        https = f"https://{server.http_address}"
+        verify = str(certificates["ca"])
+        with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+            requests.post(f"{https}/v1/login", auth=("ada", "pw-ada"), verify=verify, timeout=30)
+        client_files = tmp_path / "client.pem", tmp_path / "client.key"
+        client_files[0].write_bytes(certificates["client_cert"])
+        client_files[1].write_bytes(certificates["client_key"])
+        login = requests.post(
+            f"{https}/v1/login", auth=("ada", "pw-ada"), verify=verify, cert=tuple(map(str, client_files)), timeout=30
+        )
+        assert login.status_code == 200 and login.json()["user"] == "ada"
     finally:
         server.kill()

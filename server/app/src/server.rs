@@ -68,6 +68,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the HTTP port cannot serve TLS: {0}")]
+    HttpTls(#[from] lakehouse_http::TlsError),
     #[error("the Flight server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -89,7 +91,7 @@ const MAX_FRAME_BYTES: u32 = 1024 * 1024;
 pub struct Server {
     listener: TcpListener,
     /// The HTTP port's listener (probes and API), unless turned off.
-    http: Option<(TcpListener, Probes, Arc<Api>)>,
+    http: Option<HttpPort>,
     service: LakehouseFlightService,
     /// Authenticates every call before its body is read, when
     /// authentication is on.
@@ -102,23 +104,50 @@ pub struct Server {
     shutdown_grace: Duration,
 }
 
+fn read_tls_file(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|source| ServeError::TlsFile {
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The same certificate, key and client CA for the HTTP port.
+fn http_tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    let client_ca = files
+        .client_ca
+        .as_deref()
+        .map(|ca| read_tls_file("client CA", ca))
+        .transpose()?;
+    Ok(lakehouse_http::server_config(
+        &read_tls_file("certificate", &files.cert)?,
+        &read_tls_file("key", &files.key)?,
+        client_ca.as_deref(),
+    )?)
+}
+
+/// The HTTP port before it serves: its listener, TLS (as Flight's), the
+/// probes and the API.
+type HttpPort = (
+    TcpListener,
+    Option<Arc<rustls::ServerConfig>>,
+    Probes,
+    Arc<Api>,
+);
+
 /// Reads the PEM files of `files` into tonic's TLS configuration, with
 /// ring as the process's TLS crypto provider.
 fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
     // Already installed (by an earlier server or a client in this process)
     // is fine: it is the same provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let read = |what: &'static str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| ServeError::TlsFile {
-            what,
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let identity = Identity::from_pem(read("certificate", &files.cert)?, read("key", &files.key)?);
+    let identity = Identity::from_pem(
+        read_tls_file("certificate", &files.cert)?,
+        read_tls_file("key", &files.key)?,
+    );
     let mut tls = ServerTlsConfig::new().identity(identity);
     if let Some(ca) = &files.client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
+        tls = tls.client_ca_root(Certificate::from_pem(read_tls_file("client CA", ca)?));
     }
     Ok(tls)
 }
@@ -323,7 +352,8 @@ impl Server {
                     }
                 })?;
                 let probes = Probes::new(storage.store.clone(), storage.location.clone());
-                Some((http_listener, probes, api))
+                let http_tls = config.tls.as_ref().map(http_tls_config).transpose()?;
+                Some((http_listener, http_tls, probes, api))
             }
         };
         info!(storage = %storage.location, tls = tls.is_some(), authentication = protected, "storage opened");
@@ -364,13 +394,15 @@ impl Server {
         // The probes answer until the Flight server has drained, so that
         // `/ready` can say "stopping" meanwhile.
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-        let probes = self.http.map(|(listener, probes, api)| {
+        let probes = self.http.map(|(listener, tls, probes, api)| {
             let served = probes.clone();
             tokio::spawn(async move {
                 let drained = async move {
                     let _ = drained_rx.await;
                 };
-                if let Err(e) = lakehouse_http::serve(listener, served, Some(api), drained).await {
+                if let Err(e) =
+                    lakehouse_http::serve(listener, tls, served, Some(api), drained).await
+                {
                     warn!(error = %e, "the HTTP port stopped");
                 }
             });

@@ -142,13 +142,13 @@ pub struct Settings {
     /// Serve on a non-loopback address with no users or tokens configured
     #[arg(long, env = "LAKEHOUSE_ALLOW_UNAUTHENTICATED", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub allow_unauthenticated: Option<bool>,
-    /// PEM certificate chain: serve Flight SQL over TLS (with tls_key) (default: no TLS)
+    /// PEM certificate chain: serve Flight SQL and the HTTP port over TLS (with tls_key) (default: no TLS)
     #[arg(long, env = "LAKEHOUSE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of tls_cert
     #[arg(long, env = "LAKEHOUSE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// PEM CA certificates: require clients to present a certificate signed by one (default: none asked)
+    /// PEM CA certificates: require clients of both ports to present a certificate signed by one (default: none asked)
     #[arg(long, env = "LAKEHOUSE_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
     /// `[models.NAME]` tables: the embedding models (file only).

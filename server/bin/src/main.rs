@@ -170,7 +170,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!(%address, "serving Flight SQL");
     if let Some(http) = server.http_addr() {
         let http = http?;
-        info!(address = %http, "serving /health, /ready and /metrics");
+        info!(address = %http, tls = config.tls.is_some(), "serving the probes, the /v1 API and the console over HTTP");
         println!("lakehouse http on {http}");
     }
     // The last line on stdout at start: scripts and tests wait for it to

@@ -4,7 +4,6 @@
 //! and the same request limits, shared with Flight (see
 //! `lakehouse_serving`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -40,8 +39,8 @@ impl FromRequestParts<Arc<Api>> for Caller {
             Some(auth) => {
                 let client = parts
                     .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|info| info.0.ip());
+                    .get::<ConnectInfo<crate::ClientAddr>>()
+                    .map(|info| info.0.0.ip());
                 let header = parts
                     .headers
                     .get(header::AUTHORIZATION)
