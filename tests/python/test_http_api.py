@@ -353,3 +353,66 @@ def test_ndjson_of_many_batches_arrives_whole(server):
     assert sql(server, "SELECT count(*) AS n, sum(id) AS s, max(score) AS top FROM many").json()["rows"] == [
         {"n": 20_000, "s": 199_990_000, "top": 19_999.5}]
 
+
+
+def test_hybrid_search_and_actions_over_http(server):
+    texts = ["Forklift operator, OSHA certified, night shifts",
+             "Warehouse picker, day shifts, forklift training wanted",
+             "Registered nurse, night shifts in intensive care",
+             "Senior Rust engineer, distributed databases"]
+    assert post(server, "/v1/vectors/index/staff/add", {"ids": ["f", "w", "n", "r"], "texts": texts}).status_code == 200
+    # The BM25 side of hybrid search reads an fts index on the text, built through the actions route.
+    listed = requests.get(url(server, "/v1/actions"), timeout=30).json()["actions"]
+    create = next(a for a in listed if a["name"] == "create_index")
+    assert create["role"] == "admin" and "index_type" in create["body"]
+    built = post(server, "/v1/actions/create_index", {"table": "staff", "column": "text", "index_type": "fts"})
+    assert built.status_code == 200, built.text
+    assert built.headers["content-type"] == "application/json" and built.json()["index_type"] == "fts"
+    indexes = post(server, "/v1/actions/list_indexes", {"table": "staff"})
+    assert indexes.status_code == 200
+    assert [(i["name"], i["columns"], i["index_type"]) for i in indexes.json()] == [("text_idx", ["text"], "fts")]
+
+    hybrid = post(server, "/v1/vectors/index/staff/search",
+                  {"text": "forklift operator for the night shift", "k": 3, "mode": "hybrid",
+                   "options": {"text_weight": 1.0, "vector_weight": 1.0}})
+    assert hybrid.status_code == 200, hybrid.text
+    hits = hybrid.json()["hits"]
+    assert hits[0]["id"] == "f" and len(hits) == 3
+    assert all(h["distance"] is None and h["score"] > 0 for h in hits)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    filtered = post(server, "/v1/vectors/index/staff/search",
+                    {"text": "forklift", "k": 2, "mode": "hybrid", "filter": "id <> 'f'"}).json()["hits"]
+    assert "f" not in [h["id"] for h in filtered] and filtered[0]["id"] == "w"
+    # knn() options pass through a vector search.
+    exact = post(server, "/v1/vectors/index/staff/search", {"text": "nurse", "k": 1, "options": {"metric": "cosine"}})
+    assert exact.status_code == 200, exact.text
+    assert exact.json()["hits"][0]["id"] == "n" and exact.json()["hits"][0]["score"] is None
+
+    problem(post(server, "/v1/vectors/index/staff/search", {"vector": [0.0] * 384, "mode": "hybrid"}),
+            400, "INVALID_ARGUMENT")
+    problem(post(server, "/v1/vectors/index/staff/search", {"text": "x", "mode": "fuzzy"}), 400, "INVALID_ARGUMENT")
+    problem(post(server, "/v1/actions/no_such_action", {}), 404, "NOT_FOUND")
+    problem(post(server, "/v1/actions/create_index", {"table": "staff"}), 400, "INVALID_ARGUMENT")
+    problem(post(server, "/v1/actions/create_index", {"table": "nowhere", "column": "text", "index_type": "fts"}),
+            404, "NOT_FOUND")
+
+
+def test_actions_need_their_role(tmp_path, auth_config):
+    config, _ = auth_config
+    served = secured_server(tmp_path / "storage", config)
+    try:
+        assert requests.post(url(served, "/v1/vectors/index/docs/add"), auth=("walt", PASSWORDS["walt"]),
+                             json={"ids": ["a"], "vectors": [[1.0, 0.0]]}, timeout=60).status_code == 200
+        body = {"table": "docs", "column": "vector", "index_type": "hnsw"}
+        problem(requests.post(url(served, "/v1/actions/create_index"), json=body, timeout=60), 401, "UNAUTHENTICATED")
+        refused = problem(requests.post(url(served, "/v1/actions/create_index"), auth=("rita", PASSWORDS["rita"]),
+                                        json=body, timeout=60), 403, "PERMISSION_DENIED")
+        assert "rita" in refused["detail"]
+        built = requests.post(url(served, "/v1/actions/create_index"), auth=("ada", PASSWORDS["ada"]), json=body,
+                              timeout=60)
+        assert built.status_code == 200, built.text
+        history = requests.post(url(served, "/v1/actions/table_history"), auth=("rita", PASSWORDS["rita"]),
+                                json={"table": "docs"}, timeout=60)
+        assert history.status_code == 200, history.text
+    finally:
+        served.stop()

@@ -74,7 +74,7 @@ def test_recall_with_hnsw_sq_and_with_pq_plus_refine(tmp_path, data):
             print(f"ivf_hnsw_sq build {time.perf_counter() - started:.1f}s")
             assert made["name"] == "emb_idx" and made["index_type"] == "ivf_hnsw_sq"
             listed = action(server, "list_indexes", {"table": "vecs"})
-            assert [(i["name"], i["columns"]) for i in listed] == [("emb_idx", ["emb"])]
+            assert [(i["name"], i["columns"], i["index_type"]) for i in listed] == [("emb_idx", ["emb"], "ivf_hnsw_sq")]
             hnsw = recall(conn, "vecs", queries, exact)
             print(f"recall@10 ivf_hnsw_sq {hnsw:.3f}")
             assert hnsw >= 0.95

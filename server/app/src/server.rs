@@ -311,6 +311,7 @@ impl Server {
             ingest: ingest.clone(),
             max_upload_bytes: config.limits.max_upload_bytes,
             embeddings,
+            actions: actions.clone(),
         });
         let service = FlightSql::new(engine, catalog, ingest, actions, &config.limits, serving)
             .into_service(auth, &config.limits);

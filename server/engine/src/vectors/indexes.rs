@@ -170,17 +170,24 @@ impl VectorTables {
                 .iter()
                 .filter_map(|id| schema.field_by_id(*id).map(|f| f.name.clone()))
                 .collect();
-            let index_type = index
+            let details = index
                 .index_details
                 .as_ref()
-                .map(|d| {
-                    d.type_url
-                        .rsplit('.')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string()
-                })
+                .map(|d| d.type_url.rsplit('.').next().unwrap_or_default())
                 .unwrap_or_default();
+            let index_type = match details {
+                "InvertedIndexDetails" => index_type_name(IndexKind::Fts).to_string(),
+                "BTreeIndexDetails" => index_type_name(IndexKind::Btree).to_string(),
+                // Lance's details do not say which vector index it is; its
+                // statistics do (`IVF_PQ`, `IVF_HNSW_SQ`, ...).
+                _ => dataset
+                    .index_statistics(&index.name)
+                    .await
+                    .ok()
+                    .and_then(|stats| serde_json::from_str::<serde_json::Value>(&stats).ok())
+                    .and_then(|stats| stats["index_type"].as_str().map(str::to_ascii_lowercase))
+                    .unwrap_or_else(|| details.to_string()),
+            };
             listed.push(IndexInfo {
                 name: index.name.clone(),
                 columns,

@@ -7,6 +7,7 @@
 //! Every request is logged when it ends (method, route, user, status,
 //! time) and counted in `/metrics` by route and status.
 
+mod actions;
 mod caller;
 mod ingest;
 mod problem;
@@ -33,6 +34,7 @@ pub use caller::Caller;
 use lakehouse_core::auth::Authenticator;
 use lakehouse_core::catalog::Catalog;
 use lakehouse_core::metrics::metrics;
+use lakehouse_engine::actions::Actions;
 use lakehouse_engine::ingest::Ingest;
 use lakehouse_engine::query::QueryEngine;
 use lakehouse_extension::EmbeddingService;
@@ -55,6 +57,8 @@ pub struct Api {
     pub max_upload_bytes: u64,
     /// The embedding models `/v1/embed` and text searches use.
     pub embeddings: Arc<dyn EmbeddingService>,
+    /// Flight's actions, run by `/v1/actions/{name}`.
+    pub actions: Arc<Actions>,
 }
 
 /// The routes under `/v1`.
@@ -71,6 +75,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/tables", get(tables::list))
         .route("/v1/tables/{name}", get(tables::show))
         .route("/v1/tables/{name}/versions", get(tables::versions))
+        .route("/v1/actions", get(actions::list))
+        .route("/v1/actions/{name}", post(actions::run))
         .route("/v1/login", post(login))
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
@@ -95,6 +101,8 @@ pub fn router(api: Arc<Api>) -> Router {
         tables::list,
         tables::show,
         tables::versions,
+        actions::list,
+        actions::run,
         login
     ),
     components(schemas(
@@ -117,6 +125,8 @@ pub fn router(api: Arc<Api>) -> Router {
         tables::ColumnInfo,
         tables::VersionList,
         tables::VersionEntry,
+        actions::ActionList,
+        actions::ActionInfo,
         LoggedIn,
     )),
     modifiers(&Credentials),
@@ -125,6 +135,7 @@ pub fn router(api: Arc<Api>) -> Router {
         (name = "ingest", description = "Load rows"),
         (name = "vectors", description = "Embeddings and vector indexes, as the old system's routes"),
         (name = "tables", description = "The catalog"),
+        (name = "actions", description = "Flight's actions: indexes, vacuum, history, the extensions' actions"),
         (name = "auth", description = "Credentials"),
     )
 )]

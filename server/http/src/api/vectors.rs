@@ -93,16 +93,29 @@ pub struct SearchRequest {
     /// or any column added by SQL), applied before the k nearest are
     /// chosen: `k` hits that pass it.
     pub filter: Option<String>,
-    /// The model that embeds `text`; the default when absent.
+    /// The model that embeds `text`; the default when absent. Not with
+    /// `hybrid`, which embeds with the index's own model.
     pub model: Option<String>,
+    /// `vector` (the default): the nearest rows by `knn()`; `hybrid`:
+    /// `text` searched by meaning and by words (BM25, which needs an `fts`
+    /// index on `text`), the two rankings fused by `hybrid()`.
+    pub mode: Option<String>,
+    /// The options of `knn()` (`ef`, `nprobes`, `refine`, `metric`) or of
+    /// `hybrid()` (`vector_weight`, `text_weight`, `candidates`, `rrf_k`,
+    /// `ef`).
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One hit, nearest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Hit {
     pub id: Option<String>,
-    /// L2 distance to the query vector (as `knn()` answers it).
-    pub distance: f32,
+    /// A vector search's distance to the query vector (as `knn()` answers
+    /// it: squared L2 unless `metric` says otherwise); none for `hybrid`.
+    pub distance: Option<f32>,
+    /// A hybrid search's fused score (higher is better); none for `vector`.
+    pub score: Option<f32>,
     pub text: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
@@ -290,36 +303,45 @@ pub async fn search(
     if !(1..=MAX_K).contains(&k) {
         return Err(Error::invalid(format!("k is {k}; ask for 1 to {MAX_K} hits")).into());
     }
-    let vector = match (request.vector, &request.text) {
-        (Some(vector), None) => vector,
-        (None, Some(text)) => {
-            embed_texts(&api, request.model.as_deref(), std::slice::from_ref(text))
-                .await?
-                .1
-                .values
-        }
-        _ => {
-            return Err(Error::invalid("give either a vector or a text to search for").into());
-        }
+    let options = match &request.options {
+        Some(options) => format!(
+            ", {}",
+            sql_text(&serde_json::Value::Object(options.clone()).to_string())
+        ),
+        None => String::new(),
     };
-    if vector.iter().any(|v| !v.is_finite()) {
-        return Err(
-            Error::invalid("the query vector holds a value that is not a finite number").into(),
-        );
-    }
-    let literal = vector
-        .iter()
-        .map(|v| format!("{v:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let filter = request
         .filter
         .as_deref()
         .map(|f| format!(" WHERE {f}"))
         .unwrap_or_default();
-    let sql = format!(
-        "SELECT id, _distance, text, metadata FROM knn('{table}', 'vector', [{literal}], {k}){filter} ORDER BY _distance"
-    );
+    let sql = match request.mode.as_deref().unwrap_or("vector") {
+        "vector" => {
+            let literal = query_vector(&api, &request).await?;
+            format!(
+                "SELECT id, _distance, text, metadata FROM knn({}, 'vector', [{literal}], {k}{options}){filter} ORDER BY _distance",
+                sql_text(&table.to_string())
+            )
+        }
+        "hybrid" => {
+            let (Some(text), None, None) = (&request.text, &request.vector, &request.model) else {
+                return Err(Error::invalid(
+                    "a hybrid search takes a text (no vector), embedded with the index's own model (no model)",
+                )
+                .into());
+            };
+            format!(
+                "SELECT id, _score, text, metadata FROM hybrid({}, 'vector', 'text', {}, {k}{options}){filter} ORDER BY _score DESC",
+                sql_text(&table.to_string()),
+                sql_text(text)
+            )
+        }
+        other => {
+            return Err(
+                Error::invalid(format!("mode is {other:?}; use \"vector\" or \"hybrid\"")).into(),
+            );
+        }
+    };
     let rows = api
         .serving
         .bounded(async {
@@ -333,14 +355,49 @@ pub async fn search(
                 .map_err(Error::from_datafusion)
         })
         .await?;
+    let scored = request.mode.as_deref() == Some("hybrid");
     let mut hits = Vec::new();
     for batch in &rows {
-        hits.extend(batch_hits(batch)?);
+        hits.extend(batch_hits(batch, scored)?);
     }
     Ok(Json(Hits {
         index: table.to_string(),
         hits,
     }))
+}
+
+/// The query vector of a vector search as an array literal's items: the
+/// one given, or the text embedded with the request's model.
+async fn query_vector(api: &Api, request: &SearchRequest) -> Result<String> {
+    let vector = match (&request.vector, &request.text) {
+        (Some(vector), None) => vector.clone(),
+        (None, Some(text)) => {
+            embed_texts(api, request.model.as_deref(), std::slice::from_ref(text))
+                .await?
+                .1
+                .values
+        }
+        _ => {
+            return Err(Error::invalid(
+                "give either a vector or a text to search for",
+            ));
+        }
+    };
+    if vector.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            "the query vector holds a value that is not a finite number",
+        ));
+    }
+    Ok(vector
+        .iter()
+        .map(|v| format!("{v:?}"))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// `text` as a SQL string literal.
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn check_texts(count: usize) -> Result<()> {
@@ -434,7 +491,9 @@ fn rows_batch(request: &AddRequest, vectors: Embeddings) -> Result<RecordBatch> 
 }
 
 /// The hits of one batch of `id, _distance, text, metadata`.
-fn batch_hits(batch: &RecordBatch) -> Result<Vec<Hit>> {
+/// The hits of a batch of `id`, `_distance` (or `_score` when `scored`),
+/// `text`, `metadata`.
+fn batch_hits(batch: &RecordBatch, scored: bool) -> Result<Vec<Hit>> {
     let text = |column: usize| -> Result<Vec<Option<String>>> {
         let cast = arrow::compute::cast(batch.column(column), &DataType::Utf8)?;
         let strings = cast.as_string::<i32>();
@@ -442,13 +501,14 @@ fn batch_hits(batch: &RecordBatch) -> Result<Vec<Hit>> {
             .map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_string()))
             .collect())
     };
-    let distances = arrow::compute::cast(batch.column(1), &DataType::Float32)?;
-    let distances = distances.as_primitive::<arrow::datatypes::Float32Type>();
+    let measures = arrow::compute::cast(batch.column(1), &DataType::Float32)?;
+    let measures = measures.as_primitive::<arrow::datatypes::Float32Type>();
     let (ids, texts, metadata) = (text(0)?, text(2)?, text(3)?);
     Ok((0..batch.num_rows())
         .map(|i| Hit {
             id: ids[i].clone(),
-            distance: distances.value(i),
+            distance: (!scored).then(|| measures.value(i)),
+            score: scored.then(|| measures.value(i)),
             text: texts[i].clone(),
             metadata: metadata[i]
                 .as_deref()
