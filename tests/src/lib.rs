@@ -106,6 +106,42 @@ impl TestServer {
         }
     }
 
+    /// The body of a plain `GET` of `path` on the HTTP port.
+    pub async fn http_get(&self, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.http_address.as_deref().expect("the HTTP port is on");
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect to the HTTP port");
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+            .await
+            .expect("send the request");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .expect("read the answer");
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default()
+    }
+
+    /// A gauge or counter of `/metrics` without labels.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let body = self.http_get("/metrics").await;
+        body.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("/metrics has no {name}"))
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(&self.address)
             .await

@@ -288,21 +288,49 @@ impl Client {
     /// Runs a server action with a JSON body; returns the body of its
     /// (single) result.
     pub async fn action(&mut self, name: &str, body: &str) -> Result<Vec<u8>> {
+        let results = self
+            .do_action(name, body.as_bytes().to_vec().into())
+            .await?;
+        Ok(results
+            .iter()
+            .flat_map(|r| r.body.iter().copied())
+            .collect())
+    }
+
+    /// Cancels the query a `FlightInfo` (from `GetFlightInfo`) names, from
+    /// any connection: its result ends with `Cancelled` and its query slot
+    /// is given back at once. Only its user or an admin may.
+    pub async fn cancel(&mut self, info: &FlightInfo) -> Result<arrow_flight::CancelStatus> {
+        let request = arrow_flight::CancelFlightInfoRequest::new(info.clone());
+        let results = self
+            .do_action(
+                "CancelFlightInfo",
+                prost::Message::encode_to_vec(&request).into(),
+            )
+            .await?;
+        let body = results.first().map(|r| r.body.clone()).unwrap_or_default();
+        let result = <arrow_flight::CancelFlightInfoResult as prost::Message>::decode(body)
+            .map_err(|e| FlightError::DecodeError(e.to_string()))?;
+        Ok(result.status())
+    }
+
+    /// Sends an action and collects its results.
+    async fn do_action(
+        &mut self,
+        name: &str,
+        body: bytes::Bytes,
+    ) -> Result<Vec<arrow_flight::Result>> {
         let action = arrow_flight::Action {
             r#type: name.to_string(),
-            body: body.as_bytes().to_vec().into(),
+            body,
         };
-        let results: Vec<arrow_flight::Result> = self
+        Ok(self
             .sql
             .do_action(action)
             .await?
             .try_collect()
             .await
-            .map_err(|status| FlightError::Tonic(Box::new(status)))?;
-        Ok(results
-            .iter()
-            .flat_map(|r| r.body.iter().copied())
-            .collect())
+            .map_err(|status| FlightError::Tonic(Box::new(status)))?)
     }
 
     /// Uploads a CSV file. `options` is the object inside

@@ -10,6 +10,7 @@
 #![recursion_limit = "256"]
 
 mod access;
+mod cancel;
 pub mod fuzzing;
 mod gate;
 mod planned;

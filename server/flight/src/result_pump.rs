@@ -30,13 +30,22 @@ const AHEAD: usize = 2;
 type Results = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
 /// `results`, produced in a task that gives up after `write_timeout`
-/// without the client taking a message.
+/// without the client taking a message, or as soon as the client goes away
+/// (a cancelled call, a closed connection), even while the query is still
+/// working towards its first batch.
 pub fn pumped(mut results: Results, write_timeout: Duration) -> Results {
     let (tx, rx) = mpsc::channel(AHEAD);
     let stalled = Arc::new(AtomicBool::new(false));
     let flag = stalled.clone();
     tokio::spawn(async move {
-        while let Some(message) = results.next().await {
+        loop {
+            let next = tokio::select! {
+                next = results.next() => next,
+                () = tx.closed() => return,
+            };
+            let Some(message) = next else {
+                return;
+            };
             match tokio::time::timeout(write_timeout, tx.send(message)).await {
                 Ok(Ok(())) => {}
                 // The client went away.
@@ -91,14 +100,33 @@ mod tests {
         assert!(got.iter().all(Result::is_ok));
     }
 
+    struct DropFlag(Arc<AtomicBool>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_stops_a_query_that_has_not_answered_yet() {
+        let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel::<()>();
+        // A query working towards its first batch: it never yields.
+        let results = futures::stream::pending::<Result<FlightData, Status>>()
+            .map(move |item| {
+                let _held = &dropped_tx;
+                item
+            })
+            .boxed();
+        let stream = pumped(results, Duration::from_secs(600));
+        drop(stream);
+        tokio::time::timeout(Duration::from_secs(5), dropped_rx)
+            .await
+            .expect("the query was dropped when its client went away")
+            .unwrap_err();
+    }
+
     #[tokio::test]
     async fn a_stalled_reader_ends_with_an_error_and_the_query_is_dropped() {
-        struct DropFlag(Arc<AtomicBool>);
-        impl Drop for DropFlag {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::SeqCst);
-            }
-        }
         let dropped = Arc::new(AtomicBool::new(false));
         let guard = DropFlag(dropped.clone());
         let results = futures::stream::iter((0..100).map(move |_| {

@@ -1,6 +1,6 @@
 //! A thin `FlightService` over [`FlightSql`] that authenticates every call,
-//! answers `Handshake`, `GetSchema` and `PollFlightInfo`, and routes CSV
-//! uploads.
+//! answers `Handshake`, `GetSchema`, `PollFlightInfo` and the cancel
+//! actions (see [`crate::cancel`]), and routes CSV uploads.
 //!
 //! arrow-rs wires `FlightSqlService` into `FlightService` with those two
 //! fixed to unimplemented; ADBC's `execute_schema` needs `GetSchema`. Its
@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::{Any, Command};
+use arrow_flight::sql::{ActionCancelQueryRequest, ActionCancelQueryResult, Any, Command};
 use arrow_flight::{
-    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest,
-    HandshakeResponse, PollInfo, SchemaAsIpc, SchemaResult, Ticket,
+    Action, CancelFlightInfoRequest, CancelFlightInfoResult, Criteria, Empty, FlightData,
+    FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo, SchemaAsIpc,
+    SchemaResult, Ticket,
 };
 use futures::StreamExt;
 use prost::Message;
@@ -26,6 +27,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::FlightSql;
 use super::access::caller;
+use super::cancel::{Running, RunningQuery, cancelled_status};
 use super::put::header_options;
 use super::query_slots::{Admission, timed_out};
 use super::result_pump::pumped;
@@ -39,6 +41,13 @@ use lakehouse_serving::requests::RequestPermit;
 
 type Inner = FlightSql;
 
+/// The cancel actions, by type.
+const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+const CANCEL_QUERY: &str = "CancelQuery";
+/// `ActionCancelQueryResult.CancelResult.CANCEL_RESULT_CANCELLED` (arrow-rs
+/// does not export the enum).
+const CANCEL_RESULT_CANCELLED: i32 = 1;
+
 /// The service registered with tonic.
 #[derive(Debug, Clone)]
 pub struct LakehouseFlightService {
@@ -49,6 +58,8 @@ pub struct LakehouseFlightService {
     /// for how long they may (shared with the other protocols).
     admission: Admission,
     result_write_timeout: Duration,
+    /// The statements running, for cancels from other connections.
+    running: Running,
 }
 
 impl LakehouseFlightService {
@@ -58,6 +69,7 @@ impl LakehouseFlightService {
             admission: inner.admission().clone(),
             inner,
             result_write_timeout: limits.result_write_timeout,
+            running: Running::default(),
         }
     }
 
@@ -100,6 +112,46 @@ impl LakehouseFlightService {
             .admit(&identity.name)
             .into_status()?;
         Ok((request, permit))
+    }
+
+    /// `CancelFlightInfo` (a `CancelFlightInfoRequest`) or Flight SQL's
+    /// older `CancelQuery` (an `ActionCancelQueryRequest` in an `Any`).
+    fn cancel(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Inner as FlightService>::DoActionStream>, Status> {
+        let identity = caller(&request).into_status()?;
+        let action = request.into_inner();
+        let refused = |e: prost::DecodeError| {
+            Status::invalid_argument(format!("the {} body does not decode: {e}", action.r#type))
+        };
+        let body = if action.r#type == CANCEL_FLIGHT_INFO {
+            let request = CancelFlightInfoRequest::decode(action.body.clone()).map_err(refused)?;
+            let info = request.info.unwrap_or_default();
+            let status = self.running.cancel(&info, &identity)?;
+            CancelFlightInfoResult::new(status).encode_to_vec()
+        } else {
+            let any = Any::decode(action.body.clone()).map_err(refused)?;
+            let request: ActionCancelQueryRequest = any
+                .unpack()
+                .map_err(|e| Status::invalid_argument(e.to_string()))?
+                .ok_or_else(|| {
+                    Status::invalid_argument(
+                        "the CancelQuery body is not an ActionCancelQueryRequest",
+                    )
+                })?;
+            let info = FlightInfo::decode(request.info).map_err(refused)?;
+            self.running.cancel(&info, &identity)?;
+            Any::pack(&ActionCancelQueryResult {
+                result: CANCEL_RESULT_CANCELLED,
+            })
+            .map_err(|e| Status::internal(e.to_string()))?
+            .encode_to_vec()
+        };
+        let result = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(result)
+        }))))
     }
 
     async fn identify(&self, metadata: &MetadataMap) -> Result<Identity, Status> {
@@ -148,9 +200,9 @@ fn observe<T>(rpc: &'static str, result: Result<T, Status>) -> Result<T, Status>
     result
 }
 
-/// The request permit and, for a statement, its query slot: held until the
-/// result stream ends.
-type Held = (RequestPermit, Option<OwnedSemaphorePermit>);
+/// The request permit and, for a statement, its registration with its
+/// query slot: held until the result stream ends.
+type Held = (RequestPermit, Option<RunningQuery>);
 
 /// A DoGet result stream that counts the bytes it sends, the query while it
 /// runs, and the call's status when it ends (or `Cancelled` when the client
@@ -196,7 +248,27 @@ fn observe_results(
             if observed.finished {
                 return None;
             }
-            let next = tokio::time::timeout_at(observed.deadline, observed.stream.next()).await;
+            let next = {
+                let query = observed._held.1.as_ref();
+                let cancelled = async {
+                    match query {
+                        Some(query) => query.cancelled().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = cancelled => None,
+                    next = tokio::time::timeout_at(observed.deadline, observed.stream.next()) => Some(next),
+                }
+            };
+            let Some(next) = next else {
+                // Stop the query now; the slot went back with the cancel.
+                observed.stream = Box::pin(futures::stream::empty());
+                let status = cancelled_status();
+                observed.finish(status.code());
+                return Some((Err(status), observed));
+            };
             let Ok(next) = next else {
                 let status = timed_out(observed.timeout);
                 observed.finish(status.code());
@@ -359,8 +431,17 @@ impl FlightService for LakehouseFlightService {
                 &request.get_ref().ticket,
                 "the ticket is not a Flight SQL ticket",
             )?;
-            let slot = if runs_statement(&ticket) {
-                Some(self.admission.acquire(deadline).await?)
+            let query = if runs_statement(&ticket) {
+                let identity = caller(&request).into_status()?;
+                let query = self
+                    .running
+                    .start(request.get_ref().ticket.clone(), &identity.name)?;
+                let slot = tokio::select! {
+                    slot = self.admission.acquire(deadline) => slot?,
+                    () = query.cancelled() => return Err(cancelled_status()),
+                };
+                query.hold(slot);
+                Some(query)
             } else {
                 None
             };
@@ -370,7 +451,7 @@ impl FlightService for LakehouseFlightService {
             )
             .await
             .unwrap_or_else(|_| Err(timed_out(self.admission.timeout())))?;
-            Ok((response, (permit, slot)))
+            Ok((response, (permit, query)))
         }
         .await;
         match result {
@@ -411,7 +492,10 @@ impl FlightService for LakehouseFlightService {
             "DoAction",
             async {
                 let (request, _permits) = self.admit(request).await?;
-                FlightService::do_action(self.inner.as_ref(), request).await
+                match request.get_ref().r#type.as_str() {
+                    CANCEL_FLIGHT_INFO | CANCEL_QUERY => self.cancel(request),
+                    _ => FlightService::do_action(self.inner.as_ref(), request).await,
+                }
             }
             .await,
         )
