@@ -19,6 +19,7 @@ mod put;
 mod query_slots;
 mod result_pump;
 mod service;
+mod sessions;
 mod sql_info;
 mod status;
 mod tickets;
@@ -125,6 +126,10 @@ impl FlightSql {
             planned: PlannedQueries::default(),
             admission: Admission::new(serving),
         }
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     pub fn admission(&self) -> &Admission {

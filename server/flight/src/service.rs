@@ -1,6 +1,8 @@
 //! A thin `FlightService` over [`FlightSql`] that authenticates every call,
-//! answers `Handshake`, `GetSchema`, `PollFlightInfo` and the cancel
-//! actions (see [`crate::cancel`]), and routes CSV uploads.
+//! answers `Handshake`, `GetSchema`, `PollFlightInfo`, the cancel actions
+//! (see [`crate::cancel`]) and the session actions (see
+//! [`crate::sessions`]), runs every call in its session's settings, and
+//! routes CSV uploads.
 //!
 //! arrow-rs wires `FlightSqlService` into `FlightService` with those two
 //! fixed to unimplemented; ADBC's `execute_schema` needs `GetSchema`. Its
@@ -31,12 +33,17 @@ use super::cancel::{Running, RunningQuery, cancelled_status};
 use super::put::header_options;
 use super::query_slots::{Admission, timed_out};
 use super::result_pump::pumped;
+use super::sessions::{
+    CLOSED, CloseSessionResult, InSession, Sessions, SetSessionOptionsRequest, expire_cookie,
+    set_cookie,
+};
 use super::status::{IntoStatus, ToStatus, code_name};
 use super::upload_watch::UploadWatch;
 use crate::Limits;
 use lakehouse_core::auth::{Authenticator, Identity};
 use lakehouse_core::metrics::{QueryGuard, metrics};
 use lakehouse_engine::error::Error;
+use lakehouse_engine::query::session::with_settings;
 use lakehouse_serving::requests::RequestPermit;
 
 type Inner = FlightSql;
@@ -44,6 +51,10 @@ type Inner = FlightSql;
 /// The cancel actions, by type.
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 const CANCEL_QUERY: &str = "CancelQuery";
+/// The session actions, by type.
+const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
+const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
+const CLOSE_SESSION: &str = "CloseSession";
 /// `ActionCancelQueryResult.CancelResult.CANCEL_RESULT_CANCELLED` (arrow-rs
 /// does not export the enum).
 const CANCEL_RESULT_CANCELLED: i32 = 1;
@@ -60,16 +71,19 @@ pub struct LakehouseFlightService {
     result_write_timeout: Duration,
     /// The statements running, for cancels from other connections.
     running: Running,
+    sessions: Sessions,
 }
 
 impl LakehouseFlightService {
     pub fn new(inner: Arc<FlightSql>, auth: Option<Arc<Authenticator>>, limits: &Limits) -> Self {
+        let sessions = Sessions::new(inner.catalog().clone(), inner.admission().timeout());
         Self {
             auth,
             admission: inner.admission().clone(),
             inner,
             result_write_timeout: limits.result_write_timeout,
             running: Running::default(),
+            sessions,
         }
     }
 
@@ -83,11 +97,26 @@ impl LakehouseFlightService {
     /// within the query timeout.
     async fn within_timeout<T>(
         &self,
+        limit: Duration,
         call: impl std::future::Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
-        tokio::time::timeout(self.admission.timeout(), call)
+        tokio::time::timeout(limit, call)
             .await
-            .unwrap_or_else(|_| Err(timed_out(self.admission.timeout())))
+            .unwrap_or_else(|_| Err(timed_out(limit)))
+    }
+
+    /// The session the call belongs to (its settings and query timeout);
+    /// the defaults without one.
+    fn session<T>(&self, request: &Request<T>) -> InSession {
+        match caller(request) {
+            Ok(identity) => self.sessions.of(request.metadata(), &identity),
+            Err(_) => InSession::default(),
+        }
+    }
+
+    /// The query timeout of a call in `session`.
+    fn timeout_in(&self, session: &InSession) -> Duration {
+        session.query_timeout.unwrap_or(self.admission.timeout())
     }
 
     /// Attaches the caller's identity to `request` (the one the
@@ -152,6 +181,47 @@ impl LakehouseFlightService {
         Ok(Response::new(Box::pin(futures::stream::once(async {
             Ok(result)
         }))))
+    }
+
+    /// `SetSessionOptions` (answering a `Set-Cookie` with a new session's
+    /// id), `GetSessionOptions` and `CloseSession`.
+    fn session_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Inner as FlightService>::DoActionStream>, Status> {
+        let identity = caller(&request).into_status()?;
+        let metadata = request.metadata().clone();
+        let action = request.into_inner();
+        let mut cookie = None;
+        let body = match action.r#type.as_str() {
+            SET_SESSION_OPTIONS => {
+                let options =
+                    SetSessionOptionsRequest::decode(action.body.clone()).map_err(|e| {
+                        Status::invalid_argument(format!(
+                            "the SetSessionOptions body does not decode: {e}"
+                        ))
+                    })?;
+                let (result, made) = self.sessions.set(&metadata, &identity, options);
+                cookie = made.map(|id| set_cookie(&id));
+                result.encode_to_vec()
+            }
+            GET_SESSION_OPTIONS => self.sessions.get(&metadata, &identity)?.encode_to_vec(),
+            _ => {
+                self.sessions.close(&metadata, &identity)?;
+                cookie = Some(expire_cookie());
+                CloseSessionResult { status: CLOSED }.encode_to_vec()
+            }
+        };
+        let result = arrow_flight::Result { body: body.into() };
+        let mut response: Response<<Inner as FlightService>::DoActionStream> =
+            Response::new(Box::pin(futures::stream::once(async { Ok(result) })));
+        if let Some(cookie) = cookie {
+            let value = MetadataValue::try_from(cookie).map_err(|e| {
+                Status::internal(format!("a session cookie that is not a header value: {e}"))
+            })?;
+            response.metadata_mut().insert("set-cookie", value);
+        }
+        Ok(response)
     }
 
     async fn identify(&self, metadata: &MetadataMap) -> Result<Identity, Status> {
@@ -368,8 +438,15 @@ impl FlightService for LakehouseFlightService {
                     "the descriptor is not a Flight SQL command",
                 )?;
                 // Statements also take a slot, inside (`FlightSql`).
-                self.within_timeout(FlightService::get_flight_info(self.inner.as_ref(), request))
-                    .await
+                let session = self.session(&request);
+                self.within_timeout(
+                    self.timeout_in(&session),
+                    with_settings(
+                        session.settings,
+                        FlightService::get_flight_info(self.inner.as_ref(), request),
+                    ),
+                )
+                .await
             }
             .await,
         )
@@ -384,9 +461,13 @@ impl FlightService for LakehouseFlightService {
             async {
                 let (request, _permits) = self.admit(request).await?;
                 let descriptor = request.get_ref().clone();
-                let info = FlightService::get_flight_info(self.inner.as_ref(), request)
-                    .await?
-                    .into_inner();
+                let session = self.session(&request);
+                let info = with_settings(
+                    session.settings,
+                    FlightService::get_flight_info(self.inner.as_ref(), request),
+                )
+                .await?
+                .into_inner();
                 Ok(Response::new(PollInfo {
                     info: Some(info),
                     flight_descriptor: Some(descriptor),
@@ -406,9 +487,12 @@ impl FlightService for LakehouseFlightService {
             "GetSchema",
             async {
                 let (request, _permits) = self.admit(request).await?;
+                let session = self.session(&request);
                 let schema = self
                     .admission
-                    .bounded(async { self.inner.schema_for(request.get_ref()).await.into_status() })
+                    .bounded(with_settings(session.settings, async {
+                        self.inner.schema_for(request.get_ref()).await.into_status()
+                    }))
                     .await?;
                 let result: SchemaResult = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
                     .try_into()
@@ -424,9 +508,14 @@ impl FlightService for LakehouseFlightService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        let deadline = tokio::time::Instant::now() + self.admission.timeout();
+        let started = tokio::time::Instant::now();
+        let mut timeout = self.admission.timeout();
+        let mut deadline = started + timeout;
         let result = async {
             let (request, permit) = self.admit(request).await?;
+            let session = self.session(&request);
+            timeout = self.timeout_in(&session);
+            deadline = started + timeout;
             let ticket = decode_command(
                 &request.get_ref().ticket,
                 "the ticket is not a Flight SQL ticket",
@@ -447,17 +536,20 @@ impl FlightService for LakehouseFlightService {
             };
             let response = tokio::time::timeout_at(
                 deadline,
-                FlightService::do_get(self.inner.as_ref(), request),
+                with_settings(
+                    session.settings,
+                    FlightService::do_get(self.inner.as_ref(), request),
+                ),
             )
             .await
-            .unwrap_or_else(|_| Err(timed_out(self.admission.timeout())))?;
+            .unwrap_or_else(|_| Err(timed_out(timeout)))?;
             Ok((response, (permit, query)))
         }
         .await;
         match result {
             Ok((response, held)) => Ok(response.map(|stream| {
                 pumped(
-                    observe_results(stream, held, deadline, self.admission.timeout()),
+                    observe_results(stream, held, deadline, timeout),
                     self.result_write_timeout,
                 )
             })),
@@ -476,9 +568,13 @@ impl FlightService for LakehouseFlightService {
                 let watch = request.extensions().get::<UploadWatch>().cloned();
                 let identity = caller(&request).into_status()?;
                 let options = header_options(request.metadata());
-                self.inner
-                    .put(request.into_inner(), watch, options, identity)
-                    .await
+                let session = self.session(&request);
+                with_settings(
+                    session.settings,
+                    self.inner
+                        .put(request.into_inner(), watch, options, identity),
+                )
+                .await
             }
             .await,
         )
@@ -494,7 +590,17 @@ impl FlightService for LakehouseFlightService {
                 let (request, _permits) = self.admit(request).await?;
                 match request.get_ref().r#type.as_str() {
                     CANCEL_FLIGHT_INFO | CANCEL_QUERY => self.cancel(request),
-                    _ => FlightService::do_action(self.inner.as_ref(), request).await,
+                    SET_SESSION_OPTIONS | GET_SESSION_OPTIONS | CLOSE_SESSION => {
+                        self.session_action(request)
+                    }
+                    _ => {
+                        let session = self.session(&request);
+                        with_settings(
+                            session.settings,
+                            FlightService::do_action(self.inner.as_ref(), request),
+                        )
+                        .await
+                    }
                 }
             }
             .await,

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::keywords::{Keyword, RESERVED_FOR_TABLE_ALIAS};
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Word};
 
 use crate::error::{Error, Result};
@@ -156,7 +156,9 @@ fn name_before(tokens: &[Token], before: usize) -> Option<(Vec<Word>, usize)> {
     let Token::Word(word) = &tokens[last] else {
         return None;
     };
-    if word.quote_style.is_none() && word.keyword != Keyword::NoKeyword {
+    // Words such as `returns` or `version` name tables too; only those
+    // that cannot end a table name (`FROM`, `WHERE`, `JOIN`, ...) are not.
+    if word.quote_style.is_none() && RESERVED_FOR_TABLE_ALIAS.contains(&word.keyword) {
         return None;
     }
     let mut parts = vec![word.clone()];
@@ -180,7 +182,10 @@ fn table_ref(parts: &[Word]) -> Result<TableRef> {
         })
         .collect();
     match names.as_slice() {
-        [table] => Ok(TableRef::new(None, table)?),
+        [table] => {
+            let schema = super::session::current().and_then(|settings| settings.schema);
+            Ok(TableRef::new(schema.as_deref(), table)?)
+        }
         [schema, table] => Ok(TableRef::new(Some(schema), table)?),
         [catalog, schema, table] if catalog == CATALOG_NAME => {
             Ok(TableRef::new(Some(schema), table)?)
@@ -267,6 +272,15 @@ mod tests {
             )
             .unwrap(),
             "SELECT * FROM sales.\"orders@v7\" JOIN \"x@v2\" ON true"
+        );
+        // Table names that are also SQL words.
+        assert_eq!(
+            rewrite("SELECT count(*) FROM sales.returns VERSION AS OF 1").unwrap(),
+            "SELECT count(*) FROM sales.\"returns@v1\""
+        );
+        assert_eq!(
+            rewrite("SELECT * FROM events VERSION AS OF 2").unwrap(),
+            "SELECT * FROM \"events@v2\""
         );
     }
 

@@ -17,6 +17,7 @@ mod merge;
 mod merge_rows;
 mod provider;
 mod row_change;
+pub mod session;
 mod statement;
 mod vector_defaults;
 mod vector_rows;
@@ -246,7 +247,7 @@ impl QueryEngine {
     /// Parses, checks and plans one SQL statement. Placeholders (`$1` or
     /// `?`) stay in the plan until [`Self::bind`].
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
-        let state = self.ctx.state();
+        let state = session::applied(self.ctx.state());
         let dialect = state.config_options().sql_parser.dialect;
         let sql = as_of::rewrite_as_of(sql, |table, as_of| match as_of {
             as_of::AsOf::Version(version) => {
@@ -419,7 +420,7 @@ impl QueryEngine {
     /// Runs a query plan, streaming its batches, in a memory pool of its
     /// own over the shared one.
     pub async fn execute_query(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
-        let state = self.ctx.state();
+        let state = session::applied(self.ctx.state());
         let mut runtime = state.runtime_env().as_ref().clone();
         runtime.memory_pool = Arc::new(QueryPool::new(
             runtime.memory_pool.clone(),

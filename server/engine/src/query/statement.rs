@@ -154,17 +154,31 @@ pub fn catalog_references(
     Ok(found)
 }
 
-/// Resolves a DataFusion table reference to a catalog table.
+/// Resolves a DataFusion table reference to a catalog table; a bare name
+/// is in the session's schema, else `public`.
 pub fn table_ref(reference: &TableReference) -> Result<TableRef> {
     check_catalog(reference)?;
-    Ok(TableRef::new(reference.schema(), reference.table())?)
+    Ok(TableRef::new(
+        schema_of(reference).as_deref(),
+        reference.table(),
+    )?)
 }
 
 /// Resolves a reference that may name a version (`table@vN`).
 pub fn versioned_table_ref(reference: &TableReference) -> Result<(TableRef, Option<u64>)> {
     check_catalog(reference)?;
     let (table, version) = split_version(reference.table())?;
-    Ok((TableRef::new(reference.schema(), table)?, version))
+    Ok((
+        TableRef::new(schema_of(reference).as_deref(), table)?,
+        version,
+    ))
+}
+
+fn schema_of(reference: &TableReference) -> Option<String> {
+    match reference.schema() {
+        Some(schema) => Some(schema.to_string()),
+        None => super::session::current().and_then(|settings| settings.schema),
+    }
 }
 
 fn check_catalog(reference: &TableReference) -> Result<()> {
