@@ -16,7 +16,76 @@ use arrow_flight::sql::{
     SupportedSqlGrammar, XdbcDataType, XdbcDatetimeSubcode,
 };
 
+use arrow::compute::can_cast_types;
+use arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
+use arrow_flight::sql::SqlSupportsConvert as Convert;
+
 use lakehouse_core::catalog::MAX_NAME_LEN;
+
+/// Each SQL type of `SqlSupportsConvert`, the SQL name `CAST` takes for it
+/// and the Arrow type DataFusion makes of that name.
+const CONVERT_TYPES: &[(Convert, &str, DataType)] = &[
+    (Convert::SqlConvertBigint, "BIGINT", DataType::Int64),
+    (Convert::SqlConvertBinary, "BYTEA", DataType::Binary),
+    (Convert::SqlConvertBit, "BOOLEAN", DataType::Boolean),
+    (Convert::SqlConvertChar, "CHAR", DataType::Utf8),
+    (Convert::SqlConvertDate, "DATE", DataType::Date32),
+    (
+        Convert::SqlConvertDecimal,
+        "DECIMAL(38, 10)",
+        DataType::Decimal128(38, 10),
+    ),
+    (Convert::SqlConvertFloat, "DOUBLE", DataType::Float64),
+    (Convert::SqlConvertInteger, "INTEGER", DataType::Int32),
+    (
+        Convert::SqlConvertIntervalDayTime,
+        "INTERVAL",
+        DataType::Interval(IntervalUnit::MonthDayNano),
+    ),
+    (
+        Convert::SqlConvertIntervalYearMonth,
+        "INTERVAL",
+        DataType::Interval(IntervalUnit::MonthDayNano),
+    ),
+    (Convert::SqlConvertLongvarbinary, "BYTEA", DataType::Binary),
+    (Convert::SqlConvertLongvarchar, "TEXT", DataType::Utf8),
+    (
+        Convert::SqlConvertNumeric,
+        "NUMERIC(38, 10)",
+        DataType::Decimal128(38, 10),
+    ),
+    (Convert::SqlConvertReal, "REAL", DataType::Float32),
+    (Convert::SqlConvertSmallint, "SMALLINT", DataType::Int16),
+    (
+        Convert::SqlConvertTime,
+        "TIME",
+        DataType::Time64(TimeUnit::Nanosecond),
+    ),
+    (
+        Convert::SqlConvertTimestamp,
+        "TIMESTAMP",
+        DataType::Timestamp(TimeUnit::Nanosecond, None),
+    ),
+    (Convert::SqlConvertTinyint, "TINYINT", DataType::Int8),
+    (Convert::SqlConvertVarbinary, "BYTEA", DataType::Binary),
+    (Convert::SqlConvertVarchar, "VARCHAR", DataType::Utf8),
+];
+
+/// For each SQL type, the types `CAST` turns it into: Arrow's cast rules,
+/// which DataFusion's `CAST` follows.
+fn convertible() -> std::collections::HashMap<i32, Vec<i32>> {
+    CONVERT_TYPES
+        .iter()
+        .map(|(from, _, from_type)| {
+            let to = CONVERT_TYPES
+                .iter()
+                .filter(|(_, _, to_type)| can_cast_types(from_type, to_type))
+                .map(|(to, _, _)| *to as i32)
+                .collect();
+            (*from as i32, to)
+        })
+        .collect()
+}
 
 fn bits<T: Into<i32>>(flags: impl IntoIterator<Item = T>) -> i32 {
     flags.into_iter().fold(0, |acc, f| acc | (1 << f.into()))
@@ -121,10 +190,7 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::SqlExtraNameCharacters, "");
     b.append(SqlInfo::SqlSupportsColumnAliasing, true);
     b.append(SqlInfo::SqlNullPlusNullIsNull, true);
-    b.append(
-        SqlInfo::SqlSupportsConvert,
-        std::collections::HashMap::<i32, Vec<i32>>::new(),
-    );
+    b.append(SqlInfo::SqlSupportsConvert, convertible());
     b.append(SqlInfo::SqlSupportsTableCorrelationNames, true);
     b.append(SqlInfo::SqlSupportsDifferentTableCorrelationNames, false);
     b.append(SqlInfo::SqlSupportsExpressionsInOrderBy, true);
@@ -332,5 +398,34 @@ mod tests {
             .record_batch(Some(XdbcDataType::XdbcVarchar as i32))
             .unwrap();
         assert_eq!(varchar.num_rows(), 1);
+    }
+
+    /// Every conversion the matrix claims runs as a `CAST` in the engine,
+    /// and a conversion it leaves out is refused.
+    #[tokio::test]
+    async fn the_convert_matrix_is_what_cast_does() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let matrix = convertible();
+        let mut claimed = 0;
+        for (from, sql_from, _) in CONVERT_TYPES {
+            for (to, sql_to, _) in CONVERT_TYPES {
+                let sql = format!("SELECT CAST(CAST(NULL AS {sql_from}) AS {sql_to})");
+                let runs = match ctx.sql(&sql).await {
+                    Ok(frame) => frame.collect().await.is_ok(),
+                    Err(_) => false,
+                };
+                let listed = matrix[&(*from as i32)].contains(&(*to as i32));
+                assert_eq!(listed, runs, "{sql}: listed {listed}, runs {runs}");
+                claimed += usize::from(listed);
+            }
+        }
+        assert!(claimed > 200, "{claimed} conversions");
+        assert!(
+            matrix[&(Convert::SqlConvertVarchar as i32)]
+                .contains(&(Convert::SqlConvertInteger as i32))
+        );
+        assert!(
+            !matrix[&(Convert::SqlConvertDate as i32)].contains(&(Convert::SqlConvertBit as i32))
+        );
     }
 }
