@@ -175,3 +175,23 @@ def test_restart_keeps_tables_and_versions(tmp_path):
             assert cur.fetchall() == before
     finally:
         second.kill()
+
+
+def test_timestamps_with_time_zones_round_trip_exactly(conn):
+    table = pa.table({
+        "id": [1, 2],
+        "at": pa.array([datetime.datetime(2026, 3, 29, 1, 30, tzinfo=datetime.timezone.utc), None],
+                       pa.timestamp("us", tz="Europe/Paris")),
+        "ns": pa.array([1_700_000_000_123_456_789, 5], pa.timestamp("ns", tz="+05:30")),
+        "naive": pa.array([1, 2], pa.timestamp("ms")),
+    })
+    with conn.cursor() as cur:
+        cur.adbc_ingest("zoned", table, mode="create")
+        cur.execute("SELECT * FROM zoned ORDER BY id")
+        back = cur.fetch_arrow_table()
+        assert back.schema == table.schema and back.equals(table)
+        # A zoned parameter compares by instant: 03:30+02:00 is 01:30 UTC.
+        cur.execute("SELECT id FROM zoned WHERE at = $1",
+                    parameters=(datetime.datetime(2026, 3, 29, 3, 30,
+                                                  tzinfo=datetime.timezone(datetime.timedelta(hours=2))),))
+        assert cur.fetchall() == [(1,)]

@@ -371,6 +371,34 @@ pub static XDBC_TYPE_INFO: LazyLock<XdbcTypeInfoData> = LazyLock::new(|| {
         type_info("DATE", XdbcDataType::XdbcDate, Some(10)),
         type_info("TIME", XdbcDataType::XdbcTime, Some(15)),
         type_info("TIMESTAMP", XdbcDataType::XdbcTimestamp, Some(26)),
+        XdbcTypeInfo {
+            datetime_subcode: Some(XdbcDatetimeSubcode::XdbcSubcodeTimestampWithTimezone),
+            ..type_info(
+                "TIMESTAMP WITH TIME ZONE",
+                XdbcDataType::XdbcTimestamp,
+                Some(32),
+            )
+        },
+        XdbcTypeInfo {
+            literal_prefix: Some("INTERVAL '".to_string()),
+            literal_suffix: Some("'".to_string()),
+            // Months, days and nanoseconds: year-month and day-time both.
+            datetime_subcode: Some(XdbcDatetimeSubcode::XdbcSubcodeIntervalDayToSecond),
+            interval_precision: Some(9),
+            ..type_info("INTERVAL", XdbcDataType::XdbcInterval, None)
+        },
+        // Flight SQL's type codes have none for arrays and structs (JDBC's
+        // ARRAY and STRUCT); the names say what they are.
+        XdbcTypeInfo {
+            create_params: Some(vec!["element type".to_string()]),
+            searchable: Searchable::None,
+            ..type_info("ARRAY", XdbcDataType::XdbcUnknownType, None)
+        },
+        XdbcTypeInfo {
+            create_params: Some(vec!["field name and type, ...".to_string()]),
+            searchable: Searchable::None,
+            ..type_info("STRUCT", XdbcDataType::XdbcUnknownType, None)
+        },
     ] {
         b.append(info);
     }
@@ -393,7 +421,15 @@ mod tests {
                 .num_rows(),
             1
         );
-        assert_eq!(XDBC_TYPE_INFO.record_batch(None).unwrap().num_rows(), 13);
+        assert_eq!(XDBC_TYPE_INFO.record_batch(None).unwrap().num_rows(), 17);
+        let timestamps = XDBC_TYPE_INFO
+            .record_batch(Some(XdbcDataType::XdbcTimestamp as i32))
+            .unwrap();
+        assert_eq!(timestamps.num_rows(), 2);
+        let interval = XDBC_TYPE_INFO
+            .record_batch(Some(XdbcDataType::XdbcInterval as i32))
+            .unwrap();
+        assert_eq!(interval.num_rows(), 1);
         let varchar = XDBC_TYPE_INFO
             .record_batch(Some(XdbcDataType::XdbcVarchar as i32))
             .unwrap();
