@@ -195,3 +195,17 @@ def test_timestamps_with_time_zones_round_trip_exactly(conn):
                     parameters=(datetime.datetime(2026, 3, 29, 3, 30,
                                                   tzinfo=datetime.timezone(datetime.timedelta(hours=2))),))
         assert cur.fetchall() == [(1,)]
+
+
+def test_incremental_execution_polls_a_long_statement(conn):
+    # ADBC's incremental mode submits through PollFlightInfo and polls
+    # until the statement is done.
+    with conn.cursor() as cur:
+        statement = cur.adbc_statement
+        statement.set_options(**{"adbc.statement.exec.incremental": "true"})
+        statement.set_sql_query("CREATE TABLE polled AS SELECT value AS v FROM generate_series(1, 5000000)")
+        partitions, _, _ = statement.execute_partitions()
+        assert len(partitions) == 1
+        assert statement.get_option_float("adbc.statement.exec.progress") == 1.0
+        cur.execute("SELECT count(*) FROM polled")
+        assert cur.fetchone() == (5_000_000,)

@@ -14,6 +14,7 @@ mod cancel;
 pub mod fuzzing;
 mod gate;
 mod planned;
+mod polls;
 mod prepared;
 mod put;
 mod query_slots;

@@ -1,5 +1,6 @@
 //! A thin `FlightService` over [`FlightSql`] that authenticates every call,
-//! answers `Handshake`, `GetSchema`, `PollFlightInfo`, the cancel actions
+//! answers `Handshake`, `GetSchema`, `PollFlightInfo` (see
+//! [`crate::polls`]), the cancel actions
 //! (see [`crate::cancel`]) and the session actions (see
 //! [`crate::sessions`]), runs every call in its session's settings, and
 //! routes CSV uploads.
@@ -30,6 +31,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::FlightSql;
 use super::access::caller;
 use super::cancel::{Running, RunningQuery, cancelled_status};
+use super::polls::{POLL_WAIT, Polls, job_of};
 use super::put::header_options;
 use super::query_slots::{Admission, timed_out};
 use super::result_pump::pumped;
@@ -41,6 +43,7 @@ use super::status::{IntoStatus, ToStatus, code_name};
 use super::upload_watch::UploadWatch;
 use crate::Limits;
 use lakehouse_core::auth::{Authenticator, Identity};
+use lakehouse_core::catalog::on_behalf;
 use lakehouse_core::metrics::{QueryGuard, metrics};
 use lakehouse_engine::error::Error;
 use lakehouse_engine::query::session::with_settings;
@@ -72,6 +75,8 @@ pub struct LakehouseFlightService {
     /// The statements running, for cancels from other connections.
     running: Running,
     sessions: Sessions,
+    /// Statements submitted with PollFlightInfo.
+    polls: Polls,
 }
 
 impl LakehouseFlightService {
@@ -84,6 +89,7 @@ impl LakehouseFlightService {
             result_write_timeout: limits.result_write_timeout,
             running: Running::default(),
             sessions,
+            polls: Polls::default(),
         }
     }
 
@@ -460,20 +466,33 @@ impl FlightService for LakehouseFlightService {
             "PollFlightInfo",
             async {
                 let (request, _permits) = self.admit(request).await?;
-                let descriptor = request.get_ref().clone();
-                let session = self.session(&request);
-                let info = with_settings(
-                    session.settings,
-                    FlightService::get_flight_info(self.inner.as_ref(), request),
-                )
-                .await?
-                .into_inner();
-                Ok(Response::new(PollInfo {
-                    info: Some(info),
-                    flight_descriptor: Some(descriptor),
-                    progress: Some(1.0),
-                    expiration_time: None,
-                }))
+                let identity = caller(&request).into_status()?;
+                let id = match job_of(request.get_ref()) {
+                    Some(id) => id,
+                    None => {
+                        decode_command(
+                            &request.get_ref().cmd,
+                            "the descriptor is not a Flight SQL command",
+                        )?;
+                        let session = self.session(&request);
+                        let timeout = self.timeout_in(&session);
+                        let descriptor = request.get_ref().clone();
+                        let inner = self.inner.clone();
+                        let work = on_behalf(with_settings(session.settings, async move {
+                            tokio::time::timeout(
+                                timeout,
+                                FlightService::get_flight_info(inner.as_ref(), request),
+                            )
+                            .await
+                            .unwrap_or_else(|_| Err(timed_out(timeout)))
+                            .map(Response::into_inner)
+                        }));
+                        self.polls.start(&identity, descriptor, work)?
+                    }
+                };
+                Ok(Response::new(
+                    self.polls.poll(&id, &identity, POLL_WAIT).await?,
+                ))
             }
             .await,
         )
