@@ -172,9 +172,13 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
         SqlSupportedCaseSensitivity::SqlCaseSensitivityLowercase as i32,
     );
     b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    // Quoted names keep their case and are compared exactly. Flight SQL's
+    // enum has no "case-sensitive"; drivers read UNKNOWN as that (the Arrow
+    // ODBC driver maps it to SQL_IC_SENSITIVE) and CASE_INSENSITIVE as
+    // "stored mixed, compared without case", which would be false.
     b.append(
         SqlInfo::SqlQuotedIdentifierCase,
-        SqlSupportedCaseSensitivity::SqlCaseSensitivityCaseInsensitive as i32,
+        SqlSupportedCaseSensitivity::SqlCaseSensitivityUnknown as i32,
     );
     b.append(SqlInfo::SqlAllTablesAreSelectable, true);
     b.append(
@@ -434,6 +438,28 @@ mod tests {
             .record_batch(Some(XdbcDataType::XdbcVarchar as i32))
             .unwrap();
         assert_eq!(varchar.num_rows(), 1);
+    }
+
+    #[test]
+    fn quoted_names_are_not_said_to_be_case_insensitive() {
+        use arrow::array::{AsArray, Int32Array};
+        let case = |info: SqlInfo| {
+            let batch = SQL_INFO.record_batch([info as u32]).unwrap();
+            let value = batch.column(1).as_union().value(0);
+            value
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .unwrap()
+                .value(0)
+        };
+        assert_eq!(
+            case(SqlInfo::SqlIdentifierCase),
+            SqlSupportedCaseSensitivity::SqlCaseSensitivityLowercase as i32
+        );
+        assert_eq!(
+            case(SqlInfo::SqlQuotedIdentifierCase),
+            SqlSupportedCaseSensitivity::SqlCaseSensitivityUnknown as i32
+        );
     }
 
     /// Every conversion the matrix claims runs as a `CAST` in the engine,
