@@ -61,7 +61,7 @@ def test_adbc_session_options_change_how_statements_run(server):
 def test_a_session_query_timeout_bounds_its_statements(server):
     with flightsql.connect(server.uri, db_kwargs=COOKIES, autocommit=True) as conn:
         conn.adbc_connection.set_options(**{OPTION + "query_timeout": "1"})
-        with conn.cursor() as cur, pytest.raises(flightsql.Error, match="longer than the limit of 1 s"):
+        with conn.cursor() as cur, pytest.raises(flightsql.Error, match="longer than the session.s query_timeout of 1 s"):
             cur.execute("SELECT sum(value % 7) FROM generate_series(1, 100000000000)")
             cur.fetchall()
 

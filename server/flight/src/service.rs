@@ -62,6 +62,28 @@ const CLOSE_SESSION: &str = "CloseSession";
 /// does not export the enum).
 const CANCEL_RESULT_CANCELLED: i32 = 1;
 
+/// A statement's time limit: the server's, or its session's.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    duration: Duration,
+    session: bool,
+}
+
+impl Limit {
+    /// The error of a statement stopped at the limit, naming the setting.
+    fn refusal(self) -> Status {
+        if self.session {
+            Error::ResourceExhausted(format!(
+                "the query ran longer than the session's query_timeout of {} s and was stopped",
+                self.duration.as_secs_f64()
+            ))
+            .to_status()
+        } else {
+            timed_out(self.duration)
+        }
+    }
+}
+
 /// The service registered with tonic.
 #[derive(Debug, Clone)]
 pub struct LakehouseFlightService {
@@ -103,12 +125,12 @@ impl LakehouseFlightService {
     /// within the query timeout.
     async fn within_timeout<T>(
         &self,
-        limit: Duration,
+        limit: Limit,
         call: impl std::future::Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
-        tokio::time::timeout(limit, call)
+        tokio::time::timeout(limit.duration, call)
             .await
-            .unwrap_or_else(|_| Err(timed_out(limit)))
+            .unwrap_or_else(|_| Err(limit.refusal()))
     }
 
     /// The session the call belongs to (its settings and query timeout);
@@ -121,8 +143,17 @@ impl LakehouseFlightService {
     }
 
     /// The query timeout of a call in `session`.
-    fn timeout_in(&self, session: &InSession) -> Duration {
-        session.query_timeout.unwrap_or(self.admission.timeout())
+    fn timeout_in(&self, session: &InSession) -> Limit {
+        match session.query_timeout {
+            Some(duration) => Limit {
+                duration,
+                session: true,
+            },
+            None => Limit {
+                duration: self.admission.timeout(),
+                session: false,
+            },
+        }
     }
 
     /// Attaches the caller's identity to `request` (the one the
@@ -287,14 +318,14 @@ fn observe_results(
     stream: <Inner as FlightService>::DoGetStream,
     held: Held,
     deadline: tokio::time::Instant,
-    timeout: Duration,
+    timeout: Limit,
 ) -> <Inner as FlightService>::DoGetStream {
     struct Observed {
         stream: <Inner as FlightService>::DoGetStream,
         _query: QueryGuard,
         _held: Held,
         deadline: tokio::time::Instant,
-        timeout: Duration,
+        timeout: Limit,
         finished: bool,
     }
     impl Observed {
@@ -346,7 +377,7 @@ fn observe_results(
                 return Some((Err(status), observed));
             };
             let Ok(next) = next else {
-                let status = timed_out(observed.timeout);
+                let status = observed.timeout.refusal();
                 observed.finish(status.code());
                 return Some((Err(status), observed));
             };
@@ -480,11 +511,11 @@ impl FlightService for LakehouseFlightService {
                         let inner = self.inner.clone();
                         let work = on_behalf(with_settings(session.settings, async move {
                             tokio::time::timeout(
-                                timeout,
+                                timeout.duration,
                                 FlightService::get_flight_info(inner.as_ref(), request),
                             )
                             .await
-                            .unwrap_or_else(|_| Err(timed_out(timeout)))
+                            .unwrap_or_else(|_| Err(timeout.refusal()))
                             .map(Response::into_inner)
                         }));
                         self.polls.start(&identity, descriptor, work)?
@@ -528,13 +559,16 @@ impl FlightService for LakehouseFlightService {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let started = tokio::time::Instant::now();
-        let mut timeout = self.admission.timeout();
-        let mut deadline = started + timeout;
+        let mut timeout = Limit {
+            duration: self.admission.timeout(),
+            session: false,
+        };
+        let mut deadline = started + timeout.duration;
         let result = async {
             let (request, permit) = self.admit(request).await?;
             let session = self.session(&request);
             timeout = self.timeout_in(&session);
-            deadline = started + timeout;
+            deadline = started + timeout.duration;
             let ticket = decode_command(
                 &request.get_ref().ticket,
                 "the ticket is not a Flight SQL ticket",
@@ -561,7 +595,7 @@ impl FlightService for LakehouseFlightService {
                 ),
             )
             .await
-            .unwrap_or_else(|_| Err(timed_out(timeout)))?;
+            .unwrap_or_else(|_| Err(timeout.refusal()))?;
             Ok((response, (permit, query)))
         }
         .await;
