@@ -192,6 +192,16 @@ def session(page, server, tmp_path):
     assert progress.evaluate("bar => bar.value === bar.max && bar.max === " + str(csv.stat().st_size))
     expect(page.locator("#catalog-list button[data-table='public.trips_2026']")).to_be_visible()
 
+    # The editor completes the new table's columns (from information_schema).
+    page.click("[data-tab=query]")
+    page.click(".cm-content")
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.type("SELECT public.trips_2026.")
+    expect(page.locator(".cm-tooltip-autocomplete")).to_contain_text("city")
+    page.keyboard.press("Escape")
+    page.click("[data-tab=upload]")
+
     # A second upload appends: version 2.
     page.select_option("#upload-mode", "append")
     page.click("#upload-form button[type=submit]")

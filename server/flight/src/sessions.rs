@@ -267,7 +267,7 @@ impl Sessions {
         metadata: &MetadataMap,
         caller: &Identity,
     ) -> Result<GetSessionOptionsResult, Status> {
-        let options = self.owned(metadata, caller, |session| session.options.clone())?;
+        let options = self.owned(metadata, caller, |_, session| session.options.clone())?;
         let text = |text: &str| SessionOptionValue {
             option_value: Some(OptionValue::String(text.to_string())),
         };
@@ -294,10 +294,8 @@ impl Sessions {
 
     /// Forgets the caller's session; `NotFound` without one.
     pub fn close(&self, metadata: &MetadataMap, caller: &Identity) -> Result<(), Status> {
-        self.owned(metadata, caller, |_| ())?;
-        if let Some(id) = session_id(metadata) {
-            self.by_id.lock().remove(&id);
-        }
+        let id = self.owned(metadata, caller, |id, _| id.to_string())?;
+        self.by_id.lock().remove(&id);
         Ok(())
     }
 
@@ -305,7 +303,7 @@ impl Sessions {
         &self,
         metadata: &MetadataMap,
         caller: &Identity,
-        read: impl FnOnce(&Session) -> T,
+        read: impl FnOnce(&str, &Session) -> T,
     ) -> Result<T, Status> {
         let missing = || {
             Status::not_found(format!(
@@ -319,7 +317,7 @@ impl Sessions {
             .get(&id)
             .filter(|s| s.user == caller.name)
             .ok_or_else(missing)?;
-        Ok(read(session))
+        Ok(read(&id, session))
     }
 }
 

@@ -182,10 +182,7 @@ fn table_ref(parts: &[Word]) -> Result<TableRef> {
         })
         .collect();
     match names.as_slice() {
-        [table] => {
-            let schema = super::session::current().and_then(|settings| settings.schema);
-            Ok(TableRef::new(schema.as_deref(), table)?)
-        }
+        [table] => Ok(TableRef::new(super::session::schema().as_deref(), table)?),
         [schema, table] => Ok(TableRef::new(Some(schema), table)?),
         [catalog, schema, table] if catalog == CATALOG_NAME => {
             Ok(TableRef::new(Some(schema), table)?)

@@ -38,6 +38,11 @@ pub fn current() -> Option<SessionSettings> {
     SETTINGS.try_with(Clone::clone).ok()
 }
 
+/// The schema the current call's session resolves bare names in, if set.
+pub fn schema() -> Option<String> {
+    current().and_then(|settings| settings.schema)
+}
+
 /// `state` with the current call's settings applied.
 pub(crate) fn applied(mut state: SessionState) -> SessionState {
     if let Some(settings) = current() {

@@ -175,10 +175,10 @@ pub fn versioned_table_ref(reference: &TableReference) -> Result<(TableRef, Opti
 }
 
 fn schema_of(reference: &TableReference) -> Option<String> {
-    match reference.schema() {
-        Some(schema) => Some(schema.to_string()),
-        None => super::session::current().and_then(|settings| settings.schema),
-    }
+    reference
+        .schema()
+        .map(str::to_string)
+        .or_else(super::session::schema)
 }
 
 fn check_catalog(reference: &TableReference) -> Result<()> {

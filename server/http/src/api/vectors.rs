@@ -315,13 +315,16 @@ pub async fn search(
         .as_deref()
         .map(|f| format!(" WHERE {f}"))
         .unwrap_or_default();
-    let sql = match request.mode.as_deref().unwrap_or("vector") {
+    // The SQL, and whether its second column is a score (hybrid) rather
+    // than a distance.
+    let (sql, scored) = match request.mode.as_deref().unwrap_or("vector") {
         "vector" => {
             let literal = query_vector(&api, &request).await?;
-            format!(
+            let sql = format!(
                 "SELECT id, _distance, text, metadata FROM knn({}, 'vector', [{literal}], {k}{options}){filter} ORDER BY _distance",
                 sql_text(&table.to_string())
-            )
+            );
+            (sql, false)
         }
         "hybrid" => {
             let (Some(text), None, None) = (&request.text, &request.vector, &request.model) else {
@@ -330,11 +333,12 @@ pub async fn search(
                 )
                 .into());
             };
-            format!(
+            let sql = format!(
                 "SELECT id, _score, text, metadata FROM hybrid({}, 'vector', 'text', {}, {k}{options}){filter} ORDER BY _score DESC",
                 sql_text(&table.to_string()),
                 sql_text(text)
-            )
+            );
+            (sql, true)
         }
         other => {
             return Err(
@@ -355,7 +359,6 @@ pub async fn search(
                 .map_err(Error::from_datafusion)
         })
         .await?;
-    let scored = request.mode.as_deref() == Some("hybrid");
     let mut hits = Vec::new();
     for batch in &rows {
         hits.extend(batch_hits(batch, scored)?);
