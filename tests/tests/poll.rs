@@ -105,3 +105,51 @@ async fn a_query_is_ready_on_the_first_poll() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polled_statement_counts_against_the_request_limits_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_on(dir.path(), &["--max-concurrent-requests", "1"]);
+    let mut client = server.client().await;
+    let first = client
+        .flight_sql()
+        .inner_mut()
+        .poll_flight_info(statement(
+            "CREATE TABLE held AS SELECT value AS v FROM generate_series(1, 30000000)",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next = first.flight_descriptor.expect("still running");
+    // The running statement holds the server's one request permit.
+    let refused = client.query("SELECT 1").await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(tonic::Code::ResourceExhausted),
+        "{refused}"
+    );
+    let started = Instant::now();
+    loop {
+        match client
+            .flight_sql()
+            .inner_mut()
+            .poll_flight_info(next.clone())
+            .await
+        {
+            Ok(poll) => match poll.into_inner().flight_descriptor {
+                Some(again) => next = again,
+                None => break,
+            },
+            Err(status) => assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "never finished"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        rows(&client.query("SELECT count(*) FROM held").await.unwrap()),
+        ["30000000"]
+    );
+}

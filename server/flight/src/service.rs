@@ -496,7 +496,7 @@ impl FlightService for LakehouseFlightService {
         observe(
             "PollFlightInfo",
             async {
-                let (request, _permits) = self.admit(request).await?;
+                let (request, permits) = self.admit(request).await?;
                 let identity = caller(&request).into_status()?;
                 let id = match job_of(request.get_ref()) {
                     Some(id) => id,
@@ -509,7 +509,11 @@ impl FlightService for LakehouseFlightService {
                         let timeout = self.timeout_in(&session);
                         let descriptor = request.get_ref().clone();
                         let inner = self.inner.clone();
+                        // The statement holds its caller's request permits
+                        // while it runs, as a call would: a user's polled
+                        // statements count against the same limits.
                         let work = on_behalf(with_settings(session.settings, async move {
+                            let _held = permits;
                             tokio::time::timeout(
                                 timeout.duration,
                                 FlightService::get_flight_info(inner.as_ref(), request),
