@@ -4,7 +4,8 @@
 # project's Python venv (.venv: pyarrow, ADBC, pytest, Playwright), `just`
 # (from PyPI, into the venv), the local embedding model, unpacked into the
 # model directory, and for tests and benchmarks (LAKEHOUSE_RECIPE test*,
-# bench*) Debian's chromium, which drives the console's browser tests.
+# bench*) Debian's chromium, which drives the console's browser tests, and
+# postgresql-client (psql), a client of the Postgres port's tests.
 # Fast when everything is there.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +43,9 @@ case "${LAKEHOUSE_RECIPE:-}" in
   test* | bench*)
     if [ ! -x /usr/lib/chromium/chromium ] && ! command -v chromium >/dev/null 2>&1; then
       apt_install chromium
+    fi
+    if ! command -v psql >/dev/null 2>&1; then
+      apt_install postgresql-client
     fi
     ;;
 esac

@@ -39,6 +39,11 @@ if [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1; the
 else
   check chromium false "not found (the console's browser tests need it)" "sudo apt-get install chromium, or ./dev test which installs it"
 fi
+if command -v psql >/dev/null 2>&1; then
+  check psql true "$(psql --version 2>&1)" ""
+else
+  check psql false "not found (the Postgres port's tests run psql)" "sudo apt-get install postgresql-client, or ./dev test which installs it"
+fi
 if command -v python3 >/dev/null 2>&1; then
   check python3 true "$(python3 --version 2>&1)" ""
 else

@@ -1,7 +1,8 @@
 """Fixtures: the real lakehouse binary on port 0 over temporary storage.
 
 The server prints `lakehouse listening on HOST:PORT` once it is ready (after
-`lakehouse http on HOST:PORT`, the probes' port); the fixture waits for that line (no sleeps, no fixed ports) and kills the server
+`lakehouse http on HOST:PORT`, the probes' port, and `lakehouse postgres on
+HOST:PORT` when the Postgres port is on); the fixture waits for that line (no sleeps, no fixed ports) and kills the server
 at the end. The binary is $LAKEHOUSE_BIN, else the debug build in the
 default target directory.
 """
@@ -15,6 +16,7 @@ import threading
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
+import trustme
 
 # The users, roles and token secret of the secured servers.
 PASSWORDS = {"rita": "pw-rita", "walt": "pw-walt", "ada": "pw-ada"}
@@ -23,6 +25,7 @@ SECRET = "test-secret-that-is-at-least-32-characters"
 
 READY_PREFIX = "lakehouse listening on "
 HTTP_PREFIX = "lakehouse http on "
+POSTGRES_PREFIX = "lakehouse postgres on "
 START_TIMEOUT_S = 60
 
 
@@ -58,6 +61,7 @@ class Server:
 
         threading.Thread(target=pump, daemon=True).start()
         self.http_address = None
+        self.postgres_address = None
         while True:
             try:
                 line = lines.get(timeout=START_TIMEOUT_S)
@@ -68,6 +72,8 @@ class Server:
                 raise RuntimeError(f"the server exited early with {self.process.wait()}")
             if line.startswith(HTTP_PREFIX):
                 self.http_address = line[len(HTTP_PREFIX):].strip()
+            if line.startswith(POSTGRES_PREFIX):
+                self.postgres_address = line[len(POSTGRES_PREFIX):].strip()
             if line.startswith(READY_PREFIX):
                 self.address = line[len(READY_PREFIX):].strip()
                 break
@@ -129,3 +135,25 @@ def secured_server(storage, config, *extra, **kwargs):
         return Server(storage, "--config", str(config), *extra, **kwargs)
     finally:
         del os.environ["LAKEHOUSE_TOKEN_SECRET"]
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    """A CA (trustme), a server certificate for localhost and 127.0.0.1, and
+    a client certificate, as PEM files (client ones as bytes)."""
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("localhost", "127.0.0.1")
+    client_cert = ca.issue_cert("client@example.test")
+    folder = tmp_path_factory.mktemp("tls")
+    files = {
+        "ca": ca.cert_pem,
+        "cert": server_cert.cert_chain_pems[0],
+        "key": server_cert.private_key_pem,
+    }
+    paths = {}
+    for name, blob in files.items():
+        paths[name] = folder / f"{name}.pem"
+        blob.write_to_path(str(paths[name]))
+    paths["client_cert"] = client_cert.cert_chain_pems[0].bytes()
+    paths["client_key"] = client_cert.private_key_pem.bytes()
+    return paths

@@ -83,6 +83,10 @@ def test_execute_with_parameters(conn):
         assert cur.fetchone() == (10,)
         cur.execute("SELECT name FROM t WHERE id = $1", parameters=(12,))
         assert cur.fetchall() == [("name-12",)]
+        # Parameters bind by position: a statement that uses only $2 still
+        # takes two values, and $2 is the second (it took the first).
+        cur.execute("SELECT name FROM t WHERE id = $2", parameters=(99, 13))
+        assert cur.fetchall() == [("name-13",)]
 
 
 def test_a_prepared_statement_run_again_reads_what_was_committed_since(conn):

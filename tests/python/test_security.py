@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 import requests
-import trustme
 
 from conftest import PASSWORDS, SECRET, Server, secured_server, server_binary
 from flight_commands import command, field, statement_query
@@ -322,26 +321,6 @@ def test_a_non_loopback_address_needs_authentication(tmp_path, auth_config):
     with pytest.raises(flight.FlightUnauthenticatedError):
         flight.connect(f"grpc://127.0.0.1:{port}").list_actions()
     protected.kill()
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory):
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("localhost", "127.0.0.1")
-    client_cert = ca.issue_cert("client@example.test")
-    folder = tmp_path_factory.mktemp("tls")
-    files = {
-        "ca": ca.cert_pem,
-        "cert": server_cert.cert_chain_pems[0],
-        "key": server_cert.private_key_pem,
-    }
-    paths = {}
-    for name, blob in files.items():
-        paths[name] = folder / f"{name}.pem"
-        blob.write_to_path(str(paths[name]))
-    paths["client_cert"] = client_cert.cert_chain_pems[0].bytes()
-    paths["client_key"] = client_cert.private_key_pem.bytes()
-    return paths
 
 
 def tls_uri(server) -> str:

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub listen: String,
     /// Address of the HTTP probes and metrics; `None` when turned off.
     pub http_listen: Option<String>,
+    /// Address of the Postgres wire protocol port; `None` when off.
+    pub postgres_listen: Option<String>,
+    pub max_postgres_connections: usize,
     pub storage: String,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -162,6 +165,10 @@ impl ServerConfig {
             off if off.eq_ignore_ascii_case("off") => None,
             address => Some(address),
         };
+        let postgres_listen = match given(s.postgres_listen, "postgres_listen")? {
+            off if off.eq_ignore_ascii_case("off") => None,
+            address => Some(address),
+        };
         let secs = |value: Option<u64>, key: &str| -> Result<std::time::Duration, ConfigError> {
             Ok(std::time::Duration::from_secs(given(
                 nonzero(key, value)?,
@@ -174,6 +181,11 @@ impl ServerConfig {
         Ok(ServerConfig {
             listen: given(s.listen, "listen")?,
             http_listen,
+            postgres_listen,
+            max_postgres_connections: given(
+                nonzero("max_postgres_connections", s.max_postgres_connections)?,
+                "max_postgres_connections",
+            )?,
             storage: given(s.storage, "storage")?,
             log_filter: given(s.log_filter, "log_filter")?,
             log_format: given(s.log_format, "log_format")?,

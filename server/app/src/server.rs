@@ -32,11 +32,12 @@ use lakehouse_extension::{EmbeddingService, Host};
 use lakehouse_flight::Limits;
 use lakehouse_flight::{FlightSql, Gate, LakehouseFlightService};
 use lakehouse_http::{self, Api, Probes};
+use lakehouse_postgres::{PostgresConfig, PostgresPort};
 use lakehouse_serving::Serving;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {address}: {source}{hint}")]
+    #[error("cannot listen on {address}: {source}{}", if hint.is_empty() { String::new() } else { format!(" ({hint})") })]
     Bind {
         address: String,
         hint: &'static str,
@@ -68,6 +69,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot set up the Postgres port: {0}")]
+    Postgres(#[source] Error),
     #[error("the HTTP port cannot serve TLS: {0}")]
     HttpTls(#[from] lakehouse_http::TlsError),
     #[error("the Flight server failed: {0}")]
@@ -92,6 +95,8 @@ pub struct Server {
     listener: TcpListener,
     /// The HTTP port's listener (probes and API), unless turned off.
     http: Option<HttpPort>,
+    /// The Postgres port and its listener, when turned on.
+    postgres: Option<(TcpListener, PostgresPort)>,
     service: LakehouseFlightService,
     /// Authenticates every call before its body is read, when
     /// authentication is on.
@@ -165,11 +170,42 @@ async fn refresh_periodically(catalog: Arc<Catalog>, every: Duration) {
     }
 }
 
-/// Logs that an unauthenticated server is reachable beyond this machine.
-fn warn_if_exposed(address: SocketAddr) {
-    if !address.ip().is_loopback() {
-        warn!(%address, "serving without authentication on a non-loopback address (--allow-unauthenticated)");
+/// Binds `address`; `in_use` says what to do when it is taken.
+async fn bind(address: &str, in_use: &'static str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServeError::Bind {
+            address: address.to_string(),
+            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                in_use
+            } else {
+                ""
+            },
+            source,
+        })
+}
+
+/// Refuses a port reachable beyond this machine without authentication
+/// (unless allowed, then with a warning).
+fn refuse_unprotected(
+    listener: &TcpListener,
+    given: &str,
+    protected: bool,
+    allowed: bool,
+) -> Result<(), ServeError> {
+    let address = listener.local_addr().map_err(|source| ServeError::Bind {
+        address: given.to_string(),
+        hint: "",
+        source,
+    })?;
+    if protected || address.ip().is_loopback() {
+        return Ok(());
     }
+    if !allowed {
+        return Err(ServeError::Unprotected { address });
+    }
+    warn!(%address, "serving without authentication on a non-loopback address (--allow-unauthenticated)");
+    Ok(())
 }
 
 /// Every extension compiled into this server, in a fixed order.
@@ -313,45 +349,53 @@ impl Server {
             embeddings,
             actions: actions.clone(),
         });
+        let postgres = match &config.postgres_listen {
+            None => None,
+            Some(pg_address) => {
+                let pg_listener = bind(
+                    pg_address,
+                    "the Postgres port; choose another with --postgres-listen, or turn it off",
+                )
+                .await?;
+                refuse_unprotected(
+                    &pg_listener,
+                    pg_address,
+                    protected,
+                    config.allow_unauthenticated,
+                )?;
+                let port = PostgresPort::new(PostgresConfig {
+                    engine: engine.clone(),
+                    catalog: catalog.clone(),
+                    serving: serving.clone(),
+                    auth: auth.clone(),
+                    tls: config.tls.as_ref().map(http_tls_config).transpose()?,
+                    max_connections: config.max_postgres_connections,
+                })
+                .map_err(ServeError::Postgres)?;
+                Some((pg_listener, port))
+            }
+        };
         let service = FlightSql::new(engine, catalog, ingest, actions, &config.limits, serving)
             .into_service(auth, &config.limits);
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    address: config.listen.clone(),
-                    hint: if source.kind() == std::io::ErrorKind::AddrInUse {
-                        " (is another server running there? choose another address with --listen)"
-                    } else {
-                        ""
-                    },
-                    source,
-                })?;
-        let address = listener.local_addr().map_err(|source| ServeError::Bind {
-            address: config.listen.clone(),
-            hint: "",
-            source,
-        })?;
-        if !protected && !address.ip().is_loopback() && !config.allow_unauthenticated {
-            return Err(ServeError::Unprotected { address });
-        }
-        if !protected {
-            warn_if_exposed(address);
-        }
+        let listener = bind(
+            &config.listen,
+            "is another server running there? choose another address with --listen",
+        )
+        .await?;
+        refuse_unprotected(
+            &listener,
+            &config.listen,
+            protected,
+            config.allow_unauthenticated,
+        )?;
         let http = match &config.http_listen {
             None => None,
             Some(http_address) => {
-                let http_listener = TcpListener::bind(http_address).await.map_err(|source| {
-                    ServeError::Bind {
-                        address: http_address.clone(),
-                        hint: if source.kind() == std::io::ErrorKind::AddrInUse {
-                            " (the HTTP port; choose another with --http-listen, or turn it off)"
-                        } else {
-                            ""
-                        },
-                        source,
-                    }
-                })?;
+                let http_listener = bind(
+                    http_address,
+                    "the HTTP port; choose another with --http-listen, or turn it off",
+                )
+                .await?;
                 let probes = Probes::new(storage.store.clone(), storage.location.clone());
                 let http_tls = config.tls.as_ref().map(http_tls_config).transpose()?;
                 Some((http_listener, http_tls, probes, api))
@@ -361,6 +405,7 @@ impl Server {
         Ok(Self {
             listener,
             http,
+            postgres,
             service,
             gate,
             tls,
@@ -374,6 +419,13 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where the Postgres port answers, when on.
+    pub fn postgres_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.postgres
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
     }
 
     /// Where the probes (`/health`, `/ready`, `/metrics`) and the API
@@ -409,6 +461,17 @@ impl Server {
             });
             probes
         });
+        if let Some((listener, port)) = self.postgres {
+            let mut stopped = stop_rx.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.changed().await;
+                };
+                if let Err(e) = port.serve(listener, stop).await {
+                    warn!(error = %e, "the Postgres port stopped");
+                }
+            });
+        }
         if let Some(every) = self.catalog_refresh {
             tokio::spawn(refresh_periodically(self.catalog.clone(), every));
         }

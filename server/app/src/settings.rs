@@ -139,6 +139,12 @@ pub struct Settings {
     /// Address of the HTTP port (/health, /ready, /metrics and the /v1 API), or "off" (default: the Flight host with the next port, or port 0 when Flight's is 0)
     #[arg(long, env = "LAKEHOUSE_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// Address of the Postgres wire protocol port (psql, psycopg, SQLAlchemy, JDBC's Postgres driver), or "off" (default: off)
+    #[arg(long, env = "LAKEHOUSE_POSTGRES_LISTEN")]
+    pub postgres_listen: Option<String>,
+    /// Connections the Postgres port keeps open at once, logged in or logging in; more are refused with SQLSTATE 53300 naming this setting
+    #[arg(long, env = "LAKEHOUSE_MAX_POSTGRES_CONNECTIONS")]
+    pub max_postgres_connections: Option<usize>,
     /// Serve on a non-loopback address with no users or tokens configured
     #[arg(long, env = "LAKEHOUSE_ALLOW_UNAUTHENTICATED", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub allow_unauthenticated: Option<bool>,
@@ -194,6 +200,8 @@ impl Settings {
             result_write_timeout_secs: Some(120),
             query_timeout_secs: Some(15 * 60),
             allow_unauthenticated: Some(false),
+            postgres_listen: Some("off".into()),
+            max_postgres_connections: Some(100),
             ..Self::default()
         }
     }

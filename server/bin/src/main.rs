@@ -173,6 +173,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         info!(address = %http, tls = config.tls.is_some(), "serving the probes, the /v1 API and the console over HTTP");
         println!("lakehouse http on {http}");
     }
+    if let Some(postgres) = server.postgres_addr() {
+        let postgres = postgres?;
+        info!(address = %postgres, tls = config.tls.is_some(), "serving the Postgres wire protocol");
+        println!("lakehouse postgres on {postgres}");
+    }
     // The last line on stdout at start: scripts and tests wait for it to
     // know the server is ready and which port it took.
     println!("lakehouse listening on {address}");

@@ -223,6 +223,24 @@ impl Authenticator {
         }
     }
 
+    /// The identity of `name` proving itself with `secret` from `client`,
+    /// for protocols that carry a user and a password only (Postgres): the
+    /// user's password (throttled after failures, as any login), or a
+    /// bearer or API token issued to that same name.
+    pub async fn login_with_secret(
+        &self,
+        client: Option<IpAddr>,
+        name: &str,
+        secret: &str,
+    ) -> Result<Identity> {
+        if let Ok(identity) = self.check_bearer(secret)
+            && identity.name == name
+        {
+            return Ok(identity);
+        }
+        self.login(client, name, secret).await
+    }
+
     /// A signed bearer token for `identity`, valid for the configured time.
     pub fn issue_token(&self, identity: &Identity) -> String {
         let exp = now_secs() + self.token_ttl.as_secs();
@@ -445,6 +463,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again, alice);
+    }
+
+    #[tokio::test]
+    async fn a_password_or_a_token_of_the_same_name_logs_in() {
+        let auth = Authenticator::new(&config()).unwrap().unwrap();
+        let alice = auth.login_with_secret(None, "alice", "s3cret!").await;
+        assert_eq!(alice.unwrap().role, Role::Writer);
+        let etl = auth.login_with_secret(None, "etl", "tok-123").await;
+        assert_eq!(etl.unwrap().name, "etl");
+        let signed = auth.issue_token(&Identity {
+            name: "alice".into(),
+            role: Role::Writer,
+        });
+        assert!(auth.login_with_secret(None, "alice", &signed).await.is_ok());
+        // A token proves its own name only.
+        assert!(
+            auth.login_with_secret(None, "alice", "tok-123")
+                .await
+                .is_err()
+        );
+        assert!(auth.login_with_secret(None, "etl", &signed).await.is_err());
+        assert!(
+            auth.login_with_secret(None, "alice", "wrong")
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

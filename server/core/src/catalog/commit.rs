@@ -94,6 +94,11 @@ impl Catalog {
     /// Creates a schema; with `if_not_exists`, an existing one is fine.
     pub async fn create_schema(&self, name: &str, if_not_exists: bool) -> Result<()> {
         validate_name("schema", name)?;
+        if SYSTEM_SCHEMAS.contains(&name) {
+            return Err(Error::invalid(format!(
+                "{name} is a system schema the server answers itself; choose another name"
+            )));
+        }
         if self.schema_exists(name) {
             return if if_not_exists {
                 Ok(())

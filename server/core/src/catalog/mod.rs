@@ -48,7 +48,8 @@ pub use manifest::{
     VersionSummary,
 };
 pub use names::{
-    CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN, TableRef, split_version, validate_name,
+    CATALOG_NAME, DEFAULT_SCHEMA, MAX_NAME_LEN, SYSTEM_SCHEMAS, TableRef, split_version,
+    validate_name,
 };
 pub use rewrite::Rewrite;
 pub use vacuum::{VacuumOptions, VacuumReport};

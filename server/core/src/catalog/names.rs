@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 pub const CATALOG_NAME: &str = "lakehouse";
 /// The schema used when a request names none.
 pub const DEFAULT_SCHEMA: &str = "public";
+/// Schemas the engine answers itself (DataFusion's `information_schema`,
+/// the Postgres port's `pg_catalog`): never catalog schemas.
+pub const SYSTEM_SCHEMAS: [&str; 2] = ["information_schema", "pg_catalog"];
 /// Longest schema or table name accepted.
 pub const MAX_NAME_LEN: usize = 128;
 

@@ -247,7 +247,14 @@ impl QueryEngine {
     /// Parses, checks and plans one SQL statement. Placeholders (`$1` or
     /// `?`) stay in the plan until [`Self::bind`].
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan> {
-        let state = session::applied(self.ctx.state());
+        self.plan_in(&self.ctx, sql).await
+    }
+
+    /// [`Self::plan`] in `session`, a copy of [`Self::session`] that a
+    /// protocol extends with what its clients expect (the Postgres port's
+    /// `pg_catalog` and functions); tables and their checks are the same.
+    pub async fn plan_in(&self, session: &SessionContext, sql: &str) -> Result<LogicalPlan> {
+        let state = session::applied(session.state());
         let dialect = state.config_options().sql_parser.dialect;
         let sql = as_of::rewrite_as_of(sql, |table, as_of| match as_of {
             as_of::AsOf::Version(version) => {
@@ -373,39 +380,56 @@ impl QueryEngine {
             })
             .collect();
         indexed.sort_by_key(|(i, _)| *i);
-        Ok(Arc::new(Schema::new(
-            indexed.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
-        )))
+        // Positions are what clients bind by: `$3` alone still takes three
+        // values, and the first two (unused) are of no particular type.
+        let mut positional = Vec::with_capacity(indexed.len());
+        for (index, field) in indexed {
+            while index != usize::MAX && positional.len() + 1 < index {
+                positional.push(Field::new(
+                    format!("${}", positional.len() + 1),
+                    DataType::Null,
+                    true,
+                ));
+            }
+            positional.push(field);
+        }
+        Ok(Arc::new(Schema::new(positional)))
     }
 
     /// Substitutes one row of parameter values into a plan, casting each
     /// value to the type the plan expects where it knows one.
     pub fn bind(&self, plan: &LogicalPlan, row: &RecordBatch, index: usize) -> Result<LogicalPlan> {
-        let expected = self.parameter_schema(plan)?;
-        if row.num_columns() != expected.fields().len() {
-            return Err(Error::invalid(format!(
-                "the statement takes {} parameter(s) but {} were bound",
-                expected.fields().len(),
-                row.num_columns()
-            )));
-        }
         let values = row
             .columns()
             .iter()
+            .map(|column| ScalarValue::try_from_array(column, index))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.bind_values(plan, values)
+    }
+
+    /// [`Self::bind`] for values already read, `$1` first.
+    pub fn bind_values(&self, plan: &LogicalPlan, values: Vec<ScalarValue>) -> Result<LogicalPlan> {
+        let expected = self.parameter_schema(plan)?;
+        if values.len() != expected.fields().len() {
+            return Err(Error::invalid(format!(
+                "the statement takes {} parameter(s) but {} were bound",
+                expected.fields().len(),
+                values.len()
+            )));
+        }
+        let values = values
+            .into_iter()
             .zip(expected.fields())
-            .map(|(column, field)| {
-                let value = ScalarValue::try_from_array(column, index)?;
-                match field.data_type() {
-                    DataType::Null => Ok(value),
-                    t if t == &value.data_type() => Ok(value),
-                    t => value.cast_to(t).map_err(|e| {
-                        Error::invalid(format!(
-                            "parameter {} cannot be used as {t}: {}",
-                            field.name(),
-                            e.strip_backtrace()
-                        ))
-                    }),
-                }
+            .map(|(value, field)| match field.data_type() {
+                DataType::Null => Ok(value),
+                t if t == &value.data_type() => Ok(value),
+                t => value.cast_to(t).map_err(|e| {
+                    Error::invalid(format!(
+                        "parameter {} cannot be used as {t}: {}",
+                        field.name(),
+                        e.strip_backtrace()
+                    ))
+                }),
             })
             .collect::<Result<Vec<_>>>()?;
         let values = ParamValues::from(values);
@@ -416,7 +440,6 @@ impl QueryEngine {
         bind_parameterized_scans(bound, &values)
     }
 
-    /// Runs a query plan, streaming its batches.
     /// Runs a query plan, streaming its batches, in a memory pool of its
     /// own over the shared one.
     pub async fn execute_query(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {

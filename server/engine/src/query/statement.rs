@@ -21,7 +21,7 @@ use super::carried::carried;
 use super::merge::MergeSpec;
 use super::row_change::RowChange;
 use crate::error::{Error, Result};
-use lakehouse_core::catalog::{CATALOG_NAME, Operation, TableRef, split_version};
+use lakehouse_core::catalog::{CATALOG_NAME, Operation, SYSTEM_SCHEMAS, TableRef, split_version};
 
 /// A statement that changes the catalog.
 #[derive(Debug, Clone)]
@@ -130,7 +130,7 @@ fn looks_like_path(name: &str) -> bool {
 }
 
 /// The catalog tables and views a statement names (table functions and
-/// `information_schema` aside); a name that can only be a file or URL is
+/// the system schemas aside); a name that can only be a file or URL is
 /// refused with the reason.
 pub fn catalog_references(
     state: &SessionState,
@@ -147,7 +147,10 @@ pub fn catalog_references(
         }
         let is_function =
             reference.schema().is_none() && state.table_functions().contains_key(name);
-        if !is_function && reference.schema() != Some("information_schema") {
+        let system = reference
+            .schema()
+            .is_some_and(|schema| SYSTEM_SCHEMAS.contains(&schema));
+        if !is_function && !system {
             found.push(reference);
         }
     }
