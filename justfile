@@ -83,6 +83,11 @@ bench-http *ARGS:
     cargo build --release -p lakehouse --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/http_api.py {{ARGS}}
 
+# Postgres wire protocol against Flight SQL: a large SELECT's rows/s (release build). ARGS: --rows N
+bench-postgres *ARGS:
+    cargo build --release -p lakehouse --bin lakehouse
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/postgres_wire.py {{ARGS}}
+
 # Every benchmark workload against its peers (release build); writes docs/performance.md. ARGS: --only WORKLOAD...
 bench *ARGS:
     cargo build --release -p lakehouse --bin lakehouse -p lakehouse-benches --bin lakehouse-bench
