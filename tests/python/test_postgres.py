@@ -310,3 +310,23 @@ def test_a_cli_example_lists_the_port(tmp_path):
     """`lakehouse config show` names the setting and its default."""
     shown = lakehouse("config", "show").stdout
     assert "postgres_listen" in shown and "max_postgres_connections" in shown
+
+
+def test_client_certificates_are_required_when_the_server_asks(tmp_path, auth_config, certificates):
+    config, _ = auth_config
+    s = secured_server(tmp_path / "data", config, "--postgres-listen", "127.0.0.1:0",
+                       "--tls-cert", str(certificates["cert"]), "--tls-key", str(certificates["key"]),
+                       "--tls-client-ca", str(certificates["ca"]))
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_bytes(certificates["client_cert"])
+    key.write_bytes(certificates["client_key"])
+    key.chmod(0o600)
+    tls = {"sslmode": "verify-full", "sslrootcert": str(certificates["ca"])}
+    try:
+        with psycopg.connect(pg_dsn(s, "ada", PASSWORDS["ada"], sslcert=str(cert), sslkey=str(key), **tls),
+                             autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(pg_dsn(s, "ada", PASSWORDS["ada"], **tls))
+    finally:
+        s.kill()
