@@ -25,9 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
-import numpy as np
 import psycopg
 import pyarrow as pa
 
@@ -35,24 +33,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benches"))
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 from conftest import Server  # noqa: E402
+from http_api import table_batches, timed  # noqa: E402  (the same table as the HTTP harness)
 import report  # noqa: E402
 from stats import summarize  # noqa: E402
-
-BATCH = 200_000
-
-
-def table_batches(rows: int):
-    for first in range(0, rows, BATCH):
-        n = min(BATCH, rows - first)
-        ids = np.arange(first, first + n, dtype=np.int64)
-        yield pa.record_batch({"id": ids, "k": ids % 1000, "v": ids.astype(np.float64) * 0.5,
-                               "s": pa.array(np.char.add("row-", (ids % 100_000).astype(str)))})
-
-
-def timed(fn):
-    started = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - started, value
 
 
 def main():
