@@ -117,7 +117,7 @@ fn read_tls_file(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, 
     })
 }
 
-/// The same certificate, key and client CA for the HTTP port.
+/// The same certificate, key and client CA for the HTTP and Postgres ports.
 fn http_tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServeError> {
     let client_ca = files
         .client_ca
@@ -349,6 +349,8 @@ impl Server {
             embeddings,
             actions: actions.clone(),
         });
+        // The HTTP and Postgres ports serve Flight's certificate: read once.
+        let side_tls = config.tls.as_ref().map(http_tls_config).transpose()?;
         let postgres = match &config.postgres_listen {
             None => None,
             Some(pg_address) => {
@@ -368,7 +370,7 @@ impl Server {
                     catalog: catalog.clone(),
                     serving: serving.clone(),
                     auth: auth.clone(),
-                    tls: config.tls.as_ref().map(http_tls_config).transpose()?,
+                    tls: side_tls.clone(),
                     max_connections: config.max_postgres_connections,
                 })
                 .map_err(ServeError::Postgres)?;
@@ -397,8 +399,7 @@ impl Server {
                 )
                 .await?;
                 let probes = Probes::new(storage.store.clone(), storage.location.clone());
-                let http_tls = config.tls.as_ref().map(http_tls_config).transpose()?;
-                Some((http_listener, http_tls, probes, api))
+                Some((http_listener, side_tls, probes, api))
             }
         };
         info!(storage = %storage.location, tls = tls.is_some(), authentication = protected, "storage opened");

@@ -86,6 +86,14 @@ pub struct Described {
     pub columns: Option<SchemaRef>,
 }
 
+/// A statement planned and ready to run.
+struct Started {
+    permit: RequestPermit,
+    settings: Settings,
+    bound: Bound,
+    plan: LogicalPlan,
+}
+
 /// The bound of one statement's run: its deadline and the limit it
 /// comes from, and the cancel requests it watches.
 struct Bound {
@@ -176,16 +184,7 @@ impl Statements {
         connection: &Connection,
         sql: &str,
     ) -> PgWireResult<Described> {
-        let _permit = self.admit(connection)?;
-        let settings = connection.settings();
-        let mut bound = Bound::new(connection, &settings, self.serving.timeout());
-        let serving = &self.serving;
-        let plan = bound
-            .run(async {
-                let (_slot, _) = serving.query_slot().await?;
-                with_settings(settings.engine(), self.engine.plan_in(&self.session, sql)).await
-            })
-            .await?;
+        let Started { plan, .. } = self.start(connection, sql, None).await?;
         let parameters = self
             .engine
             .parameter_schema(&plan)
@@ -352,6 +351,40 @@ impl Statements {
         Ok(())
     }
 
+    /// A statement's start: its request permit, the connection's settings
+    /// now, its bound, and its plan (with `parameters` bound), planned in a
+    /// query slot.
+    async fn start(
+        &self,
+        connection: &Connection,
+        sql: &str,
+        parameters: Option<Vec<ScalarValue>>,
+    ) -> PgWireResult<Started> {
+        let permit = self.admit(connection)?;
+        let settings = connection.settings();
+        let mut bound = Bound::new(connection, &settings, self.serving.timeout());
+        let serving = &self.serving;
+        let plan = bound
+            .run(async {
+                let (_slot, _) = serving.query_slot().await?;
+                with_settings(settings.engine(), async {
+                    let plan = self.engine.plan_in(&self.session, sql).await?;
+                    match parameters {
+                        Some(values) => self.engine.bind_values(&plan, values),
+                        None => Ok(plan),
+                    }
+                })
+                .await
+            })
+            .await?;
+        Ok(Started {
+            permit,
+            settings,
+            bound,
+            plan,
+        })
+    }
+
     fn admit(&self, connection: &Connection) -> PgWireResult<RequestPermit> {
         self.serving
             .admit(&connection.identity.name)
@@ -383,25 +416,14 @@ impl Statements {
         format: &Format,
         in_block: bool,
     ) -> PgWireResult<Response> {
-        let permit = self.admit(connection)?;
-        let settings = connection.settings();
-        let mut bound = Bound::new(connection, &settings, self.serving.timeout());
+        let Started {
+            permit,
+            settings,
+            mut bound,
+            plan,
+        } = self.start(connection, sql, parameters).await?;
         let serving = &self.serving;
-        let planned = bound
-            .run(async {
-                let (_slot, _) = serving.query_slot().await?;
-                with_settings(settings.engine(), async {
-                    let plan = self.engine.plan_in(&self.session, sql).await?;
-                    let plan = match parameters {
-                        Some(values) => self.engine.bind_values(&plan, values)?,
-                        None => plan,
-                    };
-                    self.engine.classify(plan)
-                })
-                .await
-            })
-            .await?;
-        match planned {
+        match self.engine.classify(plan).map_err(|e| pg_error(&e))? {
             Planned::Update(update) => {
                 check_update(&connection.identity, &update).map_err(|e| pg_error(&e))?;
                 let tag = UpdateTag::of(&update);
@@ -547,34 +569,40 @@ impl UpdateTag {
 
 /// `SHOW name` (`SHOW ALL`: every setting).
 fn show(settings: &Settings, name: &str, format: &Format) -> PgWireResult<Response> {
-    let key = match name {
-        "transaction isolation level" => "transaction_isolation",
-        "time zone" => "timezone",
-        "session authorization" => "session_authorization",
-        other => other,
-    };
-    let batch = if key == "all" {
-        let all = settings.all();
-        RecordBatch::try_new(
-            Arc::new(Schema::new(vec![
-                Field::new("name", DataType::Utf8, false),
-                Field::new("setting", DataType::Utf8, false),
-            ])),
-            vec![
-                Arc::new(StringArray::from_iter_values(all.iter().map(|(k, _)| k))),
-                Arc::new(StringArray::from_iter_values(all.iter().map(|(_, v)| v))),
-            ],
-        )
+    let key = setting_key(name);
+    let columns = if key == "all" {
+        let (names, values) = settings.all().into_iter().unzip();
+        vec![names, values]
     } else {
         let value = settings
             .show(key)
             .map_err(|message| refused(UNDEFINED_OBJECT, message))?;
-        RecordBatch::try_new(
-            Arc::new(Schema::new(vec![Field::new(key, DataType::Utf8, false)])),
-            vec![Arc::new(StringArray::from(vec![value]))],
-        )
+        vec![vec![value]]
+    };
+    rows_of(show_columns(name), columns, format)
+}
+
+/// The setting a `SHOW` names, for the spellings with spaces.
+fn setting_key(name: &str) -> &str {
+    match name {
+        "transaction isolation level" => "transaction_isolation",
+        "time zone" => "timezone",
+        "session authorization" => "session_authorization",
+        other => other,
     }
-    .map_err(|e| pg_error(&Error::from(e)))?;
+}
+
+/// A `SHOW` answer: text columns of `schema`, tagged `SHOW`.
+fn rows_of(
+    schema: SchemaRef,
+    columns: Vec<Vec<String>>,
+    format: &Format,
+) -> PgWireResult<Response> {
+    let columns = columns
+        .into_iter()
+        .map(|values| Arc::new(StringArray::from(values)) as arrow::array::ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(schema, columns).map_err(|e| pg_error(&Error::from(e)))?;
     let fields = Arc::new(arrow_schema_to_pg_fields(&batch.schema(), format, None)?);
     let rows = futures::stream::iter(encode_recordbatch(fields.clone(), batch));
     let mut response = QueryResponse::new(fields, rows);
@@ -582,8 +610,9 @@ fn show(settings: &Settings, name: &str, format: &Format) -> PgWireResult<Respon
     Ok(Response::Query(response))
 }
 
-/// The columns `SHOW name` answers, for Describe.
+/// The columns `SHOW name` answers (for Describe too).
 pub fn show_columns(name: &str) -> SchemaRef {
+    let name = setting_key(name);
     let fields = if name == "all" {
         vec![
             Field::new("name", DataType::Utf8, false),
