@@ -193,7 +193,7 @@ impl Statements {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        let columns = match self.engine.classify(plan).map_err(|e| pg_error(&e))? {
+        let columns = match self.classify(&connection.settings(), plan).await? {
             Planned::Query(plan) => Some(self.engine.output_schema(&plan)),
             Planned::Update(_) => None,
         };
@@ -385,6 +385,14 @@ impl Statements {
         })
     }
 
+    /// Sorts a plan into a query or an update under the connection's
+    /// settings (bare table names resolve in its schema).
+    async fn classify(&self, settings: &Settings, plan: LogicalPlan) -> PgWireResult<Planned> {
+        with_settings(settings.engine(), async { self.engine.classify(plan) })
+            .await
+            .map_err(|e| pg_error(&e))
+    }
+
     fn admit(&self, connection: &Connection) -> PgWireResult<RequestPermit> {
         self.serving
             .admit(&connection.identity.name)
@@ -423,7 +431,7 @@ impl Statements {
             plan,
         } = self.start(connection, sql, parameters).await?;
         let serving = &self.serving;
-        match self.engine.classify(plan).map_err(|e| pg_error(&e))? {
+        match self.classify(&settings, plan).await? {
             Planned::Update(update) => {
                 check_update(&connection.identity, &update).map_err(|e| pg_error(&e))?;
                 let tag = UpdateTag::of(&update);
