@@ -37,3 +37,9 @@ def statement_ingest(table: str, if_exists: int = 1) -> flight.FlightDescriptor:
     return flight.FlightDescriptor.for_command(
         command("CommandStatementIngest", field(1, options) + field(2, table.encode()))
     )
+
+
+def substrait_plan(plan: bytes, version: str = "0.63") -> flight.FlightDescriptor:
+    """CommandStatementSubstraitPlan carrying a serialized Substrait Plan."""
+    body = field(1, field(1, plan) + field(2, version.encode()))
+    return flight.FlightDescriptor.for_command(command("CommandStatementSubstraitPlan", body))

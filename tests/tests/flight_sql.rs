@@ -712,3 +712,96 @@ async fn small_queries_do_not_wait_for_delayed_acks() {
         "SELECT 1 took {median:?} (median of 9): small answers wait for delayed ACKs"
     );
 }
+
+/// The Substrait plan DataFusion's producer makes of `sql` over tables of
+/// the given names and rows, as a client building plans would send it.
+async fn substrait_command(
+    sql: &str,
+    tables: &[(&str, RecordBatch)],
+) -> arrow_flight::sql::CommandStatementSubstraitPlan {
+    use arrow_flight::sql::{CommandStatementSubstraitPlan, SubstraitPlan};
+    use datafusion::prelude::SessionContext;
+    use datafusion_substrait::logical_plan::producer::to_substrait_plan;
+
+    let producer = SessionContext::new();
+    for (name, batch) in tables {
+        producer.register_batch(*name, batch.clone()).unwrap();
+    }
+    let plan = producer
+        .sql(sql)
+        .await
+        .unwrap()
+        .into_optimized_plan()
+        .unwrap();
+    let plan = to_substrait_plan(&plan, &producer.state()).unwrap();
+    CommandStatementSubstraitPlan {
+        plan: Some(SubstraitPlan {
+            plan: plan.encode_to_vec().into(),
+            version: "0.63".into(),
+        }),
+        transaction_id: None,
+    }
+}
+
+/// A Substrait plan runs like the SQL it was made from (order included,
+/// through GetFlightInfo, PollFlightInfo and GetSchema); a plan naming a
+/// table the catalog does not have fails as SQL would.
+#[tokio::test]
+async fn substrait_plans_run_like_sql() {
+    let server = TestServer::start();
+    let mut client = server.client().await;
+    client
+        .ingest(
+            Ingest::new("people", IngestMode::Create),
+            vec![people(&[1, 2, 3, 4, 5, 6])],
+        )
+        .await
+        .unwrap();
+    let sql = "SELECT active, count(*) AS n, sum(score) AS total FROM people \
+               WHERE id > 1 GROUP BY active ORDER BY active DESC";
+    let command = substrait_command(sql, &[("people", people(&[]))]).await;
+    let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+    let info = client
+        .flight_sql()
+        .inner_mut()
+        .get_flight_info(descriptor.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let from_plan = rows(&client.fetch(info).await.unwrap());
+    assert_eq!(from_plan, rows(&client.query(sql).await.unwrap()));
+    assert_eq!(from_plan, vec!["true|3|6.0", "false|2|4.0"]);
+
+    let polled = client
+        .flight_sql()
+        .inner_mut()
+        .poll_flight_info(descriptor.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let info = polled
+        .info
+        .expect("a short query answers in its first poll");
+    assert_eq!(rows(&client.fetch(info).await.unwrap()), from_plan);
+
+    let schema = client
+        .flight_sql()
+        .inner_mut()
+        .get_schema(descriptor)
+        .await
+        .unwrap()
+        .into_inner();
+    let schema = Schema::try_from(&schema).unwrap();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["active", "n", "total"]);
+
+    let missing = substrait_command("SELECT id FROM nobody", &[("nobody", people(&[]))]).await;
+    let refused = client
+        .flight_sql()
+        .inner_mut()
+        .get_flight_info(FlightDescriptor::new_cmd(missing.as_any().encode_to_vec()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound, "{refused}");
+    assert!(refused.message().contains("nobody"), "{refused}");
+}

@@ -38,17 +38,18 @@ use arrow_flight::sql::metadata::{GetDbSchemasBuilder, GetTablesBuilder};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetCrossReference,
-    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    ActionCreatePreparedStatementResult, ActionCreatePreparedSubstraitPlanRequest, Any,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery,
+    CommandStatementSubstraitPlan, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
 use bytes::Bytes;
+use datafusion::logical_expr::LogicalPlan;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
@@ -74,7 +75,7 @@ use prepared::{PreparedStatement, PreparedStatements};
 use query_slots::Admission;
 use sql_info::{SQL_INFO, XDBC_TYPE_INFO};
 use status::{IntoStatus, ToStatus};
-use tickets::{KEY_SCHEMA, PRIMARY_KEY_SCHEMA, StatementTicket, TABLE_TYPES};
+use tickets::{KEY_SCHEMA, PRIMARY_KEY_SCHEMA, Statement, StatementTicket, TABLE_TYPES};
 
 /// Request limits: those every protocol applies ([`ServingLimits`]) and
 /// the Flight boundary's own; the memory limits live in
@@ -140,14 +141,15 @@ impl FlightSql {
     /// Plans a statement to prepare and keeps it for its caller.
     async fn create_prepared_statement(
         &self,
-        query: ActionCreatePreparedStatementRequest,
+        statement: Statement,
+        transaction_id: Option<Bytes>,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        if query.transaction_id.is_some() {
+        if transaction_id.is_some() {
             return Err(Error::NotSupported("transactions".into()).to_status());
         }
         let generation = self.catalog.generation();
-        let plan = self.engine.plan(&query.query).await.into_status()?;
+        let plan = self.plan(&statement).await.into_status()?;
         let parameter_schema = self.engine.parameter_schema(&plan).into_status()?;
         let is_query = matches!(
             self.engine.classify(plan.clone()).into_status()?,
@@ -164,7 +166,7 @@ impl FlightSql {
             .insert(
                 &owner,
                 PreparedStatement {
-                    sql: query.query,
+                    statement,
                     plan,
                     generation,
                     is_query,
@@ -179,27 +181,54 @@ impl FlightSql {
         })
     }
 
-    /// Plans `sql` and, for queries, returns the output schema; updates sent
-    /// as queries run now and report their row count.
+    /// The FlightInfo of a statement: planned now (updates run now), its
+    /// ticket carrying the statement.
+    async fn statement_info(
+        &self,
+        statement: Statement,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let identity = caller(&request).into_status()?;
+        let (schema, ticket) = self
+            .admission
+            .bounded(async {
+                self.plan_statement(&statement, &identity)
+                    .await
+                    .into_status()
+            })
+            .await?;
+        let ticket = TicketStatementQuery {
+            statement_handle: ticket.encode(),
+        };
+        let ticket = ticket.as_any().encode_to_vec().into();
+        Ok(Response::new(
+            flight_info(&schema, ticket, request.into_inner()).into_status()?,
+        ))
+    }
+
+    /// Plans a statement as a client sent it.
+    async fn plan(&self, statement: &Statement) -> Result<LogicalPlan> {
+        match statement {
+            Statement::Sql(sql) => self.engine.plan(sql).await,
+            Statement::Substrait(plan) => self.engine.plan_substrait(plan).await,
+        }
+    }
+
+    /// Plans `statement` and, for queries, returns the output schema;
+    /// updates sent as queries run now and report their row count.
     async fn plan_statement(
         &self,
-        sql: &str,
+        statement: &Statement,
         identity: &Identity,
     ) -> Result<(SchemaRef, StatementTicket)> {
         let generation = self.catalog.generation();
-        let plan = self.engine.plan(sql).await?;
+        let plan = self.plan(statement).await?;
         match self.engine.classify(plan)? {
             Planned::Query(plan) => {
                 let schema = self.engine.output_schema(&plan);
                 let kept = (self.catalog.generation() == generation)
-                    .then(|| self.planned.keep(sql, plan, generation));
-                Ok((
-                    schema,
-                    StatementTicket::Query {
-                        sql: sql.to_string(),
-                        plan: kept,
-                    },
-                ))
+                    .then(|| self.planned.keep(&statement.key(), plan, generation));
+                Ok((schema, statement.ticket(kept)))
             }
             Planned::Update(update) => {
                 check_update(identity, &update)?;
@@ -213,10 +242,7 @@ impl FlightSql {
     }
 
     /// Runs a planned query and encodes it, in classic types when asked.
-    async fn stream_query(
-        &self,
-        plan: datafusion::logical_expr::LogicalPlan,
-    ) -> Result<DoGetStream> {
+    async fn stream_query(&self, plan: LogicalPlan) -> Result<DoGetStream> {
         let schema = self.engine.output_schema(&plan);
         let batches = self.engine.execute_query(plan).await?;
         let batches = self
@@ -235,7 +261,7 @@ impl FlightSql {
         let mut statement = self.prepared.get(handle)?;
         let generation = self.catalog.generation();
         if statement.generation != generation {
-            statement.plan = self.engine.plan(&statement.sql).await?;
+            statement.plan = self.plan(&statement.statement).await?;
             statement.generation = generation;
             self.prepared
                 .replan(handle, statement.plan.clone(), generation);
@@ -289,8 +315,8 @@ impl FlightSql {
                 }
                 Planned::Query(_) => {
                     return Err(Error::invalid(format!(
-                        "{:?} is a query: execute it with a query, not an update",
-                        statement.sql
+                        "{} is a query: execute it with a query, not an update",
+                        statement.statement
                     )));
                 }
             }
@@ -332,6 +358,14 @@ fn flight_info(schema: &Schema, ticket: Bytes, descriptor: FlightDescriptor) -> 
         .try_with_schema(schema)?
         .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
         .with_descriptor(descriptor))
+}
+
+/// The statement of a `CommandStatementSubstraitPlan`.
+fn substrait_statement(command: CommandStatementSubstraitPlan) -> Result<Statement> {
+    let plan = command
+        .plan
+        .ok_or_else(|| Error::invalid("CommandStatementSubstraitPlan carries no plan"))?;
+    Ok(Statement::Substrait(plan.plan))
 }
 
 /// FlightInfo for a metadata command: the ticket is the command itself.
@@ -389,22 +423,17 @@ impl FlightSqlService for FlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let identity = caller(&request).into_status()?;
-        let (schema, ticket) = self
-            .admission
-            .bounded(async {
-                self.plan_statement(&query.query, &identity)
-                    .await
-                    .into_status()
-            })
-            .await?;
-        let ticket = TicketStatementQuery {
-            statement_handle: ticket.encode(),
-        };
-        let ticket = ticket.as_any().encode_to_vec().into();
-        Ok(Response::new(
-            flight_info(&schema, ticket, request.into_inner()).into_status()?,
-        ))
+        self.statement_info(Statement::Sql(query.query), request)
+            .await
+    }
+
+    async fn get_flight_info_substrait_plan(
+        &self,
+        query: CommandStatementSubstraitPlan,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.statement_info(substrait_statement(query).into_status()?, request)
+            .await
     }
 
     async fn get_flight_info_prepared_statement(
@@ -561,31 +590,28 @@ impl FlightSqlService for FlightSql {
         ticket: TicketStatementQuery,
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let stream = match StatementTicket::decode(&ticket.statement_handle).into_status()? {
-            StatementTicket::Query { sql, plan } => {
-                let kept =
-                    plan.and_then(|id| self.planned.take(id, &sql, self.catalog.generation()));
-                let plan = match kept {
-                    Some(plan) => plan,
-                    None => match self
-                        .engine
-                        .classify(self.engine.plan(&sql).await.into_status()?)
-                        .into_status()?
-                    {
-                        Planned::Query(plan) => plan,
-                        Planned::Update(_) => {
-                            return Err(
-                                Error::invalid("this ticket no longer names a query").to_status()
-                            );
-                        }
-                    },
-                };
-                self.stream_query(plan).await.into_status()?
-            }
-            StatementTicket::Affected { rows } => {
-                one_batch(StatementTicket::affected_batch(rows).into_status()?)
-            }
+        let ticket = StatementTicket::decode(&ticket.statement_handle).into_status()?;
+        if let StatementTicket::Affected { rows } = ticket {
+            let batch = StatementTicket::affected_batch(rows).into_status()?;
+            return Ok(Response::new(one_batch(batch)));
+        }
+        let (statement, plan) = ticket.statement().into_status()?;
+        let generation = self.catalog.generation();
+        let kept = plan.and_then(|id| self.planned.take(id, &statement.key(), generation));
+        let plan = match kept {
+            Some(plan) => plan,
+            None => match self
+                .engine
+                .classify(self.plan(&statement).await.into_status()?)
+                .into_status()?
+            {
+                Planned::Query(plan) => plan,
+                Planned::Update(_) => {
+                    return Err(Error::invalid("this ticket no longer names a query").to_status());
+                }
+            },
         };
+        let stream = self.stream_query(plan).await.into_status()?;
         Ok(Response::new(stream))
     }
 
@@ -600,8 +626,8 @@ impl FlightSqlService for FlightSql {
             .into_status()?;
         if !statement.is_query {
             return Err(Error::invalid(format!(
-                "{:?} is an update: execute it with an update, not a query",
-                statement.sql
+                "{} is an update: execute it with an update, not a query",
+                statement.statement
             ))
             .to_status());
         }
@@ -760,8 +786,23 @@ impl FlightSqlService for FlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let statement = Statement::Sql(query.query);
         self.admission
-            .bounded(self.create_prepared_statement(query, request))
+            .bounded(self.create_prepared_statement(statement, query.transaction_id, request))
+            .await
+    }
+
+    async fn do_action_create_prepared_substrait_plan(
+        &self,
+        query: ActionCreatePreparedSubstraitPlanRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let plan = query.plan.ok_or_else(|| {
+            Error::invalid("ActionCreatePreparedSubstraitPlanRequest carries no plan").to_status()
+        })?;
+        let statement = Statement::Substrait(plan.plan);
+        self.admission
+            .bounded(self.create_prepared_statement(statement, query.transaction_id, request))
             .await
     }
 
@@ -834,9 +875,15 @@ impl FlightSql {
         let any = Any::decode(descriptor.cmd.clone()).map_err(|e| {
             Error::invalid(format!("the descriptor is not a Flight SQL command: {e}"))
         })?;
-        if let Some(query) = any.unpack::<CommandStatementQuery>()? {
-            let plan = self.engine.plan(&query.query).await?;
-            return match self.engine.classify(plan)? {
+        let statement = if let Some(query) = any.unpack::<CommandStatementQuery>()? {
+            Some(Statement::Sql(query.query))
+        } else if let Some(query) = any.unpack::<CommandStatementSubstraitPlan>()? {
+            Some(substrait_statement(query)?)
+        } else {
+            None
+        };
+        if let Some(statement) = statement {
+            return match self.engine.classify(self.plan(&statement).await?)? {
                 Planned::Query(plan) => Ok(self.engine.output_schema(&plan)),
                 Planned::Update(_) => Ok(StatementTicket::affected_schema()),
             };

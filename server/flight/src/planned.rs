@@ -1,13 +1,14 @@
 //! Plans made for a `GetFlightInfo`, kept for the `DoGet` that follows.
 //!
-//! A statement ticket carries its SQL so that any server can answer it
-//! after any delay; the server that planned it keeps the plan a little
+//! A statement ticket carries its statement (SQL or a Substrait plan) so
+//! that any server can answer it after any delay; the server that planned it keeps the plan a little
 //! while under an id the ticket also carries, and the DoGet takes it
 //! instead of planning the SQL again, provided the catalog has not
 //! changed since (same generation). Planning is 1-3 ms of a TPC-H query;
 //! for a 40 ms query that is most of what Flight adds to running the same
 //! plan in-process. A DoGet that finds no plan (another server, a restart,
-//! a catalog change, a second DoGet of the ticket, eviction) plans the SQL.
+//! a catalog change, a second DoGet of the ticket, eviction) plans the
+//! statement again.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,7 @@ const CAPACITY: usize = 64;
 
 struct Kept {
     id: u64,
-    sql: String,
+    key: String,
     generation: u64,
     plan: LogicalPlan,
 }
@@ -41,9 +42,9 @@ impl std::fmt::Debug for PlannedQueries {
 }
 
 impl PlannedQueries {
-    /// Keeps the plan of `sql`, made with the catalog at `generation`;
-    /// returns its id.
-    pub fn keep(&self, sql: &str, plan: LogicalPlan, generation: u64) -> u64 {
+    /// Keeps the plan of the statement `key` (see `Statement::key`), made
+    /// with the catalog at `generation`; returns its id.
+    pub fn keep(&self, key: &str, plan: LogicalPlan, generation: u64) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut kept = self.kept.lock();
         if kept.len() == CAPACITY {
@@ -51,19 +52,20 @@ impl PlannedQueries {
         }
         kept.push_back(Kept {
             id,
-            sql: sql.to_string(),
+            key: key.to_string(),
             generation,
             plan,
         });
         id
     }
 
-    /// Takes the plan kept under `id` if it is the plan of `sql` (a ticket
-    /// from another server may carry an id this one gave to other SQL) and
-    /// the catalog is still at the generation it was made at.
-    pub fn take(&self, id: u64, sql: &str, generation: u64) -> Option<LogicalPlan> {
+    /// Takes the plan kept under `id` if it is the plan of the statement
+    /// `key` (a ticket from another server may carry an id this one gave to
+    /// another statement) and the catalog is still at the generation it was
+    /// made at.
+    pub fn take(&self, id: u64, key: &str, generation: u64) -> Option<LogicalPlan> {
         let mut kept = self.kept.lock();
-        let at = kept.iter().position(|k| k.id == id && k.sql == sql)?;
+        let at = kept.iter().position(|k| k.id == id && k.key == key)?;
         let found = kept.remove(at)?;
         (found.generation == generation).then_some(found.plan)
     }

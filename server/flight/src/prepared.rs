@@ -20,9 +20,11 @@ use tracing::info;
 
 use lakehouse_engine::error::{Error, Result};
 
+use crate::tickets::Statement;
+
 #[derive(Debug, Clone)]
 pub struct PreparedStatement {
-    pub sql: String,
+    pub statement: Statement,
     pub plan: LogicalPlan,
     /// The catalog generation `plan` was made at: the plan reads each
     /// table at the version current then (see `FlightSql::prepared_statement`).
@@ -148,7 +150,7 @@ mod tests {
 
     fn statement(plan: LogicalPlan, generation: u64) -> PreparedStatement {
         PreparedStatement {
-            sql: "SELECT 1".into(),
+            statement: Statement::Sql("SELECT 1".into()),
             plan,
             generation,
             is_query: true,
@@ -195,7 +197,10 @@ mod tests {
         let statements = PreparedStatements::default();
         let plan = LogicalPlanBuilder::empty(false).build().unwrap();
         let handle = statements.insert("rita", statement(plan, 0)).unwrap();
-        assert_eq!(statements.get(&handle).unwrap().sql, "SELECT 1");
+        assert_eq!(
+            statements.get(&handle).unwrap().statement,
+            Statement::Sql("SELECT 1".into())
+        );
         statements.close(&handle).unwrap();
         let err = statements.get(&handle).unwrap_err();
         assert!(matches!(err, Error::HandleNotFound(_)));

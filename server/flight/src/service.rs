@@ -14,7 +14,11 @@ use std::sync::Arc;
 
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::{ActionCancelQueryRequest, ActionCancelQueryResult, Any, Command};
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionCreatePreparedSubstraitPlanRequest,
+    Any, Command, ProstMessageExt,
+};
 use arrow_flight::{
     Action, CancelFlightInfoRequest, CancelFlightInfoResult, Criteria, Empty, FlightData,
     FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo, SchemaAsIpc,
@@ -58,6 +62,10 @@ const CANCEL_QUERY: &str = "CancelQuery";
 const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
 const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
 const CLOSE_SESSION: &str = "CloseSession";
+/// Preparing a Substrait plan, answered here: arrow-flight 58's Flight SQL
+/// dispatch runs `do_action_create_prepared_substrait_plan` but drops its
+/// result, so a client would get an empty stream instead of the handle.
+const CREATE_PREPARED_SUBSTRAIT_PLAN: &str = "CreatePreparedSubstraitPlan";
 /// `ActionCancelQueryResult.CancelResult.CANCEL_RESULT_CANCELLED` (arrow-rs
 /// does not export the enum).
 const CANCEL_RESULT_CANCELLED: i32 = 1;
@@ -215,6 +223,37 @@ impl LakehouseFlightService {
             .encode_to_vec()
         };
         let result = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(result)
+        }))))
+    }
+
+    /// `CreatePreparedSubstraitPlan`, answered with the prepared
+    /// statement's handle and schemas.
+    async fn prepare_substrait(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Inner as FlightService>::DoActionStream>, Status> {
+        let command = Any::decode(request.get_ref().body.clone())
+            .ok()
+            .and_then(|any| {
+                any.unpack::<ActionCreatePreparedSubstraitPlanRequest>()
+                    .ok()
+                    .flatten()
+            })
+            .ok_or_else(|| {
+                Status::invalid_argument(
+                    "the CreatePreparedSubstraitPlan body is not an \
+                     ActionCreatePreparedSubstraitPlanRequest",
+                )
+            })?;
+        let prepared = self
+            .inner
+            .do_action_create_prepared_substrait_plan(command, request)
+            .await?;
+        let result = arrow_flight::Result {
+            body: prepared.as_any().encode_to_vec().into(),
+        };
         Ok(Response::new(Box::pin(futures::stream::once(async {
             Ok(result)
         }))))
@@ -649,6 +688,10 @@ impl FlightService for LakehouseFlightService {
                     CANCEL_FLIGHT_INFO | CANCEL_QUERY => self.cancel(request),
                     SET_SESSION_OPTIONS | GET_SESSION_OPTIONS | CLOSE_SESSION => {
                         self.session_action(request)
+                    }
+                    CREATE_PREPARED_SUBSTRAIT_PLAN => {
+                        let session = self.session(&request);
+                        with_settings(session.settings, self.prepare_substrait(request)).await
                     }
                     _ => {
                         let session = self.session(&request);

@@ -154,7 +154,15 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::FlightSqlServerArrowVersion, "58");
     b.append(SqlInfo::FlightSqlServerReadOnly, false);
     b.append(SqlInfo::FlightSqlServerSql, true);
-    b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    b.append(SqlInfo::FlightSqlServerSubstrait, true);
+    b.append(
+        SqlInfo::FlightSqlServerSubstraitMinVersion,
+        lakehouse_engine::query::substrait::SUBSTRAIT_VERSION,
+    );
+    b.append(
+        SqlInfo::FlightSqlServerSubstraitMaxVersion,
+        lakehouse_engine::query::substrait::SUBSTRAIT_VERSION,
+    );
     b.append(
         SqlInfo::FlightSqlServerTransaction,
         SqlSupportedTransaction::None as i32,
@@ -416,8 +424,8 @@ mod tests {
     #[test]
     fn answers_every_documented_info_field_and_type() {
         let all = SQL_INFO.record_batch(Vec::<u32>::new()).unwrap();
-        // Every SqlInfo id but the Substrait version bounds (no Substrait).
-        assert_eq!(all.num_rows(), 89);
+        // Every SqlInfo id.
+        assert_eq!(all.num_rows(), 91);
         assert_eq!(
             SQL_INFO
                 .record_batch([SqlInfo::FlightSqlServerName as u32])

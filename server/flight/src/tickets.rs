@@ -1,16 +1,18 @@
 //! What travels inside tickets and commands, and the fixed schemas of the
 //! key-lookup commands.
 //!
-//! A statement ticket carries the SQL itself (planned again on DoGet), so a
-//! ticket stays valid on any server of the same storage and after a restart.
-//! An update that a client sent as a query has already run; its ticket
-//! carries only the row count to report.
+//! A statement ticket carries the statement itself, SQL or a Substrait plan
+//! (planned again on DoGet), so a ticket stays valid on any server of the
+//! same storage and after a restart. An update that a client sent as a
+//! query has already run; its ticket carries only the row count to report.
 
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::sql::{TableDefinitionOptions, TableExistsOption, TableNotExistOption};
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -30,12 +32,75 @@ pub enum StatementTicket {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         plan: Option<u64>,
     },
+    /// A query sent as a Substrait plan, kept in base64.
+    Substrait {
+        substrait: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<u64>,
+    },
     Affected {
         rows: u64,
     },
 }
 
+/// A statement as a client sent it: SQL text or a serialized Substrait plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    Sql(String),
+    Substrait(Bytes),
+}
+
+/// How error messages name a statement: SQL quoted, a plan by its kind.
+impl std::fmt::Display for Statement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Statement::Sql(sql) => write!(f, "{sql:?}"),
+            Statement::Substrait(_) => f.write_str("the Substrait plan"),
+        }
+    }
+}
+
+impl Statement {
+    /// The ticket that runs this query, with the id of its kept plan.
+    pub fn ticket(&self, plan: Option<u64>) -> StatementTicket {
+        match self {
+            Statement::Sql(sql) => StatementTicket::Query {
+                sql: sql.clone(),
+                plan,
+            },
+            Statement::Substrait(bytes) => StatementTicket::Substrait {
+                substrait: BASE64_STANDARD.encode(bytes),
+                plan,
+            },
+        }
+    }
+
+    /// What identifies the statement among kept plans.
+    pub fn key(&self) -> String {
+        match self {
+            Statement::Sql(sql) => sql.clone(),
+            Statement::Substrait(bytes) => format!("substrait:{}", BASE64_STANDARD.encode(bytes)),
+        }
+    }
+}
+
 impl StatementTicket {
+    /// The query a ticket runs and the id of its kept plan.
+    pub fn statement(&self) -> Result<(Statement, Option<u64>)> {
+        match self {
+            StatementTicket::Query { sql, plan } => Ok((Statement::Sql(sql.clone()), *plan)),
+            StatementTicket::Substrait { substrait, plan } => {
+                let bytes = BASE64_STANDARD.decode(substrait).map_err(|e| {
+                    Error::invalid(format!("the ticket's Substrait plan is not base64: {e}"))
+                })?;
+                Ok((Statement::Substrait(bytes.into()), *plan))
+            }
+            StatementTicket::Affected { .. } => Err(Error::invalid(
+                "this ticket reports an update's row count; it runs no statement",
+            )),
+        }
+    }
+
     pub fn encode(&self) -> Bytes {
         Bytes::from(serde_json::to_vec(self).expect("tickets always serialize"))
     }
@@ -173,6 +238,13 @@ mod tests {
                 plan: None
             }
         );
+        let substrait = Statement::Substrait(Bytes::from_static(b"\x12\x00plan"));
+        let t = substrait.ticket(Some(4));
+        let (statement, plan) = StatementTicket::decode(&t.encode())
+            .unwrap()
+            .statement()
+            .unwrap();
+        assert_eq!((statement, plan), (substrait, Some(4)));
         let err = StatementTicket::decode(b"\x00garbage")
             .unwrap_err()
             .to_string();

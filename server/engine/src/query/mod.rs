@@ -19,6 +19,7 @@ mod provider;
 mod row_change;
 pub mod session;
 mod statement;
+pub mod substrait;
 mod vector_defaults;
 mod vector_rows;
 mod views;
@@ -29,7 +30,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
-use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::common::{ParamValues, ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::execution::SendableRecordBatchStream;
@@ -60,7 +61,8 @@ use lakehouse_core::storage::{STORE_URL, Storage};
 use lakehouse_core::types::classic_schema;
 use provider::{LakehouseCatalog, Nullability, ParquetTable};
 use statement::{
-    catalog_references, classify, number_question_marks, refuse_dangerous, versioned_table_ref,
+    catalog_references, classify, is_system, number_question_marks, refuse_dangerous, refuse_path,
+    versioned_table_ref,
 };
 use views::ViewPlanner;
 
@@ -311,16 +313,35 @@ impl QueryEngine {
             _ => None,
         };
         for reference in catalog_references(state, statement)? {
-            if Some(&reference) == created.as_ref() {
-                continue;
-            }
-            match versioned_table_ref(&reference)? {
-                (table, None) if self.catalog.view(&table).is_some() => {}
-                (table, None) => drop(self.catalog.table(&table)?),
-                (table, Some(version)) => self.catalog.check_version(&table, version)?,
+            if Some(&reference) != created.as_ref() {
+                self.check_table(&reference)?;
             }
         }
         Ok(())
+    }
+
+    /// A table a statement reads must be a catalog table or view that
+    /// exists, at the version named for `table@vN`.
+    fn check_table(&self, reference: &TableReference) -> Result<()> {
+        match versioned_table_ref(reference)? {
+            (table, None) if self.catalog.view(&table).is_some() => Ok(()),
+            (table, None) => Ok(self.catalog.table(&table).map(drop)?),
+            (table, Some(version)) => Ok(self.catalog.check_version(&table, version)?),
+        }
+    }
+
+    /// Plans a serialized Substrait `Plan` (see [`substrait`]); the tables
+    /// it names pass the checks of tables named in SQL.
+    pub async fn plan_substrait(&self, plan: &[u8]) -> Result<LogicalPlan> {
+        let state = session::applied(self.ctx.state());
+        let check = |reference: &TableReference| {
+            refuse_path(reference)?;
+            if is_system(reference) {
+                return Ok(());
+            }
+            self.check_table(reference)
+        };
+        substrait::plan(&state, plan, &check).await
     }
 
     /// Sorts a plan into a query or an update.

@@ -138,23 +138,34 @@ pub fn catalog_references(
 ) -> Result<Vec<TableReference>> {
     let mut found = Vec::new();
     for reference in state.resolve_table_references(statement)? {
-        let name = reference.table();
-        if looks_like_path(name) {
-            return Err(Error::Refused(format!(
-                "reading files or URLs by path ({name:?}) is disabled: load data into a table \
-                 with bulk ingest and query it by name"
-            )));
-        }
+        refuse_path(&reference)?;
         let is_function =
-            reference.schema().is_none() && state.table_functions().contains_key(name);
-        let system = reference
-            .schema()
-            .is_some_and(|schema| SYSTEM_SCHEMAS.contains(&schema));
-        if !is_function && !system {
+            reference.schema().is_none() && state.table_functions().contains_key(reference.table());
+        if !is_function && !is_system(&reference) {
             found.push(reference);
         }
     }
     Ok(found)
+}
+
+/// Refuses a table name that can only mean a file or URL, with the reason.
+pub fn refuse_path(reference: &TableReference) -> Result<()> {
+    let name = reference.table();
+    if looks_like_path(name) {
+        return Err(Error::Refused(format!(
+            "reading files or URLs by path ({name:?}) is disabled: load data into a table \
+             with bulk ingest and query it by name"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a reference is to a system schema (`information_schema`,
+/// `pg_catalog`), which any statement may read.
+pub fn is_system(reference: &TableReference) -> bool {
+    reference
+        .schema()
+        .is_some_and(|schema| SYSTEM_SCHEMAS.contains(&schema))
 }
 
 /// Resolves a DataFusion table reference to a catalog table; a bare name

@@ -83,7 +83,7 @@ pub enum SqlAnswer {
         dead_code,
         reason = "the shape of the JSON rows answer for the OpenAPI document; results::JsonEncoder streams it"
     )]
-    Rows(Rows),
+    Rows(Box<Rows>),
     Affected(Affected),
 }
 
