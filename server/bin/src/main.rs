@@ -2,9 +2,12 @@
 //! `sql`, `put` and `history` talk to one (`lakehouse-cli`); `user add` and
 //! `token add` print configuration entries for authentication; `config
 //! show` prints the settings `serve` would run with; `doctor` and `repair`
-//! check the catalog in the storage and roll a damaged table back.
+//! check the catalog in the storage and roll a damaged table back;
+//! `scheduler` and `executor` run the Ballista processes of a cluster over
+//! the same storage.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -50,6 +53,40 @@ enum Command {
     Doctor(ServeArgs),
     /// Roll a damaged table back to its last good version; damaged manifests move to _quarantine/ (stop the server first, or use the repair_table action)
     Repair(RepairArgs),
+    /// Run a Ballista scheduler for a cluster over this storage (docs/scale.md)
+    Scheduler(SchedulerArgs),
+    /// Run a Ballista executor that reads this storage (docs/scale.md)
+    Executor(ExecutorArgs),
+}
+
+#[derive(clap::Args)]
+struct SchedulerArgs {
+    /// Where the scheduler listens for the coordinator and executors (gRPC)
+    #[arg(long, default_value = "127.0.0.1:50050")]
+    bind: SocketAddr,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(clap::Args)]
+struct ExecutorArgs {
+    /// Where the executor serves task results to other executors and the coordinator (Arrow Flight)
+    #[arg(long, default_value = "127.0.0.1:50060")]
+    bind: SocketAddr,
+    /// The executor's gRPC port, for the scheduler
+    #[arg(long, default_value_t = 50061)]
+    grpc_port: u16,
+    /// The scheduler to serve
+    #[arg(long, default_value = "127.0.0.1:50050")]
+    scheduler: SocketAddr,
+    /// Tasks run at once (default: the cores present)
+    #[arg(long)]
+    concurrent_tasks: Option<usize>,
+    /// Where shuffle files go (default: a temporary directory)
+    #[arg(long)]
+    work_dir: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(clap::Args)]
@@ -185,6 +222,43 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The storage `args` name, opened as the server would, with logging set.
+async fn open_storage(args: ServeArgs) -> anyhow::Result<Storage> {
+    let config = args.resolve()?;
+    init_logging(&config)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(Storage::open(&config.storage, config.storage_timeout).await?)
+}
+
+async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    let storage = open_storage(args.serve).await?;
+    info!(address = %args.bind, storage = %storage.location, "running a Ballista scheduler");
+    println!("lakehouse scheduler on {}", args.bind);
+    tokio::select! {
+        ran = lakehouse_cluster::run_scheduler(args.bind, storage) => ran?,
+        _ = shutdown_signal() => {}
+    }
+    Ok(())
+}
+
+async fn executor(args: ExecutorArgs) -> anyhow::Result<()> {
+    let storage = open_storage(args.serve).await?;
+    let options = lakehouse_cluster::ExecutorOptions {
+        address: args.bind,
+        grpc_port: args.grpc_port,
+        scheduler: args.scheduler,
+        concurrent_tasks: args.concurrent_tasks,
+        work_dir: args.work_dir,
+    };
+    info!(address = %args.bind, scheduler = %args.scheduler, storage = %storage.location, "running a Ballista executor");
+    println!("lakehouse executor on {}", args.bind);
+    tokio::select! {
+        ran = lakehouse_cluster::run_executor(options, storage) => ran?,
+        _ = shutdown_signal() => {}
+    }
+    Ok(())
+}
+
 /// The catalog of the storage `args` name, loaded as the server would.
 async fn open_catalog(args: ServeArgs) -> anyhow::Result<(String, Catalog)> {
     let config = args.resolve()?;
@@ -253,6 +327,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Doctor(args) => return doctor(args).await,
         Command::Repair(args) => return repair(args).await,
+        Command::Scheduler(args) => return scheduler(args).await,
+        Command::Executor(args) => return executor(args).await,
     };
     // A client command's error is one line for a person, not a chain.
     if let Err(e) = client_command {

@@ -48,6 +48,7 @@ use lakehouse_extension::ParameterizedTable;
 use url::Url;
 
 use memory::QueryPool;
+pub use provider::{Nullability, ParquetTable, PinnedScan};
 pub use row_change::RowChange;
 pub use statement::{Planned, Update};
 
@@ -59,7 +60,7 @@ use lakehouse_core::catalog::{
 };
 use lakehouse_core::storage::{STORE_URL, Storage};
 use lakehouse_core::types::classic_schema;
-use provider::{LakehouseCatalog, Nullability, ParquetTable};
+use provider::LakehouseCatalog;
 use statement::{
     catalog_references, classify, is_system, number_question_marks, refuse_dangerous, refuse_path,
     versioned_table_ref,

@@ -28,6 +28,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use serde::{Deserialize, Serialize};
 
 use lance::datafusion::LanceTableProvider;
 
@@ -48,7 +49,8 @@ pub struct LakehouseCatalog {
 }
 
 /// How a Parquet table's columns are declared to DataFusion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Nullability {
     /// NOT NULL where the version read holds no null: for reading.
     OfTheVersion,
@@ -181,6 +183,7 @@ impl SchemaProvider for LakehouseSchema {
 #[derive(Debug)]
 pub struct ParquetTable {
     manifest: Arc<Manifest>,
+    nullability: Nullability,
     schema: SchemaRef,
     /// Whether the schema ends with [`FILE_COLUMN`].
     file_column: bool,
@@ -200,6 +203,16 @@ fn literal_defaults(schema: &Schema) -> HashMap<String, Expr> {
         .into_iter()
         .map(|(name, value)| (name, Expr::Literal(value, None)))
         .collect()
+}
+
+/// One table version as a scan reads it, serializable: the manifest (its
+/// exact file list, schema and statistics) and how its columns are
+/// declared.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PinnedScan {
+    pub manifest: Manifest,
+    pub nullability: Nullability,
+    pub file_column: bool,
 }
 
 /// A column a scan can add after the table's: the position of the row's
@@ -222,6 +235,7 @@ impl ParquetTable {
             .collect();
         Self {
             manifest,
+            nullability,
             schema,
             file_column: false,
             file_columns,
@@ -248,6 +262,33 @@ impl ParquetTable {
     /// The version scanned.
     pub fn manifest(&self) -> &Arc<Manifest> {
         &self.manifest
+    }
+
+    /// What makes this table again elsewhere (another process of a
+    /// cluster): the version, with its exact file list, and how it is read.
+    pub fn pinned(&self) -> PinnedScan {
+        PinnedScan {
+            manifest: self.manifest.as_ref().clone(),
+            nullability: self.nullability,
+            file_column: self.file_column,
+        }
+    }
+
+    /// The table a [`PinnedScan`] describes.
+    pub fn from_pinned(pinned: PinnedScan) -> Self {
+        let manifest = Arc::new(pinned.manifest);
+        match pinned.file_column {
+            true => Self::with_file_column(manifest),
+            false => Self::new(manifest, pinned.nullability),
+        }
+    }
+
+    /// Whether the version's files are read through a column mapping
+    /// (columns added, renamed or retyped by `ALTER TABLE` since some files
+    /// were written), which a scan carries as a DataFusion expression
+    /// adapter of this crate.
+    pub fn maps_file_columns(&self) -> bool {
+        self.file_columns.is_some()
     }
 
     /// The schema of the columns the files hold.

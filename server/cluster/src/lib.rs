@@ -1,0 +1,24 @@
+//! Lakehouse on a Ballista cluster: the same catalog tables and SQL,
+//! executed by a scheduler and executors instead of one process.
+//!
+//! The server stays the coordinator (catalog, checks, Flight SQL); a query
+//! it plans is sent to the scheduler with each table pinned to the version
+//! it planned ([`codec`]); executors read that version's files from the
+//! storage every process of the cluster opens the same way ([`processes`]).
+
+pub mod codec;
+pub mod processes;
+
+pub use codec::{LakehouseLogicalCodec, NOT_DISTRIBUTABLE};
+pub use processes::{ExecutorOptions, run_executor, run_scheduler};
+
+/// What can go wrong starting a scheduler or an executor.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Ballista: {0}")]
+    Ballista(#[from] ballista_core::error::BallistaError),
+    #[error("DataFusion: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
