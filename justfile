@@ -17,6 +17,12 @@ run *ARGS:
     cargo build --release -p lakehouse --bin lakehouse
     "$CARGO_TARGET_DIR/release/lakehouse" serve {{ARGS}}
 
+# Build (release) and run a local Ballista cluster over ./data: a scheduler, two executors and the server sending queries to them (docs/scale.md); Ctrl-C stops all four
+cluster *ARGS:
+    scripts/console.sh
+    cargo build --release -p lakehouse --bin lakehouse
+    scripts/cluster.sh "$CARGO_TARGET_DIR/release/lakehouse" {{ARGS}}
+
 # Build the debug server binary the tests drive
 build:
     scripts/console.sh

@@ -50,6 +50,8 @@ pub struct ServerConfig {
     /// Address of the Postgres wire protocol port; `None` when off.
     pub postgres_listen: Option<String>,
     pub max_postgres_connections: usize,
+    /// The Ballista scheduler queries go to; `None` when off.
+    pub cluster_scheduler: Option<String>,
     pub storage: String,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -169,6 +171,21 @@ impl ServerConfig {
             off if off.eq_ignore_ascii_case("off") => None,
             address => Some(address),
         };
+        let cluster_scheduler = match given(s.cluster_scheduler, "cluster_scheduler")? {
+            off if off.eq_ignore_ascii_case("off") => None,
+            address
+                if address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+                }) =>
+            {
+                Some(address)
+            }
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "cluster_scheduler {other:?} is not host:port (or \"off\")"
+                )));
+            }
+        };
         let secs = |value: Option<u64>, key: &str| -> Result<std::time::Duration, ConfigError> {
             Ok(std::time::Duration::from_secs(given(
                 nonzero(key, value)?,
@@ -182,6 +199,7 @@ impl ServerConfig {
             listen: given(s.listen, "listen")?,
             http_listen,
             postgres_listen,
+            cluster_scheduler,
             max_postgres_connections: given(
                 nonzero("max_postgres_connections", s.max_postgres_connections)?,
                 "max_postgres_connections",

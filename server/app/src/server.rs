@@ -17,6 +17,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tracing::{info, warn};
 
 use crate::config::{ServerConfig, TlsFiles};
+use lakehouse_cluster::ClusterPlanner;
 use lakehouse_core::auth::Authenticator;
 use lakehouse_core::catalog::Catalog;
 use lakehouse_core::storage::Storage;
@@ -277,7 +278,7 @@ impl Core {
         let ingest = Ingest::new(catalog.clone(), config.layout.clone())
             .with_vectors(vectors.clone())
             .with_embeddings(Some(models.clone()));
-        let engine = QueryEngine::new(
+        let mut engine = QueryEngine::new(
             &storage,
             catalog.clone(),
             ingest.clone(),
@@ -285,6 +286,10 @@ impl Core {
             config.query.clone(),
         )
         .map_err(storage_error)?;
+        if let Some(scheduler) = &config.cluster_scheduler {
+            info!(%scheduler, "queries that can be distributed run on the Ballista cluster");
+            engine = engine.with_query_planner(Arc::new(ClusterPlanner::new(scheduler)));
+        }
         let extensions = Extensions::install(
             &with_default_extensions(),
             &config.extensions,

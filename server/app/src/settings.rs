@@ -145,6 +145,9 @@ pub struct Settings {
     /// Connections the Postgres port keeps open at once, logged in or logging in; more are refused with SQLSTATE 53300 naming this setting
     #[arg(long, env = "LAKEHOUSE_MAX_POSTGRES_CONNECTIONS")]
     pub max_postgres_connections: Option<usize>,
+    /// Address (host:port) of a Ballista scheduler (`lakehouse scheduler`) that runs the queries it can distribute, or "off" to run every query here (default: off; docs/scale.md)
+    #[arg(long, env = "LAKEHOUSE_CLUSTER_SCHEDULER")]
+    pub cluster_scheduler: Option<String>,
     /// Serve on a non-loopback address with no users or tokens configured
     #[arg(long, env = "LAKEHOUSE_ALLOW_UNAUTHENTICATED", num_args = 0..=1, default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub allow_unauthenticated: Option<bool>,
@@ -202,6 +205,7 @@ impl Settings {
             allow_unauthenticated: Some(false),
             postgres_listen: Some("off".into()),
             max_postgres_connections: Some(100),
+            cluster_scheduler: Some("off".into()),
             ..Self::default()
         }
     }

@@ -308,8 +308,21 @@ async fn repair(args: RepairArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Stack of each runtime thread. Plans are trees that planning, optimizing
+/// and (on a cluster) protobuf encoding walk recursively; Tokio's 2 MiB
+/// default overflowed encoding TPC-H q02 for the scheduler in a debug build.
+const THREAD_STACK_BYTES: usize = 16 << 20;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let client_command = match Cli::parse().command {
         Command::Serve(args) => return serve(args).await,
         Command::Sql(args) => lakehouse_cli::sql(args).await,

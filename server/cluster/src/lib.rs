@@ -2,14 +2,17 @@
 //! executed by a scheduler and executors instead of one process.
 //!
 //! The server stays the coordinator (catalog, checks, Flight SQL); a query
-//! it plans is sent to the scheduler with each table pinned to the version
-//! it planned ([`codec`]); executors read that version's files from the
-//! storage every process of the cluster opens the same way ([`processes`]).
+//! it plans is sent to the scheduler ([`planner`], when it can travel) with
+//! each table pinned to the version it planned ([`codec`]); executors read
+//! that version's files from the storage every process of the cluster
+//! opens the same way ([`processes`]).
 
 pub mod codec;
+pub mod planner;
 pub mod processes;
 
 pub use codec::{LakehouseLogicalCodec, NOT_DISTRIBUTABLE};
+pub use planner::ClusterPlanner;
 pub use processes::{ExecutorOptions, run_executor, run_scheduler};
 
 /// What can go wrong starting a scheduler or an executor.

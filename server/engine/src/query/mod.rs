@@ -35,6 +35,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -172,6 +173,8 @@ pub struct QueryEngine {
     insert_catalogs: Arc<MemoryCatalogProviderList>,
     vectors: Arc<VectorTables>,
     options: QueryOptions,
+    /// Plans queries somewhere else than here (a cluster), when set.
+    query_planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -238,7 +241,16 @@ impl QueryEngine {
             insert_catalogs,
             vectors,
             options,
+            query_planner: None,
         })
+    }
+
+    /// Queries (not updates) are planned by `planner` from now on: a
+    /// cluster's, which runs what it can distribute and hands the rest to
+    /// DataFusion's own planner here.
+    pub fn with_query_planner(mut self, planner: Arc<dyn QueryPlanner + Send + Sync>) -> Self {
+        self.query_planner = Some(planner);
+        self
     }
 
     /// The session every statement is planned in, for registering
@@ -471,9 +483,12 @@ impl QueryEngine {
             runtime.memory_pool.clone(),
             self.options.query_memory_limit,
         ));
-        let state = SessionStateBuilder::new_from_existing(state)
-            .with_runtime_env(Arc::new(runtime))
-            .build();
+        let mut state =
+            SessionStateBuilder::new_from_existing(state).with_runtime_env(Arc::new(runtime));
+        if let Some(planner) = &self.query_planner {
+            state = state.with_query_planner(planner.clone());
+        }
+        let state = state.build();
         let reading = versions_read(&self.catalog, &plan)?;
         let stream = DataFrame::new(state, plan)
             .execute_stream()
