@@ -73,6 +73,9 @@ struct ExecutorArgs {
     /// Where the executor serves task results to other executors and the coordinator (Arrow Flight)
     #[arg(long, default_value = "127.0.0.1:50060")]
     bind: SocketAddr,
+    /// The host other executors and the server reach this one at (default: the --bind address's; required when binding 0.0.0.0)
+    #[arg(long)]
+    external_host: Option<String>,
     /// The executor's gRPC port, for the scheduler
     #[arg(long, default_value_t = 50061)]
     grpc_port: u16,
@@ -245,6 +248,7 @@ async fn executor(args: ExecutorArgs) -> anyhow::Result<()> {
     let storage = open_storage(args.serve).await?;
     let options = lakehouse_cluster::ExecutorOptions {
         address: args.bind,
+        external_host: args.external_host,
         grpc_port: args.grpc_port,
         scheduler: args.scheduler,
         concurrent_tasks: args.concurrent_tasks,

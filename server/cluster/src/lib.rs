@@ -22,6 +22,8 @@ pub enum Error {
     Ballista(#[from] ballista_core::error::BallistaError),
     #[error("DataFusion: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("{0}")]
+    Config(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

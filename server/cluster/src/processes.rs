@@ -16,8 +16,8 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
 use url::Url;
 
-use crate::Result;
 use crate::codec::LakehouseLogicalCodec;
+use crate::{Error, Result};
 use lakehouse_core::storage::{STORE_URL, Storage};
 
 /// A runtime that reads the server's storage under [`STORE_URL`].
@@ -52,9 +52,12 @@ pub async fn run_scheduler(address: SocketAddr, storage: Storage) -> Result<()> 
 /// Where an executor listens and which scheduler it serves.
 #[derive(Debug, Clone)]
 pub struct ExecutorOptions {
-    /// The address other executors and the coordinator fetch results from
-    /// (Arrow Flight); the gRPC port for the scheduler is `grpc_port`.
+    /// Where the executor serves task results (Arrow Flight); the gRPC
+    /// port for the scheduler is `grpc_port`.
     pub address: SocketAddr,
+    /// The host other executors and the coordinator reach this one at
+    /// (default: `address`'s, which must then not be unspecified).
+    pub external_host: Option<String>,
     pub grpc_port: u16,
     pub scheduler: SocketAddr,
     /// Tasks run at once (default: the cores present).
@@ -65,10 +68,21 @@ pub struct ExecutorOptions {
 
 /// Runs an executor until it fails, reading `storage`.
 pub async fn run_executor(options: ExecutorOptions, storage: Storage) -> Result<()> {
+    let external_host = match options.external_host {
+        Some(host) => host,
+        None if options.address.ip().is_unspecified() => {
+            return Err(Error::Config(format!(
+                "the executor binds {}, an address it cannot tell others to connect to: \
+                 give the host other machines reach it at (--external-host)",
+                options.address
+            )));
+        }
+        None => options.address.ip().to_string(),
+    };
     let producer: RuntimeProducer = Arc::new(move |_: &SessionConfig| runtime(&storage));
     let mut config = ExecutorProcessConfig {
         bind_host: options.address.ip().to_string(),
-        external_host: Some(options.address.ip().to_string()),
+        external_host: Some(external_host),
         port: options.address.port(),
         grpc_port: options.grpc_port,
         scheduler_host: options.scheduler.ip().to_string(),

@@ -74,6 +74,7 @@ async fn a_cluster_answers_what_the_engine_answers() {
     let executor = free_address();
     let options = ExecutorOptions {
         address: executor,
+        external_host: None,
         grpc_port: free_address().port(),
         scheduler,
         concurrent_tasks: Some(2),
