@@ -39,7 +39,7 @@ def statement_ingest(table: str, if_exists: int = 1) -> flight.FlightDescriptor:
     )
 
 
-def substrait_plan(plan: bytes, version: str = "0.63") -> flight.FlightDescriptor:
+def substrait_plan(plan: bytes, version: str = "0.85.0") -> flight.FlightDescriptor:
     """CommandStatementSubstraitPlan carrying a serialized Substrait Plan."""
     body = field(1, field(1, plan) + field(2, version.encode()))
     return flight.FlightDescriptor.for_command(command("CommandStatementSubstraitPlan", body))

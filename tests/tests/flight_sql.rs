@@ -737,7 +737,7 @@ async fn substrait_command(
     CommandStatementSubstraitPlan {
         plan: Some(SubstraitPlan {
             plan: plan.encode_to_vec().into(),
-            version: "0.63".into(),
+            version: "0.85.0".into(),
         }),
         transaction_id: None,
     }

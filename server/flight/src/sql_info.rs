@@ -155,13 +155,14 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::FlightSqlServerReadOnly, false);
     b.append(SqlInfo::FlightSqlServerSql, true);
     b.append(SqlInfo::FlightSqlServerSubstrait, true);
+    let substrait_version = lakehouse_engine::query::substrait::substrait_version();
     b.append(
         SqlInfo::FlightSqlServerSubstraitMinVersion,
-        lakehouse_engine::query::substrait::SUBSTRAIT_VERSION,
+        substrait_version.as_str(),
     );
     b.append(
         SqlInfo::FlightSqlServerSubstraitMaxVersion,
-        lakehouse_engine::query::substrait::SUBSTRAIT_VERSION,
+        substrait_version.as_str(),
     );
     b.append(
         SqlInfo::FlightSqlServerTransaction,

@@ -28,8 +28,15 @@ use prost::Message;
 
 use crate::error::{Error, Result};
 
-/// The Substrait version this server reads (datafusion-substrait 54's).
-pub const SUBSTRAIT_VERSION: &str = "0.63";
+/// The Substrait specification version this server reads (that of the
+/// substrait crate datafusion-substrait 54 is built on), as SqlInfo
+/// reports it, e.g. "0.85.0".
+pub fn substrait_version() -> String {
+    use datafusion_substrait::substrait::version::{
+        SUBSTRAIT_MAJOR_VERSION, SUBSTRAIT_MINOR_VERSION, SUBSTRAIT_PATCH_VERSION,
+    };
+    format!("{SUBSTRAIT_MAJOR_VERSION}.{SUBSTRAIT_MINOR_VERSION}.{SUBSTRAIT_PATCH_VERSION}")
+}
 
 /// Decodes a serialized Substrait `Plan` and plans it in `state`, checking
 /// every table it names with `check` (the SQL path's reference check).
@@ -157,6 +164,11 @@ mod tests {
         let refused = plan(&state, &bytes, &anything).await.unwrap_err();
         assert!(matches!(refused, Error::Refused(_)), "{refused:?}");
         assert!(refused.to_string().contains("LocalFiles"), "{refused}");
+    }
+
+    #[test]
+    fn the_version_is_the_specification_s_not_the_crate_s() {
+        assert_eq!(substrait_version(), "0.85.0");
     }
 
     #[tokio::test]
