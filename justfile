@@ -94,6 +94,11 @@ bench-postgres *ARGS:
     cargo build --release -p lakehouse --bin lakehouse
     LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/postgres_wire.py {{ARGS}}
 
+# TPC-H (SF1 by default) on one node against a local Ballista cluster of two executors (release build)
+bench-cluster *ARGS:
+    cargo build --release -p lakehouse --bin lakehouse
+    LAKEHOUSE_BIN="$CARGO_TARGET_DIR/release/lakehouse" {{python}} benches/cluster.py {{ARGS}}
+
 # Every benchmark workload against its peers (release build); writes docs/performance.md. ARGS: --only WORKLOAD...
 bench *ARGS:
     cargo build --release -p lakehouse --bin lakehouse -p lakehouse-benches --bin lakehouse-bench

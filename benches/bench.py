@@ -6,8 +6,9 @@ starts its own servers, so one cannot warm or load another's):
 TPC-H with result transfer and server figures (`tpch.py`), ingest of
 lineitem as CSV and Arrow (`csv_ingest.py`), Arrow ingest and full scan
 (`ingest_scan.py`), vectors (`vectors.py`), embeddings (`embeddings.py`),
-the load run (`load.py`), row changes (`dml.py`), the HTTP API (`http_api.py`)
-and the Postgres port (`postgres_wire.py`). Each writes `<workload>.json` into one
+the load run (`load.py`), row changes (`dml.py`), the HTTP API (`http_api.py`),
+the Postgres port (`postgres_wire.py`) and TPC-H on a local Ballista cluster
+(`cluster.py`). Each writes `<workload>.json` into one
 results folder (bench-results/run-<time>/, not committed); this script then
 replaces the generated part of docs/performance.md (between its
 `just bench` markers) with the machine, the versions and a table per
@@ -50,6 +51,7 @@ WORKLOADS = {
     "http": ("http_api.py", [], ["--rows", "20000", "--vectors", "500", "--queries", "10", "--warmup", "0",
                              "--samples", "1"]),
     "postgres": ("postgres_wire.py", [], ["--rows", "20000", "--warmup", "0", "--samples", "1"]),
+    "cluster": ("cluster.py", [], ["--quick"]),
 }
 
 

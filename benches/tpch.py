@@ -144,10 +144,10 @@ class RustTarget:
             raise RuntimeError(f"lakehouse-bench --target {self.target} failed; see {self.log}")
 
 
-def run_python(execute, warmup, samples):
+def run_python(execute, warmup, samples, queries=QUERIES):
     """Samples per query of `execute(sql) -> pyarrow.Table`."""
     runs = {}
-    for path in QUERIES:
+    for path in queries:
         sql = path.read_text()
         ms = []
         for i in range(warmup + samples):
@@ -191,15 +191,15 @@ def same_value(a, b) -> bool:
     return a == b
 
 
-def check(name, runs, reference):
+def check(name, runs, reference, reference_name="DuckDB"):
     """Raises naming the query, row and column where `runs` differs."""
     for query, run in runs.items():
         got, want = values(run["table"]), values(reference[query]["table"])
         if len(got) != len(want):
-            raise AssertionError(f"{name} {query}: {len(got)} rows, DuckDB {len(want)}")
+            raise AssertionError(f"{name} {query}: {len(got)} rows, {reference_name} {len(want)}")
         for i, (g, w) in enumerate(zip(got, want)):
             if len(g) != len(w) or not all(same_value(x, y) for x, y in zip(g, w)):
-                raise AssertionError(f"{name} {query} row {i}: {g} != DuckDB's {w}")
+                raise AssertionError(f"{name} {query} row {i}: {g} != {reference_name}'s {w}")
 
 
 def geomean(xs):

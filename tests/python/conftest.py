@@ -11,8 +11,10 @@ import hashlib
 import os
 import pathlib
 import queue
+import socket
 import subprocess
 import threading
+import time
 
 import adbc_driver_flightsql.dbapi as flightsql
 import pytest
@@ -93,6 +95,67 @@ class Server:
     def kill(self) -> None:
         self.process.kill()
         self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args} exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on port {port}")
+            time.sleep(0.02)
+
+
+class LocalCluster:
+    """A Ballista scheduler and `executors` executors from the binary over
+    `storage` (docs/scale.md), each started once the one before listens;
+    `work_dirs` hold each executor's shuffle files, one directory per job."""
+
+    def __init__(self, storage, base: pathlib.Path, executors: int = 2, tasks: int = 1):
+        self.processes = []
+        self.work_dirs = []
+        self.scheduler = f"127.0.0.1:{free_port()}"
+        try:
+            self._start(storage, port=int(self.scheduler.rsplit(":", 1)[1]),
+                        args=["scheduler", "--bind", self.scheduler])
+            for n in range(executors):
+                port, work_dir = free_port(), base / f"shuffle{n}"
+                work_dir.mkdir(parents=True, exist_ok=True)
+                self.work_dirs.append(work_dir)
+                self._start(storage, port=port, args=[
+                    "executor", "--bind", f"127.0.0.1:{port}", "--grpc-port", str(free_port()),
+                    "--scheduler", self.scheduler, "--concurrent-tasks", str(tasks),
+                    "--work-dir", str(work_dir)])
+        except BaseException:
+            self.kill()
+            raise
+
+    def _start(self, storage, port, args):
+        process = subprocess.Popen([str(server_binary()), *args, "--storage", str(storage)],
+                                   stdout=subprocess.DEVNULL)
+        self.processes.append(process)
+        wait_listening(port, process)
+
+    def jobs(self) -> set:
+        """The jobs the executors ran, by id (the scheduler removes a job's
+        directory 5 minutes after it ends: look for new names, not counts)."""
+        return {job.name for d in self.work_dirs for job in d.iterdir()}
+
+    def kill(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture

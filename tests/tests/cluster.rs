@@ -6,11 +6,11 @@
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lakehouse_tests::{TestServer, rows, server_binary};
+use lakehouse_tests::{TestServer, message, rows, server_binary};
 
 /// A cluster process, killed when dropped.
 struct Process(Child);
@@ -44,7 +44,10 @@ fn start(storage: &Path, args: &[&str]) -> Process {
         .args(args)
         .arg("--storage")
         .arg(storage)
-        .env("LAKEHOUSE_LOG_FILTER", "warn")
+        .env(
+            "LAKEHOUSE_LOG_FILTER",
+            std::env::var("LAKEHOUSE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .spawn()
         .expect("the lakehouse binary starts");
@@ -64,36 +67,89 @@ fn jobs_run(work_dir: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// A scheduler and executors over `<dir>/data`, killed when dropped.
+struct Cluster {
+    scheduler: SocketAddr,
+    executors: Vec<Executor>,
+    _scheduler: Process,
+}
+
+struct Executor {
+    process: Process,
+    /// Where its shuffle files go: one directory per job it ran.
+    work_dir: PathBuf,
+}
+
+impl Cluster {
+    fn start(
+        dir: &Path,
+        executors: usize,
+        scheduler_args: &[&str],
+        executor_args: &[&str],
+    ) -> Self {
+        let storage = dir.join("data");
+        let scheduler = free_address();
+        let bind = scheduler.to_string();
+        let scheduler_process = start(
+            &storage,
+            &[&["scheduler", "--bind", &bind][..], scheduler_args].concat(),
+        );
+        wait_listening(scheduler);
+        let executors = (0..executors)
+            .map(|n| {
+                let work_dir = dir.join(format!("shuffle{n}"));
+                std::fs::create_dir_all(&work_dir).unwrap();
+                let address = free_address();
+                let (bind, grpc_port) = (address.to_string(), free_address().port().to_string());
+                let process = start(
+                    &storage,
+                    &[
+                        &[
+                            "executor",
+                            "--bind",
+                            &bind,
+                            "--grpc-port",
+                            &grpc_port,
+                            "--scheduler",
+                            &scheduler.to_string(),
+                            "--work-dir",
+                            work_dir.to_str().unwrap(),
+                        ][..],
+                        executor_args,
+                    ]
+                    .concat(),
+                );
+                wait_listening(address);
+                Executor { process, work_dir }
+            })
+            .collect();
+        Self {
+            scheduler,
+            executors,
+            _scheduler: scheduler_process,
+        }
+    }
+
+    /// The jobs every executor ran.
+    fn jobs(&self) -> BTreeSet<String> {
+        self.executors
+            .iter()
+            .flat_map(|e| jobs_run(&e.work_dir))
+            .collect()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn queries_run_on_the_cluster_and_answer_as_one_node_does() {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("data");
-    let work_dir = dir.path().join("shuffle");
-    std::fs::create_dir_all(&work_dir).unwrap();
+    let cluster = Cluster::start(dir.path(), 1, &[], &[]);
+    let work_dir = cluster.executors[0].work_dir.clone();
 
-    let scheduler = free_address();
-    let _scheduler = start(&storage, &["scheduler", "--bind", &scheduler.to_string()]);
-    wait_listening(scheduler);
-    let executor = free_address();
-    let grpc_port = free_address().port().to_string();
-    let _executor = start(
+    let clustered = TestServer::start_on(
         &storage,
-        &[
-            "executor",
-            "--bind",
-            &executor.to_string(),
-            "--grpc-port",
-            &grpc_port,
-            "--scheduler",
-            &scheduler.to_string(),
-            "--work-dir",
-            work_dir.to_str().unwrap(),
-        ],
+        &["--cluster-scheduler", &cluster.scheduler.to_string()],
     );
-    wait_listening(executor);
-
-    let clustered =
-        TestServer::start_on(&storage, &["--cluster-scheduler", &scheduler.to_string()]);
     let mut client = clustered.client().await;
     client
         .query(
@@ -142,4 +198,132 @@ async fn queries_run_on_the_cluster_and_answer_as_one_node_does() {
         jobs_run(&work_dir).is_subset(&before),
         "a query of the server ran on the cluster"
     );
+}
+
+/// A table big enough that a join over it keeps two one-task executors
+/// busy for seconds in a debug build, and the query that does it.
+const BIG: &str =
+    "CREATE TABLE big AS SELECT v, v % 1000 AS k FROM (SELECT unnest(range(1, 1000001)) AS v)";
+const BIG_JOIN: &str = "SELECT a.k, count(*) AS n, sum(b.v) AS s FROM big a JOIN big b ON a.v = b.v \
+                        GROUP BY a.k ORDER BY a.k";
+/// A join of every row with a thousand others: minutes of work.
+const ENDLESS_JOIN: &str = "SELECT count(*) FROM big a JOIN big b ON a.k = b.k";
+
+/// Waits until some executor of `cluster` has started a job that was not
+/// in `before`, and returns its id.
+fn wait_new_job(cluster: &Cluster, before: &BTreeSet<String>, executor: Option<usize>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = match executor {
+            Some(n) => jobs_run(&cluster.executors[n].work_dir),
+            None => cluster.jobs(),
+        };
+        if let Some(job) = now.difference(before).next() {
+            return job.clone();
+        }
+        assert!(Instant::now() < deadline, "no job started on the cluster");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_executor_s_tasks_run_again_on_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("data");
+    // Heartbeats every second and a 3 s timeout: the kill is noticed fast.
+    let mut cluster = Cluster::start(
+        dir.path(),
+        2,
+        &["--executor-timeout-secs", "3"],
+        &["--heartbeat-secs", "1", "--concurrent-tasks", "1"],
+    );
+    let scheduler = cluster.scheduler.to_string();
+    let clustered = TestServer::start_on(&storage, &["--cluster-scheduler", &scheduler]);
+    let mut client = clustered.client().await;
+    client.query(BIG).await.unwrap();
+    let alone = TestServer::start_on(&storage, &[]);
+    let want = rows(&alone.client().await.query(BIG_JOIN).await.unwrap());
+    assert_eq!(want.len(), 1000);
+
+    let before = cluster.jobs();
+    let running = tokio::spawn(async move { client.query(BIG_JOIN).await });
+    // SIGKILL the first executor once it works on the job: no goodbye to
+    // the scheduler, its shuffle files gone with it.
+    wait_new_job(&cluster, &before, Some(0));
+    assert!(
+        !running.is_finished(),
+        "the query ended before the kill: make the table bigger"
+    );
+    cluster.executors[0].process.0.kill().unwrap();
+    let started = Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(300), running)
+        .await
+        .expect("the query finished after the kill")
+        .unwrap()
+        .expect("the query succeeded on the executor left");
+    assert_eq!(rows(&got), want, "the answer after the kill");
+    eprintln!("answered {:?} after the kill", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_the_server_gives_up_on_is_cancelled_on_the_cluster() {
+    use ballista_core::serde::protobuf::GetJobStatusParams;
+    use ballista_core::serde::protobuf::job_status::Status;
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("data");
+    let cluster = Cluster::start(dir.path(), 1, &[], &["--concurrent-tasks", "1"]);
+    let scheduler = cluster.scheduler.to_string();
+    let single = TestServer::start_on(&storage, &[]);
+    single.client().await.query(BIG).await.unwrap();
+    let clustered = TestServer::start_on(
+        &storage,
+        &[
+            "--cluster-scheduler",
+            &scheduler,
+            "--query-timeout-secs",
+            "3",
+        ],
+    );
+    let mut client = clustered.client().await;
+
+    let before = cluster.jobs();
+    let err = client.query(ENDLESS_JOIN).await.unwrap_err();
+    assert!(
+        message(&err).contains("query_timeout_secs"),
+        "{}",
+        message(&err)
+    );
+    let job = wait_new_job(&cluster, &before, None);
+
+    // The job stops on the cluster instead of running on for nobody.
+    let mut scheduler = SchedulerGrpcClient::connect(format!("http://{scheduler}"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = scheduler
+            .get_job_status(GetJobStatusParams {
+                job_id: job.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .and_then(|s| s.status);
+        match status {
+            Some(Status::Failed(failed)) => {
+                assert!(failed.error.contains("Cancelled"), "{}", failed.error);
+                break;
+            }
+            Some(Status::Successful(_)) => panic!("job {job} ran to the end for nobody"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job} still runs: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -8,6 +8,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -64,6 +65,9 @@ struct SchedulerArgs {
     /// Where the scheduler listens for the coordinator and executors (gRPC)
     #[arg(long, default_value = "127.0.0.1:50050")]
     bind: SocketAddr,
+    /// Seconds without a heartbeat after which an executor is declared lost and its tasks run on the others
+    #[arg(long, default_value_t = lakehouse_cluster::DEFAULT_EXECUTOR_TIMEOUT.as_secs())]
+    executor_timeout_secs: u64,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -79,15 +83,18 @@ struct ExecutorArgs {
     /// The executor's gRPC port, for the scheduler
     #[arg(long, default_value_t = 50061)]
     grpc_port: u16,
-    /// The scheduler to serve
+    /// The scheduler to serve, host:port (a name or an address)
     #[arg(long, default_value = "127.0.0.1:50050")]
-    scheduler: SocketAddr,
+    scheduler: lakehouse_cluster::HostPort,
     /// Tasks run at once (default: the cores present)
     #[arg(long)]
     concurrent_tasks: Option<usize>,
     /// Where shuffle files go (default: a temporary directory)
     #[arg(long)]
     work_dir: Option<String>,
+    /// Seconds between heartbeats to the scheduler (keep well under its --executor-timeout-secs)
+    #[arg(long, default_value_t = lakehouse_cluster::DEFAULT_HEARTBEAT.as_secs())]
+    heartbeat_secs: u64,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -237,8 +244,12 @@ async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     let storage = open_storage(args.serve).await?;
     info!(address = %args.bind, storage = %storage.location, "running a Ballista scheduler");
     println!("lakehouse scheduler on {}", args.bind);
+    let options = lakehouse_cluster::SchedulerOptions {
+        address: args.bind,
+        executor_timeout: Duration::from_secs(args.executor_timeout_secs),
+    };
     tokio::select! {
-        ran = lakehouse_cluster::run_scheduler(args.bind, storage) => ran?,
+        ran = lakehouse_cluster::run_scheduler(options, storage) => ran?,
         _ = shutdown_signal() => {}
     }
     Ok(())
@@ -250,16 +261,16 @@ async fn executor(args: ExecutorArgs) -> anyhow::Result<()> {
         address: args.bind,
         external_host: args.external_host,
         grpc_port: args.grpc_port,
-        scheduler: args.scheduler,
+        scheduler: args.scheduler.clone(),
         concurrent_tasks: args.concurrent_tasks,
         work_dir: args.work_dir,
+        heartbeat: Duration::from_secs(args.heartbeat_secs),
     };
     info!(address = %args.bind, scheduler = %args.scheduler, storage = %storage.location, "running a Ballista executor");
     println!("lakehouse executor on {}", args.bind);
-    tokio::select! {
-        ran = lakehouse_cluster::run_executor(options, storage) => ran?,
-        _ = shutdown_signal() => {}
-    }
+    // Ballista's executor answers SIGINT and SIGTERM itself: it tells the
+    // scheduler, which moves its tasks at once, and lets running ones end.
+    lakehouse_cluster::run_executor(options, storage).await?;
     Ok(())
 }
 

@@ -5,15 +5,20 @@
 //! it plans is sent to the scheduler ([`planner`], when it can travel) with
 //! each table pinned to the version it planned ([`codec`]); executors read
 //! that version's files from the storage every process of the cluster
-//! opens the same way ([`processes`]).
+//! opens the same way ([`processes`]). A job whose result the server stops
+//! reading is cancelled on the cluster ([`job`]).
 
 pub mod codec;
+pub mod job;
 pub mod planner;
 pub mod processes;
 
 pub use codec::{LakehouseLogicalCodec, NOT_DISTRIBUTABLE};
 pub use planner::ClusterPlanner;
-pub use processes::{ExecutorOptions, run_executor, run_scheduler};
+pub use processes::{
+    DEFAULT_EXECUTOR_TIMEOUT, DEFAULT_HEARTBEAT, ExecutorOptions, HostPort, SchedulerOptions,
+    run_executor, run_scheduler,
+};
 
 /// What can go wrong starting a scheduler or an executor.
 #[derive(Debug, thiserror::Error)]

@@ -26,10 +26,12 @@ use datafusion_proto::protobuf::LogicalPlanNode;
 use tracing::debug;
 
 use crate::codec::LakehouseLogicalCodec;
+use crate::job::CancelOnDrop;
 
 /// Plans distributable queries for a Ballista scheduler, the rest here.
 pub struct ClusterPlanner {
     ballista: BallistaQueryPlanner<LogicalPlanNode>,
+    scheduler_url: String,
     codec: Arc<LakehouseLogicalCodec>,
     local: DefaultPhysicalPlanner,
     /// The functions every process of the cluster has (DataFusion's).
@@ -54,12 +56,14 @@ impl ClusterPlanner {
             .chain(defaults.window_functions().keys())
             .cloned()
             .collect();
+        let scheduler_url = format!("http://{scheduler}");
         Self {
             ballista: BallistaQueryPlanner::with_extension(
-                format!("http://{scheduler}"),
+                scheduler_url.clone(),
                 BallistaConfig::default(),
                 codec.clone(),
             ),
+            scheduler_url,
             codec,
             local: DefaultPhysicalPlanner::default(),
             known_functions,
@@ -117,7 +121,10 @@ impl QueryPlanner for ClusterPlanner {
         state: &SessionState,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match self.stays_here(plan) {
-            None => self.ballista.create_physical_plan(plan, state).await,
+            None => {
+                let distributed = self.ballista.create_physical_plan(plan, state).await?;
+                Ok(CancelOnDrop::wrap(distributed, &self.scheduler_url))
+            }
             Some(reason) => {
                 debug!(%reason, "the query runs on this server, not on the cluster");
                 self.local.create_physical_plan(plan, state).await

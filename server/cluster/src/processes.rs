@@ -5,8 +5,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ballista_core::RuntimeProducer;
+use ballista_core::config::TaskSchedulingPolicy;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
@@ -28,9 +30,49 @@ fn runtime(storage: &Storage) -> datafusion::error::Result<Arc<RuntimeEnv>> {
     Ok(Arc::new(runtime))
 }
 
-/// Runs a scheduler on `address` until it fails; jobs are planned with
-/// the server's codec against `storage`.
-pub async fn run_scheduler(address: SocketAddr, storage: Storage) -> Result<()> {
+/// Where a scheduler listens and when it gives up on a silent executor.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    pub address: SocketAddr,
+    /// An executor not heard from for this long is declared lost: its
+    /// running tasks, and the finished ones whose shuffle output it held,
+    /// are run again on the executors left.
+    pub executor_timeout: Duration,
+}
+
+impl SchedulerOptions {
+    /// A scheduler on `address` with the default executor timeout.
+    pub fn new(address: SocketAddr) -> Self {
+        Self {
+            address,
+            executor_timeout: DEFAULT_EXECUTOR_TIMEOUT,
+        }
+    }
+}
+
+/// How long a scheduler waits for a silent executor: six of its
+/// heartbeats at the default interval (Ballista's own 180 s leaves a query
+/// waiting three minutes on a killed executor).
+pub const DEFAULT_EXECUTOR_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Executors ask the scheduler for tasks whenever they have a free slot
+/// (50 ms apart when idle) rather than the scheduler pushing tasks to
+/// them: Ballista 54.1's push scheduling resets a lost executor's tasks but
+/// offers them to the executors left only on the next event (a task
+/// finishing, a job arriving), so with the others idle the query waited
+/// forever (found by the executor-kill test); a polling executor takes
+/// them on its next poll.
+const SCHEDULING: TaskSchedulingPolicy = TaskSchedulingPolicy::PullStaged;
+
+/// How often an executor tells the scheduler it is alive (Ballista's own
+/// default is 60 s, longer than the whole timeout above).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Runs a scheduler until it fails; jobs are planned with the server's
+/// codec against `storage`.
+pub async fn run_scheduler(options: SchedulerOptions, storage: Storage) -> Result<()> {
+    let address = options.address;
+    let timeout = whole_seconds(options.executor_timeout, "the executor timeout")?;
     let for_sessions = storage.clone();
     let mut config = SchedulerConfig::default()
         .with_hostname(address.ip().to_string())
@@ -43,10 +85,60 @@ pub async fn run_scheduler(address: SocketAddr, storage: Storage) -> Result<()> 
                 .build())
         }));
     config.bind_host = address.ip().to_string();
+    config.scheduling_policy = SCHEDULING;
+    config.executor_timeout_seconds = timeout;
+    // Look for silent executors often enough that one is dropped within
+    // about a sixth of the timeout after it expires.
+    config.expire_dead_executor_interval_seconds = (timeout / 6).clamp(1, 15);
     config.override_logical_codec = Some(Arc::new(LakehouseLogicalCodec::default()));
     let cluster = BallistaCluster::new_from_config(&config).await?;
     start_server(cluster, address, Arc::new(config)).await?;
     Ok(())
+}
+
+/// A `host:port` another process is reached at: a name (a Kubernetes
+/// Service, a DNS name) or an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::str::FromStr for HostPort {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let parsed = text.rsplit_once(':').and_then(|(host, port)| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            match port.parse::<u16>() {
+                Ok(port) if port != 0 && !host.is_empty() => Some(Self {
+                    host: host.to_string(),
+                    port,
+                }),
+                _ => None,
+            }
+        });
+        parsed.ok_or_else(|| Error::Config(format!("{text:?} is not host:port")))
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl From<SocketAddr> for HostPort {
+    fn from(address: SocketAddr) -> Self {
+        Self {
+            host: address.ip().to_string(),
+            port: address.port(),
+        }
+    }
 }
 
 /// Where an executor listens and which scheduler it serves.
@@ -59,15 +151,31 @@ pub struct ExecutorOptions {
     /// (default: `address`'s, which must then not be unspecified).
     pub external_host: Option<String>,
     pub grpc_port: u16,
-    pub scheduler: SocketAddr,
+    pub scheduler: HostPort,
     /// Tasks run at once (default: the cores present).
     pub concurrent_tasks: Option<usize>,
     /// Where shuffle files are written (default: a temporary directory).
     pub work_dir: Option<String>,
+    /// How often it tells the scheduler it is alive; keep it well under
+    /// the scheduler's executor timeout.
+    pub heartbeat: Duration,
 }
 
-/// Runs an executor until it fails, reading `storage`.
+/// `duration` in whole seconds, at least one (Ballista counts in seconds).
+fn whole_seconds(duration: Duration, what: &str) -> Result<u64> {
+    match duration.as_secs() {
+        0 => Err(Error::Config(format!(
+            "{what} must be at least one second, not {duration:?}"
+        ))),
+        seconds => Ok(seconds),
+    }
+}
+
+/// Runs an executor until it fails or is told to stop (SIGINT, SIGTERM:
+/// it tells the scheduler, which runs its tasks elsewhere at once, then
+/// lets its running tasks finish), reading `storage`.
 pub async fn run_executor(options: ExecutorOptions, storage: Storage) -> Result<()> {
+    let heartbeat = whole_seconds(options.heartbeat, "the heartbeat interval")?;
     let external_host = match options.external_host {
         Some(host) => host,
         None if options.address.ip().is_unspecified() => {
@@ -85,10 +193,12 @@ pub async fn run_executor(options: ExecutorOptions, storage: Storage) -> Result<
         external_host: Some(external_host),
         port: options.address.port(),
         grpc_port: options.grpc_port,
-        scheduler_host: options.scheduler.ip().to_string(),
-        scheduler_port: options.scheduler.port(),
+        scheduler_host: options.scheduler.host,
+        scheduler_port: options.scheduler.port,
         work_dir: options.work_dir,
         print_thread_info: false,
+        executor_heartbeat_interval_seconds: heartbeat,
+        task_scheduling_policy: SCHEDULING,
         override_runtime_producer: Some(producer),
         override_logical_codec: Some(Arc::new(LakehouseLogicalCodec::default())),
         ..Default::default()
@@ -98,4 +208,33 @@ pub async fn run_executor(options: ExecutorOptions, storage: Storage) -> Result<
     }
     start_executor_process(Arc::new(config)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostPort;
+
+    #[test]
+    fn host_port_takes_names_and_addresses() {
+        let parsed: HostPort = "lakehouse-scheduler:50050".parse().unwrap();
+        assert_eq!(
+            (parsed.host.as_str(), parsed.port),
+            ("lakehouse-scheduler", 50050)
+        );
+        let v6: HostPort = "[::1]:50050".parse().unwrap();
+        assert_eq!(
+            (v6.host.as_str(), v6.to_string()),
+            ("::1", "[::1]:50050".into())
+        );
+        for bad in [
+            "scheduler",
+            "scheduler:0",
+            ":50050",
+            "host:port",
+            "host:70000",
+        ] {
+            let err = bad.parse::<HostPort>().unwrap_err().to_string();
+            assert!(err.contains("is not host:port"), "{bad}: {err}");
+        }
+    }
 }

@@ -13,7 +13,8 @@ use datafusion::physical_plan::collect;
 use futures::TryStreamExt;
 
 use lakehouse_cluster::{
-    ExecutorOptions, LakehouseLogicalCodec, NOT_DISTRIBUTABLE, run_executor, run_scheduler,
+    DEFAULT_HEARTBEAT, ExecutorOptions, LakehouseLogicalCodec, NOT_DISTRIBUTABLE, SchedulerOptions,
+    run_executor, run_scheduler,
 };
 use lakehouse_core::catalog::Catalog;
 use lakehouse_core::storage::Storage;
@@ -69,16 +70,20 @@ async fn a_cluster_answers_what_the_engine_answers() {
     run(&engine, "INSERT INTO sales VALUES (7, 5), (8, 6)").await;
 
     let scheduler = free_address();
-    tokio::spawn(run_scheduler(scheduler, storage.clone()));
+    tokio::spawn(run_scheduler(
+        SchedulerOptions::new(scheduler),
+        storage.clone(),
+    ));
     listening(scheduler).await;
     let executor = free_address();
     let options = ExecutorOptions {
         address: executor,
         external_host: None,
         grpc_port: free_address().port(),
-        scheduler,
+        scheduler: scheduler.into(),
         concurrent_tasks: Some(2),
         work_dir: Some(dir.path().join("shuffle").to_str().unwrap().to_string()),
+        heartbeat: DEFAULT_HEARTBEAT,
     };
     std::fs::create_dir_all(dir.path().join("shuffle")).unwrap();
     tokio::spawn(run_executor(options, storage.clone()));
