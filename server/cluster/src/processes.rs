@@ -77,7 +77,15 @@ pub async fn run_scheduler(options: SchedulerOptions, storage: Storage) -> Resul
     let mut config = SchedulerConfig::default()
         .with_hostname(address.ip().to_string())
         .with_port(address.port())
-        .with_override_session_builder(Arc::new(move |config: SessionConfig| {
+        .with_override_session_builder(Arc::new(move |mut config: SessionConfig| {
+            // Every hash join is planned partitioned, none as a broadcast
+            // (CollectLeft) join: Ballista 54.1 ran some broadcast joins
+            // with the wrong input (TPC-H q02 and q08 at SF0.01 failed in
+            // a stage with "Column references column 's_nationkey' at
+            // index 4 but input schema only has 3 columns").
+            let optimizer = &mut config.options_mut().optimizer;
+            optimizer.hash_join_single_partition_threshold = 0;
+            optimizer.hash_join_single_partition_threshold_rows = 0;
             Ok(SessionStateBuilder::new()
                 .with_default_features()
                 .with_config(config)
