@@ -183,7 +183,8 @@ def test_a_large_result_streams(server):
     assert answer.status_code == 200
     assert "content-length" not in answer.headers
     table = ipc.open_stream(answer.raw).read_all()
-    assert table.num_rows == rows and table.column("twice")[-1].as_py() == 2 * rows
+    # No ORDER BY: the engine's partitions may interleave the batches.
+    assert table.num_rows == rows and pc.max(table.column("twice")).as_py() == 2 * rows
     assert pc.sum(table.column("n")).as_py() == rows * (rows + 1) // 2
 
 

@@ -327,3 +327,42 @@ async fn a_query_the_server_gives_up_on_is_cancelled_on_the_cluster() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_executor_hands_its_tasks_over_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("data");
+    // A two-minute heartbeat timeout: only the executor's own word to the
+    // scheduler on SIGTERM can move its tasks before the deadline below.
+    let cluster = Cluster::start(
+        dir.path(),
+        2,
+        &["--executor-timeout-secs", "120"],
+        &["--concurrent-tasks", "1"],
+    );
+    let scheduler = cluster.scheduler.to_string();
+    let clustered = TestServer::start_on(&storage, &["--cluster-scheduler", &scheduler]);
+    let mut client = clustered.client().await;
+    client.query(BIG).await.unwrap();
+    let alone = TestServer::start_on(&storage, &[]);
+    let want = rows(&alone.client().await.query(BIG_JOIN).await.unwrap());
+
+    let before = cluster.jobs();
+    let running = tokio::spawn(async move { client.query(BIG_JOIN).await });
+    wait_new_job(&cluster, &before, Some(0));
+    assert!(
+        !running.is_finished(),
+        "the query ended before the stop: make the table bigger"
+    );
+    let stopped = Command::new("kill")
+        .args(["-TERM", &cluster.executors[0].process.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let got = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the stopped executor's tasks moved before its heartbeat timeout")
+        .unwrap()
+        .expect("the query succeeded on the executor left");
+    assert_eq!(rows(&got), want, "the answer after the stop");
+}
