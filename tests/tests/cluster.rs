@@ -226,17 +226,20 @@ fn wait_new_job(cluster: &Cluster, before: &BTreeSet<String>, executor: Option<u
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_killed_executor_s_tasks_run_again_on_the_other() {
+/// Runs `BIG_JOIN` on two one-task executors (scheduler flags
+/// `scheduler_args`, executor flags `executor_args`), calls `stop` on the
+/// first executor once it works on the job, and checks the query still
+/// answers what a single node answers within `deadline`.
+async fn stop_an_executor_mid_query(
+    scheduler_args: &[&str],
+    executor_args: &[&str],
+    stop: impl FnOnce(&mut Child),
+    deadline: Duration,
+) {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("data");
-    // Heartbeats every second and a 3 s timeout: the kill is noticed fast.
-    let mut cluster = Cluster::start(
-        dir.path(),
-        2,
-        &["--executor-timeout-secs", "3"],
-        &["--heartbeat-secs", "1", "--concurrent-tasks", "1"],
-    );
+    let executor_args = [&["--concurrent-tasks", "1"][..], executor_args].concat();
+    let mut cluster = Cluster::start(dir.path(), 2, scheduler_args, &executor_args);
     let scheduler = cluster.scheduler.to_string();
     let clustered = TestServer::start_on(&storage, &["--cluster-scheduler", &scheduler]);
     let mut client = clustered.client().await;
@@ -247,22 +250,55 @@ async fn a_killed_executor_s_tasks_run_again_on_the_other() {
 
     let before = cluster.jobs();
     let running = tokio::spawn(async move { client.query(BIG_JOIN).await });
-    // SIGKILL the first executor once it works on the job: no goodbye to
-    // the scheduler, its shuffle files gone with it.
     wait_new_job(&cluster, &before, Some(0));
     assert!(
         !running.is_finished(),
-        "the query ended before the kill: make the table bigger"
+        "the query ended before the executor stopped: make the table bigger"
     );
-    cluster.executors[0].process.0.kill().unwrap();
+    stop(&mut cluster.executors[0].process.0);
     let started = Instant::now();
-    let got = tokio::time::timeout(Duration::from_secs(300), running)
+    let got = tokio::time::timeout(deadline, running)
         .await
-        .expect("the query finished after the kill")
+        .expect("the query answered before the deadline")
         .unwrap()
         .expect("the query succeeded on the executor left");
-    assert_eq!(rows(&got), want, "the answer after the kill");
-    eprintln!("answered {:?} after the kill", started.elapsed());
+    assert_eq!(rows(&got), want, "the answer after the executor stopped");
+    eprintln!(
+        "answered {:?} after the executor stopped",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_executor_s_tasks_run_again_on_the_other() {
+    // SIGKILL: no goodbye to the scheduler, its shuffle files gone with it.
+    // Heartbeats every second and a 3 s timeout notice it fast.
+    stop_an_executor_mid_query(
+        &["--executor-timeout-secs", "3"],
+        &["--heartbeat-secs", "1"],
+        |executor| executor.kill().unwrap(),
+        Duration::from_secs(300),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_executor_hands_its_tasks_over_at_once() {
+    // SIGTERM under a two-minute heartbeat timeout: only the executor's own
+    // word to the scheduler can move its tasks before the 60 s deadline.
+    stop_an_executor_mid_query(
+        &["--executor-timeout-secs", "120"],
+        &[],
+        |executor| {
+            let stopped = Command::new("kill")
+                .args(["-TERM", &executor.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(stopped.success());
+        },
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -326,43 +362,4 @@ async fn a_query_the_server_gives_up_on_is_cancelled_on_the_cluster() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_stopped_executor_hands_its_tasks_over_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("data");
-    // A two-minute heartbeat timeout: only the executor's own word to the
-    // scheduler on SIGTERM can move its tasks before the deadline below.
-    let cluster = Cluster::start(
-        dir.path(),
-        2,
-        &["--executor-timeout-secs", "120"],
-        &["--concurrent-tasks", "1"],
-    );
-    let scheduler = cluster.scheduler.to_string();
-    let clustered = TestServer::start_on(&storage, &["--cluster-scheduler", &scheduler]);
-    let mut client = clustered.client().await;
-    client.query(BIG).await.unwrap();
-    let alone = TestServer::start_on(&storage, &[]);
-    let want = rows(&alone.client().await.query(BIG_JOIN).await.unwrap());
-
-    let before = cluster.jobs();
-    let running = tokio::spawn(async move { client.query(BIG_JOIN).await });
-    wait_new_job(&cluster, &before, Some(0));
-    assert!(
-        !running.is_finished(),
-        "the query ended before the stop: make the table bigger"
-    );
-    let stopped = Command::new("kill")
-        .args(["-TERM", &cluster.executors[0].process.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    let got = tokio::time::timeout(Duration::from_secs(60), running)
-        .await
-        .expect("the stopped executor's tasks moved before its heartbeat timeout")
-        .unwrap()
-        .expect("the query succeeded on the executor left");
-    assert_eq!(rows(&got), want, "the answer after the stop");
 }
