@@ -47,6 +47,9 @@ pub struct SearchRequest {
     /// whenever `k` rows match it; columns are unqualified.
     pub filter: Option<Expr>,
     pub options: SearchOptions,
+    /// The table's columns the rows need (all when `None`), so a search
+    /// reads no column its query does not use; `_distance` always comes.
+    pub columns: Option<Vec<String>>,
 }
 
 /// One full-text (BM25) search over a text column with an `fts` index.

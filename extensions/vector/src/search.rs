@@ -179,9 +179,24 @@ impl TableProvider for SearchTable {
             .map(|f| unqualified(f.clone()))
             .collect::<DFResult<_>>()?;
         let filter = pushed.into_iter().reduce(Expr::and);
+        // The table columns the query reads: a knn search takes only
+        // those from storage (the vector column only to rank by it).
+        let schema = match projection {
+            Some(projection) => Arc::new(self.schema.project(projection)?),
+            None => self.schema.clone(),
+        };
+        let columns = projection.map(|_| {
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|name| name != DISTANCE && name != SCORE)
+                .collect::<Vec<_>>()
+        });
         let batches = match self.search.clone() {
             Search::Nearest(mut request) => {
                 request.filter = filter;
+                request.columns = columns;
                 self.service.search(request).await
             }
             Search::NearestText {
@@ -196,6 +211,7 @@ impl TableProvider for SearchTable {
                     .map_err(external)?;
                 request.query = vector.values;
                 request.filter = filter;
+                request.columns = columns;
                 self.service.search(request).await
             }
             Search::Text(mut request) => {
@@ -219,13 +235,9 @@ impl TableProvider for SearchTable {
         .map_err(external)?;
         let batches = batches
             .into_iter()
-            .map(|b| align(&b, &self.schema))
+            .map(|b| align(&b, &schema))
             .collect::<DFResult<Vec<_>>>()?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[batches],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
+        Ok(MemorySourceConfig::try_new_exec(&[batches], schema, None)?)
     }
 }
 

@@ -13,11 +13,13 @@ use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
 use datafusion::logical_expr::Expr;
 use lakehouse_extension::SearchRequest;
 use lance::Dataset;
+use roaring::RoaringTreemap;
 use tracing::debug;
 
 use super::graph_indexes::fragment_states;
 use super::graphs::{Graph, distance, vectors_f32};
 use super::lance_message;
+use super::passing::PassingRows;
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::TableRef;
 
@@ -30,6 +32,7 @@ pub async fn search(
     graph: &Graph,
     request: SearchRequest,
     addresses: bool,
+    kept: &PassingRows,
 ) -> Result<RecordBatch> {
     let invalid =
         |e: lance::Error| Error::invalid(format!("knn over {table}: {}", lance_message(&e)));
@@ -47,11 +50,9 @@ pub async fn search(
     let wanted = k * request.options.refine.unwrap_or(1).max(1) as usize;
     let coverage = graph.coverage(fragment_states(dataset));
     let passing = match &request.filter {
-        Some(filter) if !coverage.held.is_empty() => Some(
-            passing_rows(dataset, filter.clone(), &coverage.held)
-                .await
-                .map_err(invalid)?,
-        ),
+        Some(filter) if !coverage.held.is_empty() => {
+            Some(passing_rows(dataset, filter, kept).await.map_err(invalid)?)
+        }
         _ => None,
     };
     let mut candidates = if coverage.held.is_empty() {
@@ -61,7 +62,7 @@ pub async fn search(
     } else {
         let held = &coverage.held;
         let keep = |key: u64| {
-            held.contains(&(key >> 32)) && passing.as_ref().is_none_or(|rows| rows.contains(&key))
+            held.contains(&(key >> 32)) && passing.as_ref().is_none_or(|rows| rows.contains(key))
         };
         graph.search(query, wanted, request.options.ef, Some(&keep))?
     };
@@ -93,8 +94,16 @@ pub async fn search(
             candidates.extend(addresses.as_primitive::<UInt64Type>().values().iter());
         }
     }
+    let output =
+        output_columns(dataset, &graph.meta.column, request.columns.as_deref()).map_err(invalid)?;
     if candidates.is_empty() {
-        let mut fields: Vec<Field> = dataset.schema().fields.iter().map(Field::from).collect();
+        let mut fields: Vec<Field> = output
+            .read
+            .fields
+            .iter()
+            .filter(|f| output.wanted(&f.name))
+            .map(Field::from)
+            .collect();
         if addresses {
             fields.push(Field::new(lance_core::ROW_ADDR, DataType::UInt64, true));
         }
@@ -103,14 +112,15 @@ pub async fn search(
     }
     let exact = started.elapsed();
     let rows = Arc::new(dataset.clone())
-        .take_builder(&candidates, dataset.schema().clone())
+        .take_builder(&candidates, output.read.clone())
         .map_err(invalid)?
         .with_row_address(addresses)
         .execute()
         .await
         .map_err(invalid)?;
     let taken = started.elapsed();
-    let ranked = nearest_first(&rows, &graph.meta.column, graph.meta.metric, query, k);
+    let ranked = nearest_first(&rows, &graph.meta.column, graph.meta.metric, query, k)
+        .and_then(|rows| output.keep_wanted(rows));
     debug!(table = %table, graph = %graph.meta.name, filtered = passing.is_some(),
         fragments_searched_exactly = coverage.not_held.len(), candidates = candidates.len(),
         graph_us = searched.as_micros(), exact_us = (exact - searched).as_micros(),
@@ -119,34 +129,89 @@ pub async fn search(
     ranked
 }
 
-/// Row addresses of the held fragments' rows that pass `filter`.
+/// The columns a search reads (those wanted, and the vector column its
+/// re-ranking needs) and which of them it answers.
+struct OutputColumns {
+    read: lance_core::datatypes::Schema,
+    wanted: Option<HashSet<String>>,
+}
+
+impl OutputColumns {
+    fn wanted(&self, name: &str) -> bool {
+        self.wanted.as_ref().is_none_or(|w| w.contains(name))
+    }
+
+    /// `rows` without the columns read only to rank them.
+    fn keep_wanted(&self, rows: RecordBatch) -> Result<RecordBatch> {
+        if self.wanted.is_none() {
+            return Ok(rows);
+        }
+        let keep: Vec<usize> = rows
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.name() == DISTANCE || f.name() == lance_core::ROW_ADDR || self.wanted(f.name())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        rows.project(&keep)
+            .map_err(|e| Error::internal(format!("projecting knn rows: {e}")))
+    }
+}
+
+fn output_columns(
+    dataset: &Dataset,
+    vector_column: &str,
+    wanted: Option<&[String]>,
+) -> lance::Result<OutputColumns> {
+    let Some(wanted) = wanted else {
+        let read = dataset.schema().clone();
+        return Ok(OutputColumns { read, wanted: None });
+    };
+    let mut names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    if !names.contains(&vector_column) {
+        names.push(vector_column);
+    }
+    let read = dataset.schema().project(&names)?;
+    Ok(OutputColumns {
+        read,
+        wanted: Some(wanted.iter().cloned().collect()),
+    })
+}
+
+/// Row addresses of the rows that pass `filter`: kept from an earlier
+/// search of this version, or found by a scan of the filter's columns.
 async fn passing_rows(
     dataset: &Dataset,
-    filter: Expr,
-    held: &HashSet<u64>,
-) -> lance::Result<HashSet<u64>> {
-    let fragments = dataset
-        .fragments()
-        .iter()
-        .filter(|f| held.contains(&f.id))
-        .cloned()
-        .collect();
+    filter: &Expr,
+    kept: &PassingRows,
+) -> lance::Result<Arc<RoaringTreemap>> {
+    let key = PassingRows::key(dataset.uri(), dataset.version().version, filter);
+    if let Some(rows) = key.as_ref().and_then(|key| kept.get(key)) {
+        return Ok(rows);
+    }
     let mut scan = dataset.scan();
-    scan.with_fragments(fragments)
-        .filter_expr(filter)
+    scan.filter_expr(filter.clone())
         .project::<&str>(&[])?
         .with_row_address();
     let batch = scan.try_into_batch().await?;
-    Ok(batch
-        .column_by_name(lance_core::ROW_ADDR)
-        .map(|c| {
-            c.as_primitive::<UInt64Type>()
+    let mut rows = RoaringTreemap::new();
+    if let Some(addresses) = batch.column_by_name(lance_core::ROW_ADDR) {
+        rows.extend(
+            addresses
+                .as_primitive::<UInt64Type>()
                 .values()
                 .iter()
-                .copied()
-                .collect()
-        })
-        .unwrap_or_default())
+                .copied(),
+        );
+    }
+    let rows = Arc::new(rows);
+    if let Some(key) = key {
+        kept.insert(key, rows.clone());
+    }
+    Ok(rows)
 }
 
 /// The `k` rows of `rows` nearest `query` by exact distance, nearest

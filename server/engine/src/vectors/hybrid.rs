@@ -81,6 +81,7 @@ impl Searcher {
                     ef: options.ef,
                     ..SearchOptions::default()
                 },
+                columns: None,
             },
             true,
         );

@@ -20,6 +20,7 @@ mod hybrid;
 mod indexes;
 mod landing;
 mod opened;
+mod passing;
 mod row_changes;
 mod search;
 
@@ -42,6 +43,7 @@ use lakehouse_core::storage::Storage;
 
 use landing::{Change, Pin};
 use opened::OpenedDatasets;
+use passing::PassingRows;
 pub use search::Searcher;
 
 /// Metadata cache budget of the shared session, in bytes.
@@ -72,6 +74,8 @@ pub struct VectorTables {
     locks: parking_lot::Mutex<HashMap<TableRef, Arc<tokio::sync::Mutex<()>>>>,
     /// Datasets opened at pinned versions, for the next query.
     opened: OpenedDatasets,
+    /// Rows passing knn prefilters, per dataset version and filter.
+    passing: PassingRows,
     /// Resident HNSW graphs (`hnsw` indexes).
     graphs: graphs::Graphs,
     /// Held while appended rows are added to graphs.
@@ -119,6 +123,7 @@ impl VectorTables {
             session,
             locks: parking_lot::Mutex::new(HashMap::new()),
             opened: OpenedDatasets::default(),
+            passing: PassingRows::default(),
             graphs: graphs::Graphs::new(storage.store.clone(), graph_budget_bytes),
             extending: tokio::sync::Mutex::new(()),
         }

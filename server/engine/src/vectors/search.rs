@@ -107,13 +107,24 @@ impl Searcher {
         {
             let dataset = self.tables.open(&manifest).await?;
             return Ok(vec![
-                super::graph_search::search(&table, &dataset, &graph, request, addresses).await?,
+                super::graph_search::search(
+                    &table,
+                    &dataset,
+                    &graph,
+                    request,
+                    addresses,
+                    &self.tables.passing,
+                )
+                .await?,
             ]);
         }
         let options = request.options;
         let k = request.k;
         let query = Float32Array::from(request.query);
         self.scan_once("knn", &request.table, request.filter, |scan| {
+            if let Some(columns) = &request.columns {
+                scan.project(columns)?;
+            }
             scan.nearest(&request.column, &query, k)?;
             if let Some(n) = options.nprobes {
                 scan.nprobes(n);
