@@ -343,6 +343,12 @@ def test_vector_routes_refuse_what_does_not_fit(server):
     problem(post(server, "/v1/embed", {"texts": []}), 400, "INVALID_ARGUMENT")
     problem(post(server, "/v1/vectors/index/small/search", {"vector": [1.0, 0.0, 0.0], "filter": "nope = 1"}),
             400, "INVALID_ARGUMENT")
+    short = problem(post(server, "/v1/vectors/index/small/search", {"vector": [1.0, 0.0]}), 400, "INVALID_ARGUMENT")
+    assert "index public.small holds vectors of 3 dimensions; the query vector has 2" in short["detail"]
+    for placeholder in ("id = $1", "id = ?", "id = $2"):
+        bound = problem(post(server, "/v1/vectors/index/small/search",
+                             {"vector": [1.0, 0.0, 0.0], "filter": placeholder}), 400, "INVALID_ARGUMENT")
+        assert "the filter holds a parameter" in bound["detail"], bound
     assert post(server, "/v1/vectors/index/small/search", {"vector": [1.0, 0.0, 0.0]}).json()["hits"][0]["id"] == "a"
 
 

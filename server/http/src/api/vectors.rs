@@ -12,11 +12,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, RecordBatch, StringArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::LogicalPlan;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -315,16 +319,18 @@ pub async fn search(
         .as_deref()
         .map(|f| format!(" WHERE {f}"))
         .unwrap_or_default();
-    // The SQL, and whether its second column is a score (hybrid) rather
-    // than a distance.
-    let (sql, scored) = match request.mode.as_deref().unwrap_or("vector") {
+    // The SQL, the query vector its `$1` stands for (a vector search's,
+    // bound to the plan rather than written into the SQL as hundreds of
+    // numbers to parse and plan), and whether its second column is a
+    // score (hybrid) rather than a distance.
+    let (sql, vector, scored) = match request.mode.as_deref().unwrap_or("vector") {
         "vector" => {
-            let literal = query_vector(&api, &request).await?;
+            let vector = query_vector(&api, &request).await?;
             let sql = format!(
-                "SELECT id, _distance, text, metadata FROM knn({}, 'vector', [{literal}], {k}{options}){filter} ORDER BY _distance",
+                "SELECT id, _distance, text, metadata FROM knn({}, 'vector', $1, {k}{options}){filter} ORDER BY _distance",
                 sql_text(&table.to_string())
             );
-            (sql, false)
+            (sql, Some(vector), false)
         }
         "hybrid" => {
             let (Some(text), None, None) = (&request.text, &request.vector, &request.model) else {
@@ -338,7 +344,7 @@ pub async fn search(
                 sql_text(&table.to_string()),
                 sql_text(text)
             );
-            (sql, true)
+            (sql, None, true)
         }
         other => {
             return Err(
@@ -349,7 +355,10 @@ pub async fn search(
     let rows = api
         .serving
         .bounded(async {
-            let plan = api.engine.plan(&sql).await?;
+            let mut plan = api.engine.plan(&sql).await?;
+            if let Some(vector) = vector {
+                plan = bind_query_vector(&api, &table, plan, vector)?;
+            }
             let Planned::Query(plan) = api.engine.classify(plan)? else {
                 return Err(Error::invalid("the filter is not a predicate"));
             };
@@ -369,9 +378,9 @@ pub async fn search(
     }))
 }
 
-/// The query vector of a vector search as an array literal's items: the
-/// one given, or the text embedded with the request's model.
-async fn query_vector(api: &Api, request: &SearchRequest) -> Result<String> {
+/// The query vector of a vector search: the one given, or the text
+/// embedded with the request's model.
+async fn query_vector(api: &Api, request: &SearchRequest) -> Result<Vec<f32>> {
     let vector = match (&request.vector, &request.text) {
         (Some(vector), None) => vector.clone(),
         (None, Some(text)) => {
@@ -391,11 +400,45 @@ async fn query_vector(api: &Api, request: &SearchRequest) -> Result<String> {
             "the query vector holds a value that is not a finite number",
         ));
     }
-    Ok(vector
-        .iter()
-        .map(|v| format!("{v:?}"))
-        .collect::<Vec<_>>()
-        .join(", "))
+    Ok(vector)
+}
+
+/// `plan` (a knn search of `index` whose query vector is `$1`) with
+/// `vector` bound to it. The filter is the caller's SQL: placeholders of
+/// its own are refused rather than bound to the vector.
+fn bind_query_vector(
+    api: &Api,
+    index: &TableRef,
+    plan: LogicalPlan,
+    vector: Vec<f32>,
+) -> Result<LogicalPlan> {
+    let in_filter = plan
+        .get_parameter_fields()
+        .map_err(Error::from_datafusion)?;
+    if !in_filter.is_empty() {
+        return Err(Error::invalid(
+            "the filter holds a parameter ($1 or ?): write its values into it",
+        ));
+    }
+    let expected = api.engine.parameter_schema(&plan)?;
+    if let Some(DataType::FixedSizeList(_, dimensions)) =
+        expected.fields().first().map(|f| f.data_type())
+        && *dimensions as usize != vector.len()
+    {
+        return Err(Error::invalid(format!(
+            "index {index} holds vectors of {dimensions} dimensions; the query vector has {}",
+            vector.len()
+        )));
+    }
+    let values = Float32Array::from(vector);
+    let list = FixedSizeListArray::try_new(
+        Arc::new(Field::new_list_field(DataType::Float32, true)),
+        values.len() as i32,
+        Arc::new(values),
+        None,
+    )?;
+    api.engine
+        .bind_values(&plan, vec![ScalarValue::FixedSizeList(Arc::new(list))])
 }
 
 /// `text` as a SQL string literal.
