@@ -233,8 +233,8 @@ def test_a_kept_filter_answers_for_its_version_only(server, conn, data):
     first = knn_ids(conn, q, where, {"ef": 2_000})
     assert first == exact(base[:2_000], q, np.arange(3, 2_000, CATEGORIES))
     assert knn_ids(conn, q, where, {"ef": 2_000}) == first, "answered from the kept rows"
-    # Rows nearer the query than any, all passing the filter (ids 2000..,
-    # cat = id % 10, so every tenth; shift them so cat is 3).
+    # 20 rows nearer the query than any before, ids 2003..2022 (cat is
+    # id % 10): 2003 and 2013 pass the filter and are the nearest of all.
     near = np.repeat(q[None, :], 20, axis=0) + 0.01 * np.arange(20, dtype=np.float32)[:, None]
     load(conn, "vecs", near, first_id=2_003, mode="append")
     deadline = time.monotonic() + 120
