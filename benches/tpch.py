@@ -10,6 +10,11 @@ table without copying it, so every engine reads the same files.
 Engines, each query timed with its whole result collected:
 - lakehouse, Rust Flight SQL client (`lakehouse-bench --target flight`);
 - lakehouse, ADBC (`adbc_driver_flightsql`, `fetch_arrow_table`);
+- lakehouse over tables written by its own ingest: a second server whose
+  tables were loaded from the same files' rows through DoPut
+  (`adbc_ingest`), queried with the Rust client, so the layout ingest
+  chooses (compression, row groups, statistics) is measured against the
+  reference files;
 - the server's engine in-process (`lakehouse-bench --target embedded`
   on the server's storage, which it only reads, while the server idles):
   catalog, table providers and session as served, no Flight;
@@ -48,6 +53,7 @@ import time
 import duckdb
 import pyarrow as pa
 import pyarrow.flight as flight
+import pyarrow.parquet as pq
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benches"))
@@ -59,6 +65,8 @@ import report as reports  # noqa: E402
 TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
 QUERIES = sorted((ROOT / "benches" / "tpch" / "queries").glob("q*.sql"))
 EMBEDDED = "lakehouse engine in-process"
+INGESTED = "lakehouse, ingested tables (Rust)"
+REFERENCE = "lakehouse over the reference files (Rust)"
 
 
 def tpch_data(scale: float) -> pathlib.Path:
@@ -93,6 +101,20 @@ def load(server: Server, data: pathlib.Path):
         (result,) = client.do_action(flight.Action("register_parquet", body))
         loaded = json.loads(result.body.to_pybytes())
         print(f"  {table}: {loaded['rows_added']:,} rows", flush=True)
+
+
+def ingest(server: Server, data: pathlib.Path):
+    """Loads the rows of the same files through DoPut (ADBC `adbc_ingest`,
+    64 Ki-row batches), so the server writes the tables in its own layout."""
+    with server.connect() as conn, conn.cursor() as cur:
+        for table in TABLES:
+            source = pq.ParquetFile(data / f"{table}.parquet")
+            started = time.perf_counter()
+            reader = pa.RecordBatchReader.from_batches(source.schema_arrow,
+                                                       source.iter_batches(batch_size=64 * 1024))
+            cur.adbc_ingest(table, reader, mode="create")
+            print(f"  {table}: {source.metadata.num_rows:,} rows in {time.perf_counter() - started:.1f} s",
+                  flush=True)
 
 
 class RustTarget:
@@ -207,15 +229,28 @@ def geomean(xs):
 
 
 def transfer(args, server, data, results):
-    """SELECT * FROM lineitem through DoGet (Rust client) and in-process,
-    interleaved."""
+    """SELECT * FROM lineitem through DoGet (Rust client and ADBC) and
+    in-process, interleaved."""
     results.mkdir(parents=True, exist_ok=True)
     sql = results / "lineitem_scan.sql"
     sql.write_text("select * from lineitem")
+
+    def adbc(conn):
+        with conn.cursor() as cur:
+            cur.execute(sql.read_text())
+            return cur.fetch_arrow_table()
+
     with (RustTarget("flight", ["--server", server.address], args.warmup, results / "transfer") as flight,
-          RustTarget("in-process", ["--tables", str(data)], args.warmup, results / "transfer") as in_process):
-        runs = interleaved({"flight": lambda: flight.run([sql]), "in-process": lambda: in_process.run([sql])},
-                           args.samples)
+          RustTarget("in-process", ["--tables", str(data)], args.warmup, results / "transfer") as in_process,
+          server.connect() as conn):
+        def adbc_run():
+            runs = run_python(lambda _: adbc(conn), args.warmup, 1, [sql])
+            for run in runs.values():
+                run["bytes"] = run.pop("table").nbytes
+            return runs
+
+        runs = interleaved({"flight": lambda: flight.run([sql]), "adbc": adbc_run,
+                            "in-process": lambda: in_process.run([sql])}, args.samples)
     return {t: run["lineitem_scan"] for t, run in runs.items()}
 
 
@@ -255,10 +290,14 @@ def main():
         started = time.perf_counter()
         server = Server(pathlib.Path(tmp) / "data")
         ready_ms = (time.perf_counter() - started) * 1000
+        ingested = None
         try:
             idle_mb = rss_mb(server.process.pid)
             print(f"loading SF{args.scale:g} into {server.uri}", flush=True)
             load(server, data)
+            ingested = Server(pathlib.Path(tmp) / "ingested")
+            print(f"ingesting SF{args.scale:g} through DoPut into {ingested.uri}", flush=True)
+            ingest(ingested, data)
             db = duckdb.connect()
             for table in TABLES:
                 db.sql(f"create view {table} as select * from read_parquet('{data / (table + '.parquet')}')")
@@ -274,9 +313,12 @@ def main():
                       RustTarget("embedded", ["--storage", str(server.storage)], args.warmup, results,
                                  results / "embedded") as embedded,
                       RustTarget("in-process", ["--tables", str(data)], args.warmup, results,
-                                 results / "in-process") as in_process):
+                                 results / "in-process") as in_process,
+                      RustTarget("flight", ["--server", ingested.address], args.warmup, results / "ingested",
+                                 results / "ingested") as flight_ingested):
                     engines = interleaved({
                         "lakehouse (Rust)": flight.run,
+                        INGESTED: flight_ingested.run,
                         "lakehouse (ADBC)": lambda: run_python(adbc, args.warmup, 1),
                         EMBEDDED: embedded.run,
                         "DataFusion in-process": in_process.run,
@@ -290,6 +332,8 @@ def main():
             server_bin = server.process.args[0]
         finally:
             server.kill()
+            if ingested:
+                ingested.kill()
     duck = engines["DuckDB in-process"]
     for name, runs in engines.items():
         if runs is not duck:
@@ -304,7 +348,7 @@ def main():
           "every result equal to DuckDB's")
     print("| query | " + " | ".join(names) + " | Rust / DataFusion | Rust / DuckDB |")
     print("| --- |" + " ---: |" * (len(names) + 2))
-    flight_ratio, duck_ratio, engine_ratio = [], [], []
+    flight_ratio, duck_ratio, engine_ratio, ingested_ratio = [], [], [], []
     for path in QUERIES:
         q = path.stem
         stats = {n: summarize(engines[n][q]["ms"]) for n in names}
@@ -314,11 +358,13 @@ def main():
         flight_ratio.append(ours / df)
         duck_ratio.append(ours / dk)
         engine_ratio.append(ours / stats[EMBEDDED][0])
+        ingested_ratio.append(stats[INGESTED][0] / ours)
         cells = [f"{s[0]:,.1f} ({s[1]:,.1f})" for s in stats.values()]
         print(f"| {q} | " + " | ".join(cells) + f" | {ours / df:.2f} | {ours / dk:.2f} |")
     print("| geometric mean |" + " |" * len(names) + f" {geomean(flight_ratio):.2f} | {geomean(duck_ratio):.2f} |")
     report["geomean"] = {"rust_over_datafusion": geomean(flight_ratio), "rust_over_duckdb": geomean(duck_ratio),
-                         "rust_over_engine_in_process": geomean(engine_ratio)}
+                         "rust_over_engine_in_process": geomean(engine_ratio),
+                         "ingested_over_reference_files": geomean(ingested_ratio)}
 
     print("\nResult transfer, SELECT * FROM lineitem:")
     for target, run in moved.items():
@@ -336,11 +382,17 @@ def main():
     rows = [reports.row(f"{q.stem} ms, {client}", "lower", engines[f"lakehouse ({client})"][q.stem]["ms"],
                         {p: engines[p][q.stem]["ms"] for p in peers})
             for client in ("Rust", "ADBC") for q in QUERIES]
+    rows += [reports.row(f"{q.stem} ms, ingested tables (Rust)", "lower", engines[INGESTED][q.stem]["ms"],
+                         {REFERENCE: engines["lakehouse (Rust)"][q.stem]["ms"],
+                          "DuckDB in-process": engines["DuckDB in-process"][q.stem]["ms"]})
+             for q in QUERIES]
 
     def mb_per_s(run):
         return [run["bytes"] / ms / 1e3 for ms in run["ms"]]
 
     rows.append(reports.row("lineitem transfer MB/s", "higher", mb_per_s(moved["flight"]),
+                            {"DataFusion in-process": mb_per_s(moved["in-process"])}, floor=0.15))
+    rows.append(reports.row("lineitem transfer MB/s, ADBC", "higher", mb_per_s(moved["adbc"]),
                             {"DataFusion in-process": mb_per_s(moved["in-process"])}, floor=0.15))
     rows += [reports.row("server start to ready ms", "lower", [ready_ms], floor=0.5),
              reports.row("server idle RSS MB", "lower", [idle_mb], floor=0.15),
@@ -353,15 +405,18 @@ def main():
         "our Rust Flight SQL client and through ADBC, against the server's own engine in-process (catalog, table "
         "providers and session as served, no Flight: `lakehouse-bench --target embedded`), DataFusion "
         "in-process (the version the server embeds, over the files) and DuckDB in-process; every result checked "
-        "equal to DuckDB's. Result transfer: "
-        "`SELECT * FROM lineitem` through DoGet against collecting it in-process (MB of Arrow in memory per "
+        "equal to DuckDB's. The same queries "
+        "over tables loaded from the same rows through DoPut (`adbc_ingest`) into a second server, so written in "
+        "the server's own layout (Rust client). Result transfer: "
+        "`SELECT * FROM lineitem` through DoGet (Rust client, ADBC) against collecting it in-process (MB of Arrow in memory per "
         f"second). The engines run interleaved: {args.samples} rounds, in each every engine runs every query "
         f"{args.warmup} time(s) to warm up, then once timed, the engines taking turns to go first, so drift of the "
         "machine over the run falls on all alike.",
         rows,
         [f"Geometric mean of the per-query ratios (Rust client): {rust['rust_over_engine_in_process']:.2f} x the "
          f"server's engine in-process (what Flight adds), {rust['rust_over_datafusion']:.2f} x DataFusion "
-         f"in-process, {rust['rust_over_duckdb']:.2f} x DuckDB.",
+         f"in-process, {rust['rust_over_duckdb']:.2f} x DuckDB; tables written by our own ingest "
+         f"{rust['ingested_over_reference_files']:.2f} x the reference files.",
          f"Transfer: {moved['flight']['rows']:,} rows, {moved['flight']['bytes'] / 1e6:,.0f} MB; DoGet / in-process "
          f"collect {ratio:.2f} in time."],
         versions(server_bin), **report)
