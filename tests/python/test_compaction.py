@@ -9,6 +9,7 @@ import time
 
 import pyarrow as pa
 import pyarrow.flight as flight
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import Server
@@ -108,3 +109,31 @@ def test_compact_refusals_name_the_table(server):
     body = {"table": "vectors", "columns": [{"name": "v", "type": "vector(3)"}], "format": "lance"}
     list(client.do_action(flight.Action("create_table", json.dumps(body).encode())))
     refused({"table": "vectors"}, pa.ArrowInvalid, "vectors is a vector \\(Lance\\) table")
+
+
+def codecs(storage: pathlib.Path, table: str) -> set:
+    files = (storage / "data" / "public" / table).glob("*.parquet")
+    return {pq.ParquetFile(f).metadata.row_group(0).column(c).compression
+            for f in files for c in range(2)}
+
+
+# pyarrow names Parquet's LZ4_RAW codec "LZ4" (the one it writes too).
+@pytest.mark.parametrize("setting, codec", [(None, "LZ4"), ("zstd", "ZSTD"), ("none", "UNCOMPRESSED")])
+def test_ingest_and_compaction_write_the_configured_codec(tmp_path, setting, codec):
+    # LZ4_RAW by default (the fastest files to query, docs/performance.md);
+    # `parquet_compression` chooses another, for ingest and compaction alike.
+    storage = tmp_path / "data"
+    extra = ("--parquet-compression", setting) if setting else ()
+    server = Server(storage, "--compact-min-files", "0", *extra)
+    try:
+        with server.connect() as conn:
+            for i in range(3):
+                append(conn, "events", i * ROWS_PER_APPEND)
+            assert codecs(storage, "events") == {codec}
+            compacted = action(server, "compact", {"table": "events"})
+            assert compacted["files_replaced"] == 3, compacted
+            assert parquet_files(storage, "events") == 4
+            assert codecs(storage, "events") == {codec}
+            assert query(conn, "SELECT count(*), sum(id) FROM events") == [(150, sum(range(150)))]
+    finally:
+        server.stop()

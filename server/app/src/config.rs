@@ -14,8 +14,9 @@ use lakehouse_engine::ingest::FileLayout;
 use lakehouse_engine::query::QueryOptions;
 use lakehouse_flight::{Limits, PreparedLimits};
 use lakehouse_serving::ServingLimits;
+use parquet::basic::{Compression, ZstdLevel};
 
-pub use crate::settings::{LogFormat, Settings};
+pub use crate::settings::{LogFormat, ParquetCompression, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -225,6 +226,7 @@ impl ServerConfig {
                     "row_group_rows",
                 )?,
                 compact_min_files: given(s.compact_min_files, "compact_min_files")?,
+                compression: codec(given(s.parquet_compression, "parquet_compression")?),
                 ..FileLayout::default()
             },
             max_message_bytes: mib(s.max_message_mb, "max_message_mb")?,
@@ -281,6 +283,16 @@ impl ServerConfig {
 }
 
 /// Refuses a setting given as 0 where 0 means nothing sensible.
+/// Parquet's codec for the setting.
+fn codec(compression: ParquetCompression) -> Compression {
+    match compression {
+        ParquetCompression::Lz4 => Compression::LZ4_RAW,
+        ParquetCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
+        ParquetCompression::Snappy => Compression::SNAPPY,
+        ParquetCompression::None => Compression::UNCOMPRESSED,
+    }
+}
+
 fn nonzero<T: PartialEq + Default>(name: &str, value: Option<T>) -> Result<Option<T>, ConfigError> {
     match value {
         Some(v) if v == T::default() => Err(ConfigError::Invalid(format!(
@@ -368,7 +380,7 @@ mod tests {
         let path = dir.path().join("lakehouse.toml");
         std::fs::write(
             &path,
-            "listen = \"0.0.0.0:1\"\nstorage = \"/srv/x\"\nrow_group_rows = 1000\n",
+            "listen = \"0.0.0.0:1\"\nstorage = \"/srv/x\"\nrow_group_rows = 1000\nparquet_compression = \"zstd\"\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -382,6 +394,16 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:0");
         assert_eq!(config.storage, "/srv/x");
         assert_eq!(config.layout.row_group_rows, 1000);
+        assert_eq!(
+            config.layout.compression,
+            Compression::ZSTD(ZstdLevel::default())
+        );
+    }
+
+    #[test]
+    fn ingest_writes_lz4_unless_told_otherwise() {
+        let config = ServeArgs::default().resolve().unwrap();
+        assert_eq!(config.layout.compression, Compression::LZ4_RAW);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Streams record batches into zstd Parquet files under one table's data
+//! Streams record batches into compressed Parquet files under one table's data
 //! prefix, rolling to a new file at a size bound.
 //!
 //! Memory is bounded by the row group being encoded plus the upload buffer,
@@ -15,7 +15,7 @@ use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory;
 use parquet::arrow::async_writer::{AsyncFileWriter, ParquetObjectWriter};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
@@ -45,6 +45,10 @@ pub struct FileLayout {
     /// Once a table has this many files of fewer than `row_group_rows`
     /// rows, a background compaction merges them; 0 turns that off.
     pub compact_min_files: usize,
+    /// The pages' codec. LZ4_RAW by default: on TPC-H SF1 its files
+    /// answered the 22 queries 15% faster than zstd level 1's, for files
+    /// about a third larger (docs/performance.md, "Ingested tables").
+    pub compression: Compression,
 }
 
 impl Default for FileLayout {
@@ -54,6 +58,7 @@ impl Default for FileLayout {
             row_group_rows: 256 * 1024,
             row_group_bytes: 128 * 1024 * 1024,
             compact_min_files: 32,
+            compression: Compression::LZ4_RAW,
         }
     }
 }
@@ -68,9 +73,7 @@ impl FileLayout {
                 b.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false)
             });
         builder
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(1).expect("level 1 is valid"),
-            ))
+            .set_compression(self.compression)
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_created_by(format!("lakehouse {}", env!("CARGO_PKG_VERSION")))
             .build()
