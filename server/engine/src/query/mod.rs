@@ -17,6 +17,7 @@ mod merge;
 mod merge_rows;
 mod provider;
 mod row_change;
+mod semi_join_pushdown;
 pub mod session;
 mod statement;
 pub mod substrait;
@@ -222,6 +223,7 @@ impl QueryEngine {
         let url = Url::parse(STORE_URL).map_err(|e| Error::internal(e.to_string()))?;
         runtime.register_object_store(&url, storage.store.clone());
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.add_optimizer_rule(Arc::new(semi_join_pushdown::SemiJoinPushdown));
         let views = Arc::new(ViewPlanner::default());
         ctx.register_catalog(
             CATALOG_NAME,
