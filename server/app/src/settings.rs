@@ -69,7 +69,7 @@ pub struct Settings {
     /// Rows per Parquet row group written by ingest
     #[arg(long, env = "LAKEHOUSE_ROW_GROUP_ROWS")]
     pub row_group_rows: Option<usize>,
-    /// Codec of the Parquet files ingest and compaction write: lz4 (LZ4_RAW; fastest to query), zstd (about 25% smaller files, about 15% slower scans), snappy or none (docs/performance.md, Ingested tables)
+    /// Codec of the Parquet files ingest and compaction write: lz4 (LZ4_RAW; fastest to query), zstd (about 25% smaller files, about 15% slower scans), snappy or none (docs/performance.md, "Against DuckDB")
     #[arg(long, env = "LAKEHOUSE_PARQUET_COMPRESSION", value_enum)]
     pub parquet_compression: Option<ParquetCompression>,
     /// Merge a table's small files (fewer rows than a row group) in the background once an append leaves this many; 0 turns it off (docs/operations.md, Compaction)

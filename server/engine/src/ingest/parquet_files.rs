@@ -47,7 +47,7 @@ pub struct FileLayout {
     pub compact_min_files: usize,
     /// The pages' codec. LZ4_RAW by default: on TPC-H SF1 its files
     /// answered the 22 queries 15% faster than zstd level 1's, for files
-    /// about a third larger (docs/performance.md, "Ingested tables").
+    /// about a third larger (docs/performance.md, "Against DuckDB").
     pub compression: Compression,
 }
 
