@@ -15,6 +15,10 @@ Engines, each query timed with its whole result collected:
   (`adbc_ingest`), queried with the Rust client, so the layout ingest
   chooses (compression, row groups, statistics) is measured against the
   reference files;
+- lakehouse with every table accelerated (`--accelerated-tables`, an
+  in-memory Arrow copy): a third server over the same reference files,
+  queried with the Rust client once every copy is resident, against
+  DuckDB over its own native tables (`CREATE TABLE AS` from the files);
 - the server's engine in-process (`lakehouse-bench --target embedded`
   on the server's storage, which it only reads, while the server idles):
   catalog, table providers and session as served, no Flight;
@@ -66,6 +70,8 @@ TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "regio
 QUERIES = sorted((ROOT / "benches" / "tpch" / "queries").glob("q*.sql"))
 EMBEDDED = "lakehouse engine in-process"
 INGESTED = "lakehouse, ingested tables (Rust)"
+ACCELERATED = "lakehouse, accelerated tables (Rust)"
+DUCKDB_NATIVE = "DuckDB native tables"
 REFERENCE = "lakehouse over the reference files (Rust)"
 
 
@@ -101,6 +107,20 @@ def load(server: Server, data: pathlib.Path):
         (result,) = client.do_action(flight.Action("register_parquet", body))
         loaded = json.loads(result.body.to_pybytes())
         print(f"  {table}: {loaded['rows_added']:,} rows", flush=True)
+
+
+def accelerate(server: Server) -> dict:
+    """Waits for every accelerated table's copy; the `accelerated_tables`
+    answer, checked that every table is resident."""
+    client = flight.FlightClient(server.uri)
+    (result,) = client.do_action(flight.Action("accelerated_tables", json.dumps({"wait_secs": 1800}).encode()))
+    answer = json.loads(result.body.to_pybytes())
+    for table in answer["tables"]:
+        if table["state"] != "resident":
+            raise RuntimeError(f"accelerated table {table['table']} is {table['state']}: {table.get('message')}")
+        print(f"  {table['table']}: {table['rows']:,} rows, {table['bytes'] / 1e6:,.0f} MB in memory, "
+              f"decoded in {table['load_ms']:,.0f} ms", flush=True)
+    return answer
 
 
 def ingest(server: Server, data: pathlib.Path):
@@ -228,9 +248,10 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
-def transfer(args, server, data, results):
-    """SELECT * FROM lineitem through DoGet (Rust client and ADBC) and
-    in-process, interleaved."""
+def transfer(args, server, accelerated, data, results):
+    """SELECT * FROM lineitem through DoGet (Rust client and ADBC, from
+    the files and from the accelerated server's copy) and in-process,
+    interleaved."""
     results.mkdir(parents=True, exist_ok=True)
     sql = results / "lineitem_scan.sql"
     sql.write_text("select * from lineitem")
@@ -241,15 +262,19 @@ def transfer(args, server, data, results):
             return cur.fetch_arrow_table()
 
     with (RustTarget("flight", ["--server", server.address], args.warmup, results / "transfer") as flight,
+          RustTarget("flight", ["--server", accelerated.address], args.warmup,
+                     results / "transfer-accelerated") as flight_accelerated,
           RustTarget("in-process", ["--tables", str(data)], args.warmup, results / "transfer") as in_process,
-          server.connect() as conn):
-        def adbc_run():
-            runs = run_python(lambda _: adbc(conn), args.warmup, 1, [sql])
+          server.connect() as conn, accelerated.connect() as conn_accelerated):
+        def adbc_run(connection):
+            runs = run_python(lambda _: adbc(connection), args.warmup, 1, [sql])
             for run in runs.values():
                 run["bytes"] = run.pop("table").nbytes
             return runs
 
-        runs = interleaved({"flight": lambda: flight.run([sql]), "adbc": adbc_run,
+        runs = interleaved({"flight": lambda: flight.run([sql]), "adbc": lambda: adbc_run(conn),
+                            "flight, accelerated": lambda: flight_accelerated.run([sql]),
+                            "adbc, accelerated": lambda: adbc_run(conn_accelerated),
                             "in-process": lambda: in_process.run([sql])}, args.samples)
     return {t: run["lineitem_scan"] for t, run in runs.items()}
 
@@ -290,7 +315,7 @@ def main():
         started = time.perf_counter()
         server = Server(pathlib.Path(tmp) / "data")
         ready_ms = (time.perf_counter() - started) * 1000
-        ingested = None
+        ingested = accelerated = None
         try:
             idle_mb = rss_mb(server.process.pid)
             print(f"loading SF{args.scale:g} into {server.uri}", flush=True)
@@ -298,9 +323,14 @@ def main():
             ingested = Server(pathlib.Path(tmp) / "ingested")
             print(f"ingesting SF{args.scale:g} through DoPut into {ingested.uri}", flush=True)
             ingest(ingested, data)
-            db = duckdb.connect()
+            accelerated = Server(pathlib.Path(tmp) / "accelerated", "--accelerated-tables", ",".join(TABLES))
+            print(f"accelerating SF{args.scale:g} in {accelerated.uri}", flush=True)
+            load(accelerated, data)
+            acceleration = accelerate(accelerated)
+            db, native = duckdb.connect(), duckdb.connect()
             for table in TABLES:
                 db.sql(f"create view {table} as select * from read_parquet('{data / (table + '.parquet')}')")
+                native.sql(f"create table {table} as select * from read_parquet('{data / (table + '.parquet')}')")
             with server.connect() as conn:
                 def adbc(sql):
                     with conn.cursor() as cur:
@@ -315,25 +345,33 @@ def main():
                       RustTarget("in-process", ["--tables", str(data)], args.warmup, results,
                                  results / "in-process") as in_process,
                       RustTarget("flight", ["--server", ingested.address], args.warmup, results / "ingested",
-                                 results / "ingested") as flight_ingested):
+                                 results / "ingested") as flight_ingested,
+                      RustTarget("flight", ["--server", accelerated.address], args.warmup,
+                                 results / "accelerated", results / "accelerated") as flight_accelerated):
                     engines = interleaved({
                         "lakehouse (Rust)": flight.run,
                         INGESTED: flight_ingested.run,
+                        ACCELERATED: flight_accelerated.run,
                         "lakehouse (ADBC)": lambda: run_python(adbc, args.warmup, 1),
                         EMBEDDED: embedded.run,
                         "DataFusion in-process": in_process.run,
                         "DuckDB in-process": lambda: run_python(lambda sql: db.sql(sql).to_arrow_table(),
                                                                 args.warmup, 1),
+                        DUCKDB_NATIVE: lambda: run_python(lambda sql: native.sql(sql).to_arrow_table(),
+                                                          args.warmup, 1),
                     }, args.samples)
             db.close()
+            native.close()
             after_mb = rss_mb(server.process.pid)
             print("result transfer ...", flush=True)
-            moved = transfer(args, server, data, results)
+            moved = transfer(args, server, accelerated, data, results)
+            accelerated_mb = rss_mb(accelerated.process.pid)
             server_bin = server.process.args[0]
         finally:
             server.kill()
-            if ingested:
-                ingested.kill()
+            for other in (ingested, accelerated):
+                if other:
+                    other.kill()
     duck = engines["DuckDB in-process"]
     for name, runs in engines.items():
         if runs is not duck:
@@ -341,14 +379,15 @@ def main():
 
     report = {"scale": args.scale, "warmup": args.warmup, "samples": args.samples,
               "queries": {}, "transfer": moved,
-              "server": {"start_to_ready_ms": ready_ms, "idle_rss_mb": idle_mb, "rss_after_tpch_mb": after_mb}}
+              "server": {"start_to_ready_ms": ready_ms, "idle_rss_mb": idle_mb, "rss_after_tpch_mb": after_mb},
+              "acceleration": {**acceleration, "rss_mb": accelerated_mb}}
     names = list(engines)
     print(f"\nTPC-H SF{args.scale:g}: ms per query (median, MAD), {args.samples} interleaved rounds of "
           f"{args.warmup} warm-up + 1 sample; "
           "every result equal to DuckDB's")
     print("| query | " + " | ".join(names) + " | Rust / DataFusion | Rust / DuckDB |")
     print("| --- |" + " ---: |" * (len(names) + 2))
-    flight_ratio, duck_ratio, engine_ratio, ingested_ratio = [], [], [], []
+    flight_ratio, duck_ratio, engine_ratio, ingested_ratio, accelerated_ratio = [], [], [], [], []
     for path in QUERIES:
         q = path.stem
         stats = {n: summarize(engines[n][q]["ms"]) for n in names}
@@ -359,12 +398,17 @@ def main():
         duck_ratio.append(ours / dk)
         engine_ratio.append(ours / stats[EMBEDDED][0])
         ingested_ratio.append(stats[INGESTED][0] / ours)
+        accelerated_ratio.append(stats[ACCELERATED][0] / stats[DUCKDB_NATIVE][0])
         cells = [f"{s[0]:,.1f} ({s[1]:,.1f})" for s in stats.values()]
         print(f"| {q} | " + " | ".join(cells) + f" | {ours / df:.2f} | {ours / dk:.2f} |")
     print("| geometric mean |" + " |" * len(names) + f" {geomean(flight_ratio):.2f} | {geomean(duck_ratio):.2f} |")
     report["geomean"] = {"rust_over_datafusion": geomean(flight_ratio), "rust_over_duckdb": geomean(duck_ratio),
                          "rust_over_engine_in_process": geomean(engine_ratio),
-                         "ingested_over_reference_files": geomean(ingested_ratio)}
+                         "ingested_over_reference_files": geomean(ingested_ratio),
+                         "accelerated_over_duckdb_native": geomean(accelerated_ratio)}
+    print(f"accelerated tables / DuckDB native tables: geometric mean {geomean(accelerated_ratio):.2f}, "
+          f"largest {max(accelerated_ratio):.2f}; copies {acceleration['memory_used_bytes'] / 1e6:,.0f} MB, "
+          f"server RSS {accelerated_mb:,.0f} MB")
 
     print("\nResult transfer, SELECT * FROM lineitem:")
     for target, run in moved.items():
@@ -386,6 +430,11 @@ def main():
                          {REFERENCE: engines["lakehouse (Rust)"][q.stem]["ms"],
                           "DuckDB in-process": engines["DuckDB in-process"][q.stem]["ms"]})
              for q in QUERIES]
+    rows += [reports.row(f"{q.stem} ms, accelerated tables (Rust)", "lower", engines[ACCELERATED][q.stem]["ms"],
+                         {DUCKDB_NATIVE: engines[DUCKDB_NATIVE][q.stem]["ms"],
+                          "DuckDB in-process": engines["DuckDB in-process"][q.stem]["ms"],
+                          REFERENCE: engines["lakehouse (Rust)"][q.stem]["ms"]})
+             for q in QUERIES]
 
     def mb_per_s(run):
         return [run["bytes"] / ms / 1e3 for ms in run["ms"]]
@@ -394,6 +443,11 @@ def main():
                             {"DataFusion in-process": mb_per_s(moved["in-process"])}, floor=0.15))
     rows.append(reports.row("lineitem transfer MB/s, ADBC", "higher", mb_per_s(moved["adbc"]),
                             {"DataFusion in-process": mb_per_s(moved["in-process"])}, floor=0.15))
+    rows.append(reports.row("lineitem transfer MB/s, ADBC, accelerated", "higher", mb_per_s(moved["adbc, accelerated"]),
+                            {"DataFusion in-process": mb_per_s(moved["in-process"]),
+                             "lakehouse (ADBC) over the files": mb_per_s(moved["adbc"])}, floor=0.15))
+    rows.append(reports.row("accelerated tables MB in memory", "lower", [acceleration["memory_used_bytes"] / 1e6],
+                            floor=0.15))
     rows += [reports.row("server start to ready ms", "lower", [ready_ms], floor=0.5),
              reports.row("server idle RSS MB", "lower", [idle_mb], floor=0.15),
              reports.row("server RSS after the TPC-H runs MB", "lower", [after_mb], floor=0.15)]
@@ -407,7 +461,9 @@ def main():
         "in-process (the version the server embeds, over the files) and DuckDB in-process; every result checked "
         "equal to DuckDB's. The same queries "
         "over tables loaded from the same rows through DoPut (`adbc_ingest`) into a second server, so written in "
-        "the server's own layout (Rust client). Result transfer: "
+        "the server's own layout (Rust client). The same queries with every table accelerated (an in-memory "
+        "Arrow copy, `--accelerated-tables`) on a third server over the reference files, against DuckDB over "
+        "its own native tables (`CREATE TABLE AS`). Result transfer: "
         "`SELECT * FROM lineitem` through DoGet (Rust client, ADBC) against collecting it in-process (MB of Arrow in memory per "
         f"second). The engines run interleaved: {args.samples} rounds, in each every engine runs every query "
         f"{args.warmup} time(s) to warm up, then once timed, the engines taking turns to go first, so drift of the "
@@ -416,7 +472,8 @@ def main():
         [f"Geometric mean of the per-query ratios (Rust client): {rust['rust_over_engine_in_process']:.2f} x the "
          f"server's engine in-process (what Flight adds), {rust['rust_over_datafusion']:.2f} x DataFusion "
          f"in-process, {rust['rust_over_duckdb']:.2f} x DuckDB; tables written by our own ingest "
-         f"{rust['ingested_over_reference_files']:.2f} x the reference files.",
+         f"{rust['ingested_over_reference_files']:.2f} x the reference files; accelerated tables "
+         f"{rust['accelerated_over_duckdb_native']:.2f} x DuckDB over its native tables.",
          f"Transfer: {moved['flight']['rows']:,} rows, {moved['flight']['bytes'] / 1e6:,.0f} MB; DoGet / in-process "
          f"collect {ratio:.2f} in time."],
         versions(server_bin), **report)

@@ -10,8 +10,9 @@ use lakehouse_ext_embed::ModelsConfig;
 use lakehouse_extension::Selection;
 
 use lakehouse_core::auth::AuthConfig;
+use lakehouse_core::catalog::TableRef;
 use lakehouse_engine::ingest::FileLayout;
-use lakehouse_engine::query::QueryOptions;
+use lakehouse_engine::query::{AccelerationOptions, QueryOptions};
 use lakehouse_flight::{Limits, PreparedLimits};
 use lakehouse_serving::ServingLimits;
 use parquet::basic::{Compression, ZstdLevel};
@@ -119,6 +120,22 @@ impl ServeArgs {
     }
 }
 
+/// The accelerated tables' names, checked; each once.
+fn accelerated_tables(names: Vec<String>) -> Result<Vec<TableRef>, ConfigError> {
+    let mut tables: Vec<TableRef> = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let table = TableRef::parse(name).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "accelerated_tables: {name:?} is not a table name: {e}"
+            ))
+        })?;
+        if !tables.contains(&table) {
+            tables.push(table);
+        }
+    }
+    Ok(tables)
+}
+
 /// A setting that every layer left unset although it has a default (a bug
 /// in [`Settings::defaults`] or [`Settings::fill_derived`]).
 fn given<T>(value: Option<T>, key: &str) -> Result<T, ConfigError> {
@@ -216,6 +233,10 @@ impl ServerConfig {
                 )?,
                 memory_limit,
                 query_memory_limit,
+                acceleration: AccelerationOptions {
+                    tables: accelerated_tables(s.accelerated_tables.unwrap_or_default())?,
+                    memory_limit: mib(s.acceleration_memory_mb, "acceleration_memory_mb")?,
+                },
             },
             vector_index_cache_bytes: mib(s.vector_index_cache_mb, "vector_index_cache_mb")?,
             vector_graph_memory_bytes: mib(s.vector_graph_memory_mb, "vector_graph_memory_mb")?,
@@ -404,6 +425,46 @@ mod tests {
     fn ingest_writes_lz4_unless_told_otherwise() {
         let config = ServeArgs::default().resolve().unwrap();
         assert_eq!(config.layout.compression, Compression::LZ4_RAW);
+    }
+
+    #[test]
+    fn accelerated_tables_are_checked_names_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lakehouse.toml");
+        std::fs::write(
+            &path,
+            "accelerated_tables = [\"lineitem\", \"sales.orders\", \"public.lineitem\"]\nacceleration_memory_mb = 512\n",
+        )
+        .unwrap();
+        let config = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let acceleration = &config.query.acceleration;
+        let names: Vec<String> = acceleration
+            .tables
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["public.lineitem", "sales.orders"]);
+        assert_eq!(acceleration.memory_limit, 512 << 20);
+        let none = ServeArgs::default().resolve().unwrap().query.acceleration;
+        assert!(none.tables.is_empty() && none.memory_limit > 0);
+        let err = ServeArgs {
+            config: None,
+            settings: Settings {
+                accelerated_tables: Some(vec!["bad/name".into()]),
+                ..Default::default()
+            },
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("accelerated_tables: \"bad/name\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -298,8 +298,11 @@ impl Core {
         )
         .map_err(ServeError::Extensions)?;
         let actions = Arc::new(
-            Actions::new(server_actions(&ingest, &extensions), &extensions)
-                .map_err(ServeError::Extensions)?,
+            Actions::new(
+                server_actions(&ingest, &extensions, engine.accelerated()),
+                &extensions,
+            )
+            .map_err(ServeError::Extensions)?,
         );
         info!(
             enabled = %extensions

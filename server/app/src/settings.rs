@@ -143,6 +143,12 @@ pub struct Settings {
     /// MiB one query may reserve; past it operators spill, and what cannot spill fails ResourceExhausted (default: half of memory_limit_mb)
     #[arg(long, env = "LAKEHOUSE_QUERY_MEMORY_LIMIT_MB")]
     pub query_memory_limit_mb: Option<usize>,
+    /// Parquet tables kept in memory as Arrow, refreshed after every commit, so their scans skip Parquet decoding (separate names with commas; schema.table or table); a version not yet copied reads its files (docs/operations.md, Accelerated tables) (default: none)
+    #[arg(long, env = "LAKEHOUSE_ACCELERATED_TABLES", value_delimiter = ',')]
+    pub accelerated_tables: Option<Vec<String>>,
+    /// MiB the in-memory copies of accelerated tables may hold together; a table that does not fit reads its files, and the accelerated_tables action says so (default: a quarter of physical memory)
+    #[arg(long, env = "LAKEHOUSE_ACCELERATION_MEMORY_MB")]
+    pub acceleration_memory_mb: Option<usize>,
     /// Seconds the planning and result stream of one query may take (uploads and actions are not bounded by it)
     #[arg(long, env = "LAKEHOUSE_QUERY_TIMEOUT_SECS")]
     pub query_timeout_secs: Option<u64>,
@@ -235,6 +241,8 @@ impl Settings {
         let memory_limit_mb = *self.memory_limit_mb.get_or_insert(query.memory_limit >> 20);
         self.query_memory_limit_mb
             .get_or_insert(memory_limit_mb / 2);
+        self.acceleration_memory_mb
+            .get_or_insert(query.acceleration.memory_limit >> 20);
         if self.http_listen.is_none()
             && let Some(listen) = &self.listen
         {

@@ -36,6 +36,8 @@ pub struct Metrics {
     commit_conflicts: AtomicU64,
     fsyncs: AtomicU64,
     fsync_micros: AtomicU64,
+    accelerated_bytes: AtomicU64,
+    accelerated_scans: AtomicU64,
 }
 
 static METRICS: Metrics = Metrics::new();
@@ -62,6 +64,8 @@ impl Metrics {
             commit_conflicts: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             fsync_micros: AtomicU64::new(0),
+            accelerated_bytes: AtomicU64::new(0),
+            accelerated_scans: AtomicU64::new(0),
         }
     }
 
@@ -140,6 +144,16 @@ impl Metrics {
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Bytes the in-memory copies of accelerated tables hold now.
+    pub fn accelerated_bytes(&self, bytes: u64) {
+        self.accelerated_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// One table scan served from an accelerated table's memory copy.
+    pub fn accelerated_scan(&self) {
+        self.accelerated_scans.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// All metrics in Prometheus' text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -199,6 +213,11 @@ impl Metrics {
                 "Files on local storage made durable (fsync of the file and its directories).",
                 &self.fsyncs,
             ),
+            (
+                "lakehouse_accelerated_scans_total",
+                "Table scans served from an accelerated table's in-memory copy.",
+                &self.accelerated_scans,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -218,6 +237,12 @@ impl Metrics {
             "# HELP lakehouse_active_queries Query results being streamed now.\n\
              # TYPE lakehouse_active_queries gauge\nlakehouse_active_queries {}",
             self.active_queries.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP lakehouse_accelerated_bytes Memory held by the copies of accelerated tables (acceleration_memory_mb).\n\
+             # TYPE lakehouse_accelerated_bytes gauge\nlakehouse_accelerated_bytes {}",
+            self.accelerated_bytes.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

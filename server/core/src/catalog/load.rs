@@ -21,6 +21,7 @@ impl Catalog {
             store,
             state: RwLock::new(State::default()),
             generation: AtomicU64::new(0),
+            changed: tokio::sync::watch::Sender::new(0),
             commit_locks: Mutex::new(HashMap::new()),
             local_dir: None,
             activity: Arc::default(),

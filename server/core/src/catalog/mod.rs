@@ -137,6 +137,9 @@ pub struct Catalog {
     /// servers): equal before and after some reading means nothing changed
     /// in between.
     generation: AtomicU64,
+    /// Wakes the watchers of [`Self::changes`] after each change to
+    /// `state`, with the generation it made.
+    changed: tokio::sync::watch::Sender<u64>,
     /// Serialises commits to one table inside this process; across
     /// processes the put-if-absent does the same job.
     commit_locks: Mutex<HashMap<TableRef, Arc<tokio::sync::Mutex<()>>>>,
@@ -145,6 +148,35 @@ pub struct Catalog {
     local_dir: Option<std::path::PathBuf>,
     /// Reads and uploads in flight, which vacuum leaves alone.
     activity: Arc<Activity>,
+}
+
+/// The state held for a change; dropping it releases the lock, then tells
+/// the watchers.
+struct StateWrite<'a> {
+    state: Option<parking_lot::RwLockWriteGuard<'a, State>>,
+    changed: &'a tokio::sync::watch::Sender<u64>,
+    generation: u64,
+}
+
+impl std::ops::Deref for StateWrite<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        self.state.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for StateWrite<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.state.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for StateWrite<'_> {
+    fn drop(&mut self) {
+        drop(self.state.take());
+        self.changed.send_replace(self.generation);
+    }
 }
 
 impl Catalog {
@@ -161,11 +193,23 @@ impl Catalog {
 
     /// The state, to change: the generation moves on as the lock is taken,
     /// so a reader that sees one generation before and after its reads
-    /// read no change.
-    fn write_state(&self) -> parking_lot::RwLockWriteGuard<'_, State> {
+    /// read no change. The watchers of [`Self::changes`] are woken once the
+    /// guard is dropped, when the change can be read.
+    fn write_state(&self) -> StateWrite<'_> {
         let state = self.state.write();
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        state
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        StateWrite {
+            state: Some(state),
+            changed: &self.changed,
+            generation,
+        }
+    }
+
+    /// Wakes on every change to the catalog (commits, drops, renames,
+    /// views, refreshes from other servers) with the generation it made;
+    /// what changed is read from the catalog itself.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -416,6 +460,29 @@ mod tests {
         let reloaded = Catalog::load(store).await.unwrap();
         let m = reloaded.table(&t).unwrap();
         assert_eq!((m.version, m.total_rows(), m.files.len()), (2, 12, 2));
+    }
+
+    #[tokio::test]
+    async fn watchers_wake_after_a_commit_with_it_readable() {
+        let catalog = Arc::new(Catalog::load(Arc::new(InMemory::new())).await.unwrap());
+        let t = TableRef::new(None, "t").unwrap();
+        let mut changes = catalog.changes();
+        changes.mark_unchanged();
+        let watcher = {
+            let (catalog, t) = (catalog.clone(), t.clone());
+            tokio::spawn(async move {
+                changes.changed().await.unwrap();
+                let generation = *changes.borrow_and_update();
+                (generation, catalog.table(&t).map(|m| m.version).ok())
+            })
+        };
+        catalog
+            .commit(commit(&t, WriteMode::Create, 5, None))
+            .await
+            .unwrap();
+        let (generation, version) = watcher.await.unwrap();
+        assert!(generation >= 1 && generation <= catalog.generation());
+        assert_eq!(version, Some(1));
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! reference in docs/flight-sql.md is generated from it
 //! ([`Actions::reference`]), so the three can never disagree.
 
+mod acceleration;
 mod catalog;
 mod tables;
 
@@ -19,9 +20,14 @@ use lakehouse_extension::{Access, Action, ExtensionError};
 use crate::error::{Error, Result};
 use crate::extensions::Extensions;
 use crate::ingest::Ingest;
+use crate::query::Accelerated;
 
 /// The server's own actions, in the order `ListActions` gives them.
-pub fn server_actions(ingest: &Ingest, extensions: &Extensions) -> Vec<Arc<dyn Action>> {
+pub fn server_actions(
+    ingest: &Ingest,
+    extensions: &Extensions,
+    accelerated: &Arc<Accelerated>,
+) -> Vec<Arc<dyn Action>> {
     vec![
         Arc::new(tables::CreateTable(ingest.clone())),
         Arc::new(tables::TableHistory(ingest.catalog().clone())),
@@ -29,6 +35,7 @@ pub fn server_actions(ingest: &Ingest, extensions: &Extensions) -> Vec<Arc<dyn A
         Arc::new(tables::Compact(ingest.clone())),
         Arc::new(tables::RegisterParquet(ingest.clone())),
         Arc::new(tables::RepairTable(ingest.catalog().clone())),
+        Arc::new(acceleration::AcceleratedTables(accelerated.clone())),
         Arc::new(catalog::RefreshCatalog(ingest.catalog().clone())),
         Arc::new(catalog::CheckCatalog(ingest.catalog().clone())),
         Arc::new(catalog::ListExtensions(extensions.clone())),

@@ -6,6 +6,7 @@
 //! version current when the statement is planned. Nothing here knows about
 //! Flight.
 
+mod accelerated;
 mod alter;
 mod as_of;
 mod carried;
@@ -49,6 +50,7 @@ use futures::{StreamExt, TryStreamExt};
 use lakehouse_extension::ParameterizedTable;
 use url::Url;
 
+pub use accelerated::{Accelerated, AccelerationOptions, AccelerationStatus};
 use memory::QueryPool;
 pub use provider::{Nullability, ParquetTable, PinnedScan};
 pub use row_change::RowChange;
@@ -143,10 +145,14 @@ pub struct QueryOptions {
     pub memory_limit: usize,
     /// Bytes one query may reserve.
     pub query_memory_limit: usize,
+    /// Tables copied into memory, and the memory the copies may take.
+    pub acceleration: AccelerationOptions,
 }
 
 /// Share of physical memory the query pool gets by default.
 const DEFAULT_MEMORY_FRACTION: f64 = 0.5;
+/// Share of physical memory accelerated tables may take by default.
+const DEFAULT_ACCELERATION_FRACTION: f64 = 0.25;
 /// Pool size when physical memory cannot be read.
 const FALLBACK_MEMORY_LIMIT: usize = 4 << 30;
 
@@ -157,14 +163,21 @@ const SHARED_BUILD_ROWS: usize = 1 << 20;
 
 impl Default for QueryOptions {
     fn default() -> Self {
-        let memory_limit = memory::physical_memory().map_or(FALLBACK_MEMORY_LIMIT, |bytes| {
-            (bytes as f64 * DEFAULT_MEMORY_FRACTION) as usize
-        });
+        let share = |fraction: f64| {
+            memory::physical_memory().map_or(FALLBACK_MEMORY_LIMIT, |bytes| {
+                (bytes as f64 * fraction) as usize
+            })
+        };
+        let memory_limit = share(DEFAULT_MEMORY_FRACTION);
         Self {
             classic_types: true,
             target_partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
             memory_limit,
             query_memory_limit: memory_limit / 2,
+            acceleration: AccelerationOptions {
+                tables: Vec::new(),
+                memory_limit: share(DEFAULT_ACCELERATION_FRACTION),
+            },
         }
     }
 }
@@ -178,6 +191,7 @@ pub struct QueryEngine {
     /// column nullable (see [`Nullability`]).
     insert_catalogs: Arc<MemoryCatalogProviderList>,
     vectors: Arc<VectorTables>,
+    accelerated: Arc<Accelerated>,
     options: QueryOptions,
     /// Plans queries somewhere else than here (a cluster), when set.
     query_planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
@@ -222,6 +236,12 @@ impl QueryEngine {
             .build_arc()?;
         let url = Url::parse(STORE_URL).map_err(|e| Error::internal(e.to_string()))?;
         runtime.register_object_store(&url, storage.store.clone());
+        let accelerated = Arc::new(Accelerated::new(
+            options.acceleration.clone(),
+            catalog.clone(),
+            config.clone(),
+            runtime.clone(),
+        ));
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.add_optimizer_rule(Arc::new(semi_join_pushdown::SemiJoinPushdown));
         let views = Arc::new(ViewPlanner::default());
@@ -232,6 +252,7 @@ impl QueryEngine {
                 vectors.clone(),
                 views.clone(),
                 Nullability::OfTheVersion,
+                Some(accelerated.clone()),
             )),
         );
         let insert_catalogs = Arc::new(MemoryCatalogProviderList::new());
@@ -242,6 +263,7 @@ impl QueryEngine {
                 vectors.clone(),
                 views.clone(),
                 Nullability::Declared,
+                None,
             )),
         );
         ctx.register_udtf(
@@ -249,12 +271,14 @@ impl QueryEngine {
             Arc::new(history::TableHistory::new(catalog.clone())),
         );
         views.set_session(ctx.clone());
+        accelerated.start();
         Ok(Self {
             catalog,
             ingest,
             ctx,
             insert_catalogs,
             vectors,
+            accelerated,
             options,
             query_planner: None,
         })
@@ -266,6 +290,11 @@ impl QueryEngine {
     pub fn with_query_planner(mut self, planner: Arc<dyn QueryPlanner + Send + Sync>) -> Self {
         self.query_planner = Some(planner);
         self
+    }
+
+    /// The in-memory copies of the accelerated tables.
+    pub fn accelerated(&self) -> &Arc<Accelerated> {
+        &self.accelerated
     }
 
     /// The session every statement is planned in, for registering

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use lance::datafusion::LanceTableProvider;
 
+use super::accelerated::Accelerated;
 use super::file_columns::{FileColumns, column_defaults};
 use super::vector_defaults::WithDefaults;
 use super::views::ViewPlanner;
@@ -46,6 +47,8 @@ pub struct LakehouseCatalog {
     vectors: Arc<VectorTables>,
     views: Arc<ViewPlanner>,
     nullability: Nullability,
+    /// The in-memory copies scans read when they hold the version.
+    accelerated: Option<Arc<Accelerated>>,
 }
 
 /// How a Parquet table's columns are declared to DataFusion.
@@ -65,12 +68,14 @@ impl LakehouseCatalog {
         vectors: Arc<VectorTables>,
         views: Arc<ViewPlanner>,
         nullability: Nullability,
+        accelerated: Option<Arc<Accelerated>>,
     ) -> Self {
         Self {
             catalog,
             vectors,
             views,
             nullability,
+            accelerated,
         }
     }
 }
@@ -88,6 +93,7 @@ impl CatalogProvider for LakehouseCatalog {
                 views: self.views.clone(),
                 schema: name.to_string(),
                 nullability: self.nullability,
+                accelerated: self.accelerated.clone(),
             }) as Arc<dyn SchemaProvider>
         })
     }
@@ -100,6 +106,7 @@ struct LakehouseSchema {
     views: Arc<ViewPlanner>,
     schema: String,
     nullability: Nullability,
+    accelerated: Option<Arc<Accelerated>>,
 }
 
 #[async_trait]
@@ -139,10 +146,11 @@ impl SchemaProvider for LakehouseSchema {
             };
         };
         if manifest.lance.is_none() {
-            return Ok(Some(Arc::new(ParquetTable::new(
-                manifest,
-                self.nullability,
-            ))));
+            let table = ParquetTable::new(manifest, self.nullability);
+            return Ok(Some(Arc::new(match &self.accelerated {
+                Some(accelerated) => table.with_acceleration(accelerated.clone()),
+                None => table,
+            })));
         }
         let dataset = self
             .vectors
@@ -194,6 +202,9 @@ pub struct ParquetTable {
     earlier_names: HashMap<String, Vec<String>>,
     /// Column defaults, for rows inserted without them.
     defaults: HashMap<String, Expr>,
+    /// The in-memory copy of the table, read instead of the files when it
+    /// holds the version.
+    accelerated: Option<Arc<Accelerated>>,
 }
 
 /// The defaults of a version's columns, as DataFusion asks a provider for
@@ -241,6 +252,16 @@ impl ParquetTable {
             file_columns,
             earlier_names,
             defaults,
+            accelerated: None,
+        }
+    }
+
+    /// The version, read from `accelerated`'s copy of the table when it
+    /// holds every file of the version.
+    pub fn with_acceleration(self, accelerated: Arc<Accelerated>) -> Self {
+        Self {
+            accelerated: Some(accelerated),
+            ..self
         }
     }
 
@@ -430,6 +451,20 @@ impl TableProvider for ParquetTable {
                 None => schema,
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        if !self.file_column
+            && let Some(accelerated) = &self.accelerated
+            && let Some(plan) = accelerated
+                .scan(
+                    &self.manifest,
+                    &self.schema,
+                    projection,
+                    limit,
+                    state.config().target_partitions(),
+                )
+                .map_err(|e| e.into_datafusion())?
+        {
+            return Ok(plan);
         }
         let schema = self.file_schema();
         let statistics: Vec<Statistics> = self
