@@ -18,10 +18,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, ArrayData, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
+use datafusion::common::Statistics;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -31,6 +33,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::provider::{Nullability, ParquetTable};
+use super::resident_scan::ResidentScan;
 use crate::error::{Error, Result};
 use lakehouse_core::catalog::{Catalog, DataFile, Manifest, TableRef};
 use lakehouse_core::metrics::metrics;
@@ -129,6 +132,32 @@ impl Resident {
         }
         metrics().accelerated_bytes(self.bytes as u64);
     }
+}
+
+/// The memory `batches` hold: each buffer counted once, however many
+/// arrays share it (a decoded Parquet page's string data backs the view
+/// arrays of every batch cut from the page; counted per array it came to
+/// twice what the process held).
+fn held_bytes(batches: &[RecordBatch]) -> usize {
+    fn add(data: &ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
+        let buffers = data
+            .buffers()
+            .iter()
+            .chain(data.nulls().map(|n| n.buffer()));
+        for buffer in buffers {
+            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                *total += buffer.capacity();
+            }
+        }
+        for child in data.child_data() {
+            add(child, seen, total);
+        }
+    }
+    let (mut seen, mut total) = (HashSet::new(), 0);
+    for column in batches.iter().flat_map(RecordBatch::columns) {
+        add(&column.to_data(), &mut seen, &mut total);
+    }
+    total
 }
 
 /// The in-memory copies of the accelerated tables.
@@ -346,18 +375,19 @@ impl Accelerated {
             table: manifest.table.clone(),
             columns: manifest.schema.clone(),
             rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
-            bytes: batches.iter().map(RecordBatch::get_array_memory_size).sum(),
+            bytes: held_bytes(&batches),
             batches,
         })
     }
 
-    /// A scan of `manifest` from memory, with `schema` (the version's, as
-    /// [`ParquetTable`] declares it), when every file of the version is
-    /// resident; none otherwise.
+    /// A scan of `manifest` from memory, with `schema` and `statistics`
+    /// (the version's, as [`ParquetTable`] declares them), when every file
+    /// of the version is resident; none otherwise.
     pub fn scan(
         &self,
         manifest: &Manifest,
         schema: &SchemaRef,
+        statistics: Statistics,
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
         partitions: usize,
@@ -396,12 +426,12 @@ impl Accelerated {
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
-        let source = MemorySourceConfig::try_new(&parts, schema.clone(), projection.cloned())?
+        let batches = MemorySourceConfig::try_new(&parts, schema.clone(), projection.cloned())?
             .with_limit(limit);
         metrics().accelerated_scan();
-        Ok(Some(
-            datafusion::datasource::source::DataSourceExec::from_data_source(source),
-        ))
+        Ok(Some(DataSourceExec::from_data_source(ResidentScan::new(
+            batches, statistics,
+        ))))
     }
 
     /// Where every accelerated table stands; with `wait`, first waits (at
@@ -438,5 +468,33 @@ impl Accelerated {
             memory_used_bytes: resident.bytes as u64,
             tables,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringViewArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn buffers_shared_by_batches_are_counted_once() {
+        let strings: StringViewArray = (0..1000)
+            .map(|i| Some(format!("a string longer than twelve bytes {i}")))
+            .collect();
+        let numbers = Int64Array::from_iter_values(0..1000);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8View, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let whole =
+            RecordBatch::try_new(schema, vec![Arc::new(strings), Arc::new(numbers)]).unwrap();
+        let halves = [whole.slice(0, 500), whole.slice(500, 500)];
+        let once = held_bytes(std::slice::from_ref(&whole));
+        assert_eq!(held_bytes(&halves), once);
+        assert!(once >= 1000 * (16 + 8 + 34), "{once}");
+        let per_array: usize = halves.iter().map(RecordBatch::get_array_memory_size).sum();
+        assert!(per_array > once, "{per_array} {once}");
     }
 }

@@ -17,6 +17,7 @@ mod memory;
 mod merge;
 mod merge_rows;
 mod provider;
+mod resident_scan;
 mod row_change;
 mod semi_join_pushdown;
 pub mod session;
