@@ -77,10 +77,13 @@ impl DataSource for ResidentScan {
     }
 
     fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Arc<Statistics>> {
-        let whole = self
+        let mut whole = self
             .statistics
             .clone()
             .project(self.batches.projection().as_ref());
+        // As a file scan's projection does: the size of the projected rows
+        // when every column is fixed-width.
+        whole.calculate_total_byte_size(self.batches.eq_properties().schema());
         let statistics = match partition {
             None => whole,
             // The batches are dealt to the partitions in turn: each holds
