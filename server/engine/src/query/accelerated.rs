@@ -83,6 +83,27 @@ pub struct TableStatus {
     pub message: Option<String>,
 }
 
+impl TableStatus {
+    /// `table` in `state`, holding nothing in memory.
+    fn holding_nothing(
+        table: &TableRef,
+        state: AccelerationState,
+        version: Option<u64>,
+        message: Option<String>,
+    ) -> Self {
+        Self {
+            table: table.to_string(),
+            state,
+            version,
+            rows: 0,
+            bytes: 0,
+            files: 0,
+            load_ms: None,
+            message,
+        }
+    }
+}
+
 /// Every accelerated table, and the budget they share.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccelerationStatus {
@@ -197,7 +218,7 @@ impl Accelerated {
     }
 
     /// Whether `table` is one of the accelerated tables.
-    pub fn is_accelerated(&self, table: &TableRef) -> bool {
+    fn is_accelerated(&self, table: &TableRef) -> bool {
         self.options.tables.contains(table)
     }
 
@@ -238,16 +259,8 @@ impl Accelerated {
     /// Brings `table`'s copy to its latest version and says where it
     /// stands.
     async fn refresh(&self, table: &TableRef) -> TableStatus {
-        let status = |state, version, message: Option<String>| TableStatus {
-            table: table.to_string(),
-            state,
-            version,
-            rows: 0,
-            bytes: 0,
-            files: 0,
-            load_ms: None,
-            message,
-        };
+        let status =
+            |state, version, message| TableStatus::holding_nothing(table, state, version, message);
         let Ok(manifest) = self.catalog.table(table) else {
             self.resident.lock().release(table, |_, _| false);
             return status(AccelerationState::NotFound, None, None);
@@ -380,14 +393,15 @@ impl Accelerated {
         })
     }
 
-    /// A scan of `manifest` from memory, with `schema` and `statistics`
-    /// (the version's, as [`ParquetTable`] declares them), when every file
-    /// of the version is resident; none otherwise.
+    /// A scan of `manifest` from memory, with `schema` and the
+    /// `statistics` (the version's, as [`ParquetTable`] declares them; made
+    /// only when the copy is read), when every file of the version is
+    /// resident; none otherwise.
     pub fn scan(
         &self,
         manifest: &Manifest,
         schema: &SchemaRef,
-        statistics: Statistics,
+        statistics: impl FnOnce() -> Statistics,
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
         partitions: usize,
@@ -430,7 +444,8 @@ impl Accelerated {
             .with_limit(limit);
         metrics().accelerated_scan();
         Ok(Some(DataSourceExec::from_data_source(ResidentScan::new(
-            batches, statistics,
+            batches,
+            statistics(),
         ))))
     }
 
@@ -451,15 +466,8 @@ impl Accelerated {
             .tables
             .iter()
             .map(|table| {
-                resident.status.get(table).cloned().unwrap_or(TableStatus {
-                    table: table.to_string(),
-                    state: AccelerationState::Loading,
-                    version: None,
-                    rows: 0,
-                    bytes: 0,
-                    files: 0,
-                    load_ms: None,
-                    message: None,
+                resident.status.get(table).cloned().unwrap_or_else(|| {
+                    TableStatus::holding_nothing(table, AccelerationState::Loading, None, None)
                 })
             })
             .collect();

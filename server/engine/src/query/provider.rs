@@ -458,8 +458,10 @@ impl TableProvider for ParquetTable {
                 .scan(
                     &self.manifest,
                     &self.schema,
-                    self.statistics()
-                        .unwrap_or_else(|| Statistics::new_unknown(&self.schema)),
+                    || {
+                        self.statistics()
+                            .unwrap_or_else(|| Statistics::new_unknown(&self.schema))
+                    },
                     projection,
                     limit,
                     state.config().target_partitions(),
